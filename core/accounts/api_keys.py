@@ -1,0 +1,107 @@
+"""Integration API keys: shown once, stored hashed, scoped, revocable."""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from collections.abc import Iterable
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from core import audit
+from core.accounts.models import ApiKey
+from core.accounts.tokens import token_hash
+from core.audit import Actor
+from core.errors import NotAuthenticated, NotFound, ValidationFailed
+from core.timeutil import utcnow
+
+KEY_PREFIX = "rtn"
+# What an integration may do. Domain issues add their scopes here as their routes land.
+SCOPES: dict[str, str] = {
+    "purchases:write": "Post purchases and refunds (POS, shop)",
+    "members:read": "Look up members and balances",
+    "members:write": "Create and update members (sign-ups)",
+    "touchpoints:write": "Post marketing touchpoints",
+    "campaigns:read": "Read campaigns and reports",
+}
+# Writing last-used on every call would turn each read into a write; a minute is enough.
+TOUCH_INTERVAL = timedelta(minutes=1)
+
+
+def snapshot(key: ApiKey) -> dict[str, Any]:
+    return {"name": key.name, "prefix": key.prefix, "scopes": sorted(key.scopes)}
+
+
+def parse_scopes(values: Iterable[str]) -> list[str]:
+    scopes = sorted({v.strip() for v in values if v.strip()})
+    unknown = [s for s in scopes if s not in SCOPES]
+    if unknown:
+        raise ValidationFailed(
+            "apikey.scope", f"Unknown scope {', '.join(unknown)}; use {', '.join(SCOPES)}."
+        )
+    if not scopes:
+        raise ValidationFailed("apikey.scopes_empty", "Choose at least one scope.")
+    return scopes
+
+
+def create(
+    session: Session, actor: Actor, *, name: str, scopes: Iterable[str]
+) -> tuple[ApiKey, str]:
+    """The new key row and the full key, which is never stored and never shown again."""
+    name = name.strip()
+    if not name:
+        raise ValidationFailed("apikey.name", "Name the key after the system that will use it.")
+    prefix = secrets.token_hex(4)
+    raw = f"{KEY_PREFIX}_{prefix}_{secrets.token_urlsafe(32)}"
+    key = ApiKey(
+        name=name[:100],
+        prefix=prefix,
+        key_hash=token_hash(raw),
+        scopes=parse_scopes(scopes),
+        created_by_id=actor.user_id,
+    )
+    session.add(key)
+    session.flush()
+    audit.record(session, actor, "apikey.create", "api_key", key.id, after=snapshot(key))
+    return key, raw
+
+
+def authenticate(session: Session, raw: str) -> ApiKey:
+    parts = raw.strip().split("_", 2)
+    if len(parts) != 3 or parts[0] != KEY_PREFIX:
+        raise NotAuthenticated("auth.api_key_invalid", "The API key is not valid.")
+    key = session.scalar(select(ApiKey).where(ApiKey.prefix == parts[1]))
+    if key is None or not hmac.compare_digest(key.key_hash, token_hash(raw.strip())):
+        raise NotAuthenticated("auth.api_key_invalid", "The API key is not valid.")
+    if not key.is_active:
+        raise NotAuthenticated("auth.api_key_revoked", "This API key has been revoked.")
+    now = utcnow()
+    if key.last_used_at is None or now - key.last_used_at >= TOUCH_INTERVAL:
+        key.last_used_at = now
+    return key
+
+
+def get(session: Session, key_id: int) -> ApiKey:
+    key = session.get(ApiKey, key_id)
+    if key is None:
+        raise NotFound("apikey.not_found", f"No API key with id {key_id}.")
+    return key
+
+
+def list_all(session: Session) -> list[ApiKey]:
+    return list(session.scalars(select(ApiKey).order_by(ApiKey.revoked_at.isnot(None), ApiKey.id.desc())))
+
+
+def revoke(session: Session, actor: Actor, key_id: int) -> ApiKey:
+    key = get(session, key_id)
+    if key.revoked_at is None:
+        before = snapshot(key) | {"revoked": False}
+        key.revoked_at = utcnow()
+        audit.record(
+            session, actor, "apikey.revoke", "api_key", key.id,
+            before=before, after=snapshot(key) | {"revoked": True},
+        )
+    return key

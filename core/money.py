@@ -1,0 +1,79 @@
+"""Money: a Decimal amount with its ISO 4217 currency. Never float."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+
+from core.errors import ValidationFailed
+
+# Minor units per currency where it is not 2 (ISO 4217).
+_MINOR_UNITS = {"JPY": 0, "KRW": 0, "VND": 0, "CLP": 0, "ISK": 0, "BHD": 3, "KWD": 3, "OMR": 3}
+
+
+def minor_units(currency: str) -> int:
+    return _MINOR_UNITS.get(currency, 2)
+
+
+def normalise_currency(code: str) -> str:
+    code = code.strip().upper()
+    if len(code) != 3 or not code.isalpha():
+        raise ValidationFailed("money.currency", f"'{code}' is not a three-letter currency code.")
+    return code
+
+
+def parse_amount(text: str | int | Decimal) -> Decimal:
+    """Parse user input such as '1,234.50' or '¥88' into a Decimal; refuse floats."""
+    if isinstance(text, float):  # type: ignore[unreachable]
+        raise TypeError("money must not be a float")
+    if isinstance(text, Decimal | int):
+        value = Decimal(text)
+    else:
+        cleaned = text.strip().replace(",", "").lstrip("¥$€£").strip()
+        try:
+            value = Decimal(cleaned)
+        except InvalidOperation:
+            raise ValidationFailed("money.amount", f"'{text}' is not an amount.") from None
+    if not value.is_finite():
+        raise ValidationFailed("money.amount", f"'{text}' is not an amount.")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class Money:
+    amount: Decimal
+    currency: str
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.amount, Decimal):
+            raise TypeError("Money.amount must be a Decimal")
+        object.__setattr__(self, "currency", normalise_currency(self.currency))
+
+    @classmethod
+    def of(cls, amount: str | int | Decimal, currency: str) -> Money:
+        return cls(parse_amount(amount), currency)
+
+    def rounded(self) -> Money:
+        exponent = Decimal(1).scaleb(-minor_units(self.currency))
+        return Money(self.amount.quantize(exponent, rounding=ROUND_HALF_UP), self.currency)
+
+    def _same(self, other: Money) -> None:
+        if other.currency != self.currency:
+            raise ValidationFailed(
+                "money.currency_mismatch",
+                f"Cannot combine {self.currency} with {other.currency}; convert first.",
+            )
+
+    def __add__(self, other: Money) -> Money:
+        self._same(other)
+        return Money(self.amount + other.amount, self.currency)
+
+    def __sub__(self, other: Money) -> Money:
+        self._same(other)
+        return Money(self.amount - other.amount, self.currency)
+
+    def __neg__(self) -> Money:
+        return Money(-self.amount, self.currency)
+
+    def __str__(self) -> str:
+        return f"{self.rounded().amount:,} {self.currency}"

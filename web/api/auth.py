@@ -1,0 +1,65 @@
+"""Who is calling the API: an integration's key (checked by scope) or a signed-in
+staff member's browser session (checked by role, and by CSRF header on writes)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from core.accounts import api_keys
+from core.accounts.models import ApiKey, Role, User
+from core.audit import Actor
+from core.errors import NotAuthenticated, PermissionDenied
+from web.csrf import verify_csrf
+from web.deps import Db, client_ip, optional_user
+
+bearer = HTTPBearer(auto_error=False, description="An API key created by an admin")
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    actor: Actor
+    key: ApiKey | None = None
+    user: User | None = None
+
+
+async def _caller(
+    request: Request,
+    db: Db,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> Caller:
+    if credentials is not None:
+        key = api_keys.authenticate(db, credentials.credentials)
+        db.commit()  # last-used time, before the business action's own transaction
+        actor = Actor("api_key", f"API key {key.name}", api_key_id=key.id, ip=client_ip(request))
+        return Caller(actor, key=key)
+    user = optional_user(request, db)
+    if user is None:
+        raise NotAuthenticated(
+            "auth.api_key_missing", "Send an API key in the header 'Authorization: Bearer <key>'."
+        )
+    await verify_csrf(request)
+    return Caller(Actor("user", user.email, user_id=user.id, ip=client_ip(request)), user=user)
+
+
+def require(*, scope: str, roles: tuple[Role, ...] = ()) -> Callable[..., object]:
+    """An API key must hold `scope`; a staff session must hold one of `roles`
+    (with no roles given, the route is for integrations only)."""
+    if scope not in api_keys.SCOPES:
+        raise ValueError(f"unknown scope {scope}")
+
+    def dependency(caller: Annotated[Caller, Depends(_caller)]) -> Caller:
+        if caller.key is not None and scope not in caller.key.scopes:
+            raise PermissionDenied("auth.scope", f"This API key lacks the scope '{scope}'.")
+        if caller.user is not None and not (roles and caller.user.has_any(*roles)):
+            raise PermissionDenied("auth.role", "Your role does not allow this.")
+        return caller
+
+    return dependency
+
+
+AnyCaller = Annotated[Caller, Depends(_caller)]

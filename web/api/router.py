@@ -1,0 +1,10 @@
+"""Assembles /api/v1 from each area's router."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from web.api import system
+
+router = APIRouter(prefix="/api/v1")
+router.include_router(system.router)

@@ -1,0 +1,44 @@
+"""Demo data: deterministic and idempotent, refused outside demo mode.
+
+Each domain issue extends `load` with its own data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlalchemy.orm import Session
+
+from core.accounts import users
+from core.audit import Actor
+from core.errors import PermissionDenied
+from core.settings import Settings
+
+DEMO_PASSWORD = "retain-demo"  # noqa: S105 - a published demo password, demo mode only
+DEMO_STAFF = (
+    ("admin@demo.retain", "Ada Admin", ("admin",)),
+    ("marketer@demo.retain", "Mei Marketer", ("marketer",)),
+    ("finance@demo.retain", "Fang Finance", ("finance",)),
+)
+
+
+@dataclass
+class DemoResult:
+    created: list[str] = field(default_factory=list)
+    existing: list[str] = field(default_factory=list)
+
+
+def load(session: Session, settings: Settings) -> DemoResult:
+    if not settings.demo_mode:
+        raise PermissionDenied(
+            "demo.disabled", "Demo data is only for demo mode (RETAIN_DEMO=true, not production)."
+        )
+    actor = Actor.cli("retain demo")
+    result = DemoResult()
+    for email, name, roles in DEMO_STAFF:
+        if users.find_by_email(session, email) is not None:
+            result.existing.append(email)
+            continue
+        users.create(session, actor, email=email, name=name, roles=roles, password=DEMO_PASSWORD)
+        result.created.append(email)
+    return result

@@ -1,0 +1,69 @@
+"""Request-scoped dependencies: database session, settings, the signed-in staff user, roles."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.orm import Session
+
+from core.accounts import sessions
+from core.accounts.models import Role, User
+from core.audit import Actor
+from core.errors import NotAuthenticated, PermissionDenied
+from core.settings import Settings
+
+SESSION_KEY = "sid"
+
+
+def get_db(request: Request) -> Iterator[Session]:
+    """A session per request. Routes commit once per business action; nothing else commits."""
+    with request.app.state.session_factory() as session:
+        yield session
+
+
+def get_app_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+Db = Annotated[Session, Depends(get_db)]
+AppSettings = Annotated[Settings, Depends(get_app_settings)]
+
+
+def client_ip(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
+def optional_user(request: Request, db: Db) -> User | None:
+    token = request.session.get(SESSION_KEY)
+    user = sessions.resolve(db, token) if isinstance(token, str) else None
+    if user is None and token is not None:
+        request.session.pop(SESSION_KEY, None)  # expired or revoked: forget it
+    request.state.user = user
+    return user
+
+
+def require_roles(*roles: Role) -> Callable[[Request, User | None], User]:
+    """A signed-in, active staff user holding at least one of `roles` (any role if none)."""
+
+    def dependency(
+        request: Request, user: Annotated[User | None, Depends(optional_user)]
+    ) -> User:
+        if user is None:
+            raise NotAuthenticated("auth.required", "Sign in to continue.")
+        if roles and not user.has_any(*roles):
+            needed = " or ".join(r.label for r in roles)
+            raise PermissionDenied("auth.role", f"This page is for {needed} staff.")
+        return user
+
+    return dependency
+
+
+StaffUser = Annotated[User, Depends(require_roles())]
+AdminUser = Annotated[User, Depends(require_roles(Role.ADMIN))]
+
+
+def actor_for(request: Request, user: User) -> Actor:
+    return Actor("user", user.email, user_id=user.id, ip=client_ip(request))

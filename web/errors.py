@@ -1,0 +1,134 @@
+"""One error shape for the API, a friendly page for people, never a stack trace."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+from urllib.parse import quote
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from starlette.exceptions import HTTPException
+
+from core.errors import (
+    ConfigError,
+    Conflict,
+    NotAuthenticated,
+    NotFound,
+    PermissionDenied,
+    RateLimited,
+    RetainError,
+    ValidationFailed,
+)
+from web.rendering import render
+
+log = logging.getLogger("retain.web")
+
+STATUS: dict[type[RetainError], int] = {
+    ValidationFailed: 422,
+    NotFound: 404,
+    PermissionDenied: 403,
+    NotAuthenticated: 401,
+    Conflict: 409,
+    RateLimited: 429,
+    ConfigError: 500,
+}
+TITLES = {
+    400: "Bad request",
+    401: "Please sign in",
+    403: "No access",
+    404: "Page not found",
+    405: "Not allowed",
+    409: "Conflict",
+    422: "Please check your input",
+    429: "Too many attempts",
+    500: "Something went wrong",
+}
+
+
+def status_for(exc: RetainError) -> int:
+    for cls in type(exc).__mro__:
+        if cls in STATUS:
+            return STATUS[cls]  # type: ignore[index]
+    return 400
+
+
+def is_api(request: Request) -> bool:
+    return request.url.path.startswith("/api/")
+
+
+def api_error(status: int, code: str, message: str, details: Any = None, **headers: str) -> Response:
+    body = {"error": {"code": code, "message": message, "details": details}}
+    return JSONResponse(body, status_code=status, headers=headers or None)
+
+
+def error_page(request: Request, status: int, message: str) -> Response:
+    title = TITLES.get(status, "Error")
+    return render(
+        request,
+        "error.html",
+        {"status": status, "title": title, "message": message},
+        status_code=status,
+        block="content" if request.headers.get("HX-Request") else None,
+    )
+
+
+def _signin_redirect(request: Request) -> Response:
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    location = f"/signin?next={quote(target)}"
+    if request.headers.get("HX-Request"):
+        return Response(status_code=200, headers={"HX-Redirect": location})
+    return RedirectResponse(location, status_code=303)
+
+
+async def handle_domain(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RetainError)
+    status = status_for(exc)
+    if is_api(request):
+        headers: dict[str, str] = {}
+        if isinstance(exc, NotAuthenticated):
+            headers["WWW-Authenticate"] = "Bearer"
+        if isinstance(exc, RateLimited):
+            headers["Retry-After"] = str(exc.retry_after)
+        return api_error(status, exc.code, exc.message, exc.details, **headers)
+    if isinstance(exc, NotAuthenticated):
+        return _signin_redirect(request)
+    return error_page(request, status, exc.message)
+
+
+async def handle_http(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    message = {404: "There is nothing at this address.", 405: "That action is not allowed here."}
+    text = message.get(exc.status_code) or str(exc.detail)
+    if is_api(request):
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return api_error(exc.status_code, code, text, None, **(exc.headers or {}))
+    return error_page(request, exc.status_code, text)
+
+
+async def handle_validation(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    details = [
+        {"field": ".".join(str(p) for p in err["loc"][1:]) or "body", "message": err["msg"]}
+        for err in exc.errors()
+    ]
+    if is_api(request):
+        return api_error(422, "validation_error", "The request is not valid.", details)
+    fields = ", ".join(d["field"] for d in details)
+    return error_page(request, 422, f"Some fields are missing or not valid: {fields}.")
+
+
+async def handle_unexpected(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    message = "Retain hit an unexpected error. It has been logged; please try again."
+    if is_api(request):
+        return api_error(500, "internal_error", message)
+    return error_page(request, 500, message)
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(RetainError, handle_domain)
+    app.add_exception_handler(HTTPException, handle_http)
+    app.add_exception_handler(RequestValidationError, handle_validation)
+    app.add_exception_handler(Exception, handle_unexpected)

@@ -1,0 +1,1 @@
+"""HTML pages. Every unsafe request through these routers must carry a CSRF token."""

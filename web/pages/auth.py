@@ -1,0 +1,112 @@
+"""Sign in, sign out, and accepting an invitation."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import RedirectResponse, Response
+
+from core.accounts import sessions, users
+from core.accounts.models import User
+from core.errors import RateLimited, RetainError
+from web.deps import SESSION_KEY, AppSettings, Db, client_ip, optional_user
+from web.rendering import flash, render
+
+router = APIRouter()
+HOME = "/dashboard"
+
+
+def safe_next(value: str | None) -> str:
+    """Only same-site paths, so a crafted link cannot bounce a user to another site."""
+    if value and value.startswith("/") and not value.startswith("//") and "\\" not in value:
+        return value
+    return HOME
+
+
+def _sign_in(request: Request, db: Db, settings: AppSettings, user: User, target: str) -> Response:
+    token = sessions.start(
+        db,
+        user,
+        hours=settings.session_hours,
+        ip=client_ip(request),
+        user_agent=request.headers.get("user-agent"),
+    )
+    db.commit()
+    request.session.clear()  # a fresh CSRF token on sign-in: no session fixation
+    request.session[SESSION_KEY] = token
+    return RedirectResponse(target, status_code=303)
+
+
+@router.get("/signin")
+def signin_form(
+    request: Request,
+    user: Annotated[User | None, Depends(optional_user)],
+    next: str | None = None,
+) -> Response:
+    if user is not None:
+        return RedirectResponse(safe_next(next), status_code=303)
+    return render(request, "auth/signin.html", {"next": safe_next(next), "email": ""})
+
+
+@router.post("/signin")
+def signin(
+    request: Request,
+    db: Db,
+    settings: AppSettings,
+    email: Annotated[str, Form()] = "",
+    password: Annotated[str, Form()] = "",
+    next: Annotated[str, Form()] = HOME,
+) -> Response:
+    try:
+        user = users.authenticate(db, settings, email, password, client_ip(request))
+    except RetainError as exc:
+        db.commit()  # keep the failed attempt: it is what throttling counts
+        status = 429 if isinstance(exc, RateLimited) else 401
+        context = {"error": exc.message, "email": email, "next": safe_next(next)}
+        return render(request, "auth/signin.html", context, status_code=status)
+    return _sign_in(request, db, settings, user, safe_next(next))
+
+
+@router.post("/signout")
+def signout(request: Request, db: Db) -> Response:
+    token = request.session.get(SESSION_KEY)
+    if isinstance(token, str):
+        sessions.end(db, token)
+        db.commit()
+    request.session.clear()
+    flash(request, "You are signed out.")
+    return RedirectResponse("/signin", status_code=303)
+
+
+@router.get("/invite/{token}")
+def invite_form(request: Request, token: str, db: Db) -> Response:
+    _, user = users.invite_for_token(db, token)
+    return render(request, "auth/accept_invite.html", {"invitee": user, "token": token})
+
+
+@router.post("/invite/{token}")
+def invite_accept(
+    request: Request,
+    token: str,
+    db: Db,
+    settings: AppSettings,
+    password: Annotated[str, Form()] = "",
+    confirm: Annotated[str, Form()] = "",
+) -> Response:
+    _, invitee = users.invite_for_token(db, token)
+    error = None
+    if password != confirm:
+        error = "The two passwords do not match."
+    else:
+        try:
+            user = users.accept_invite(db, token, password, client_ip(request))
+        except RetainError as exc:
+            db.rollback()
+            error = exc.message
+    if error:
+        context = {"invitee": invitee, "token": token, "error": error}
+        return render(request, "auth/accept_invite.html", context, status_code=422)
+    response = _sign_in(request, db, settings, user, HOME)
+    flash(request, f"Welcome to Retain, {user.name}.")
+    return response

@@ -1,0 +1,12 @@
+"""Assembles the HTML pages; the CSRF check sits on the router so no page can miss it."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends
+
+from web.csrf import verify_csrf
+from web.pages import admin_audit, admin_keys, admin_users, auth, dashboard
+
+router = APIRouter(dependencies=[Depends(verify_csrf)], include_in_schema=False)
+for module in (auth, dashboard, admin_users, admin_keys, admin_audit):
+    router.include_router(module.router)

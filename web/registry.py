@@ -1,0 +1,16 @@
+"""Imports every model module so Base.metadata is complete (Alembic, tests, the app).
+
+Each domain package adds its models module here when it lands.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import MetaData
+
+import core.accounts.models
+import core.audit  # noqa: F401
+from core.db import Base
+
+
+def metadata() -> MetaData:
+    return Base.metadata

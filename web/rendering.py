@@ -1,0 +1,76 @@
+"""Templates: one URL renders the whole page, or one block of it for htmx.
+
+For an htmx request the block is chosen by the element being swapped: `HX-Target:
+audit-rows` renders `{% block audit_rows %}` when the template has it, else `content`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import Response
+from jinja2_fragments.fastapi import Jinja2Blocks
+
+from core.timeutil import to_zone
+from web.csrf import csrf_token
+
+TEMPLATES_DIR = Path(__file__).parent / "templates"
+templates = Jinja2Blocks(directory=str(TEMPLATES_DIR))
+
+
+def flash(request: Request, message: str, kind: str = "success") -> None:
+    request.session.setdefault("flashes", []).append({"kind": kind, "message": message})
+
+
+def _pop_flashes(request: Request) -> list[dict[str, str]]:
+    flashes: list[dict[str, str]] = request.session.pop("flashes", [])
+    return flashes
+
+
+def _localtime(request: Request) -> Any:
+    zone = request.app.state.settings.zone
+
+    def fmt(value: datetime | None, pattern: str = "%Y-%m-%d %H:%M") -> str:
+        return "—" if value is None else to_zone(value, zone).strftime(pattern)
+
+    return fmt
+
+
+def htmx_block(request: Request, template: str) -> str | None:
+    if request.headers.get("HX-Request") != "true" or request.headers.get("HX-Boosted"):
+        return None
+    blocks = templates.env.get_template(template).blocks
+    target = (request.headers.get("HX-Target") or "").replace("-", "_")
+    return target if target in blocks else "content"
+
+
+def render(
+    request: Request,
+    template: str,
+    context: Mapping[str, Any] | None = None,
+    *,
+    status_code: int = 200,
+    block: str | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> Response:
+    ctx: dict[str, Any] = {
+        "user": getattr(request.state, "user", None),
+        "csrf_token": csrf_token(request),
+        "flashes": _pop_flashes(request),
+        "localtime": _localtime(request),
+        "settings": request.app.state.settings,
+    }
+    ctx.update(context or {})
+    response: Response = templates.TemplateResponse(
+        request,
+        template,
+        ctx,
+        status_code=status_code,
+        headers=dict(headers or {}),
+        block_name=block or htmx_block(request, template),
+    )
+    return response
