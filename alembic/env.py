@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from alembic import context
 from sqlalchemy import Connection
 
+from alembic import context
 from core.db import make_engine
 from core.settings import get_settings
 from core.timeutil import UTCDateTime

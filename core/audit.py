@@ -59,6 +59,16 @@ class AuditEntry(Base):
     after: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     ip: Mapped[str | None] = mapped_column(String(64))
 
+    def changes(self) -> list[tuple[str, Any, Any]]:
+        """(field, before, after) for each field that changed; a creation lists every field."""
+        before, after = self.before or {}, self.after or {}
+        fields = list(dict.fromkeys([*before, *after]))
+        return [
+            (f, before.get(f), after.get(f))
+            for f in fields
+            if self.before is None or before.get(f) != after.get(f)
+        ]
+
 
 def record(
     session: Session,

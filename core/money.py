@@ -24,7 +24,7 @@ def normalise_currency(code: str) -> str:
 
 def parse_amount(text: str | int | Decimal) -> Decimal:
     """Parse user input such as '1,234.50' or '¥88' into a Decimal; refuse floats."""
-    if isinstance(text, float):  # type: ignore[unreachable]
+    if isinstance(text, float):
         raise TypeError("money must not be a float")
     if isinstance(text, Decimal | int):
         value = Decimal(text)

@@ -52,8 +52,15 @@ def serve(
         typer.echo("Demo sign-in (password " + DEMO_PASSWORD + "):")
         for email, _, roles in DEMO_STAFF:
             typer.echo(f"  {email:<24} {', '.join(roles)}")
-    uvicorn.run("web.app:create_app", factory=True, host=host, port=port, reload=reload,
-                proxy_headers=True, log_level="info")
+    uvicorn.run(
+        "web.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        reload=reload,
+        proxy_headers=True,
+        log_level="info",
+    )
 
 
 @app.command()
@@ -69,7 +76,9 @@ def migrate(
 
 @app.command()
 def demo(
-    if_empty: Annotated[bool, typer.Option("--if-empty", help="Only when there are no users yet")] = False,
+    if_empty: Annotated[
+        bool, typer.Option("--if-empty", help="Only when there are no users yet")
+    ] = False,
 ) -> None:
     """Load the demo data (idempotent; demo mode only)."""
     from web.demo import load
@@ -84,7 +93,9 @@ def demo(
         except RetainError as exc:
             _fail(exc)
         session.commit()
-    typer.echo(f"Demo data: {len(result.created)} accounts created, {len(result.existing)} already there.")
+    typer.echo(
+        f"Demo data: {len(result.created)} accounts created, {len(result.existing)} already there."
+    )
 
 
 @user_app.command("create")
@@ -93,16 +104,22 @@ def user_create(
     name: Annotated[str, typer.Option(help="Full name")],
     role: Annotated[list[str], typer.Option(help="admin, marketer or finance; repeat for several")],
     password: Annotated[
-        str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True,
-                          help="Prompted for when not given")
+        str,
+        typer.Option(
+            prompt=True,
+            hide_input=True,
+            confirmation_prompt=True,
+            help="Prompted for when not given",
+        ),
     ],
 ) -> None:
     """Create an active staff account."""
     settings = get_settings()
     with _session(settings) as session:
         try:
-            user = users.create(session, Actor.cli(), email=email, name=name, roles=role,
-                                password=password)
+            user = users.create(
+                session, Actor.cli(), email=email, name=name, roles=role, password=password
+            )
         except RetainError as exc:
             _fail(exc)
         session.commit()
@@ -112,7 +129,9 @@ def user_create(
 @apikey_app.command("create")
 def apikey_create(
     name: Annotated[str, typer.Argument(help="Name of the system that will use the key")],
-    scope: Annotated[list[str], typer.Option(help="Repeat for several: " + ", ".join(api_keys.SCOPES))],
+    scope: Annotated[
+        list[str], typer.Option(help="Repeat for several: " + ", ".join(api_keys.SCOPES))
+    ],
 ) -> None:
     """Create an API key and print it once."""
     settings = get_settings()

@@ -48,9 +48,7 @@ def optional_user(request: Request, db: Db) -> User | None:
 def require_roles(*roles: Role) -> Callable[[Request, User | None], User]:
     """A signed-in, active staff user holding at least one of `roles` (any role if none)."""
 
-    def dependency(
-        request: Request, user: Annotated[User | None, Depends(optional_user)]
-    ) -> User:
+    def dependency(request: Request, user: Annotated[User | None, Depends(optional_user)]) -> User:
         if user is None:
             raise NotAuthenticated("auth.required", "Sign in to continue.")
         if roles and not user.has_any(*roles):

@@ -50,7 +50,7 @@ TITLES = {
 def status_for(exc: RetainError) -> int:
     for cls in type(exc).__mro__:
         if cls in STATUS:
-            return STATUS[cls]  # type: ignore[index]
+            return STATUS[cls]
     return 400
 
 
@@ -58,7 +58,9 @@ def is_api(request: Request) -> bool:
     return request.url.path.startswith("/api/")
 
 
-def api_error(status: int, code: str, message: str, details: Any = None, **headers: str) -> Response:
+def api_error(
+    status: int, code: str, message: str, details: Any = None, **headers: str
+) -> Response:
     body = {"error": {"code": code, "message": message, "details": details}}
     return JSONResponse(body, status_code=status, headers=headers or None)
 

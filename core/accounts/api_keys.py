@@ -92,7 +92,9 @@ def get(session: Session, key_id: int) -> ApiKey:
 
 
 def list_all(session: Session) -> list[ApiKey]:
-    return list(session.scalars(select(ApiKey).order_by(ApiKey.revoked_at.isnot(None), ApiKey.id.desc())))
+    return list(
+        session.scalars(select(ApiKey).order_by(ApiKey.revoked_at.isnot(None), ApiKey.id.desc()))
+    )
 
 
 def revoke(session: Session, actor: Actor, key_id: int) -> ApiKey:
@@ -101,7 +103,12 @@ def revoke(session: Session, actor: Actor, key_id: int) -> ApiKey:
         before = snapshot(key) | {"revoked": False}
         key.revoked_at = utcnow()
         audit.record(
-            session, actor, "apikey.revoke", "api_key", key.id,
-            before=before, after=snapshot(key) | {"revoked": True},
+            session,
+            actor,
+            "apikey.revoke",
+            "api_key",
+            key.id,
+            before=before,
+            after=snapshot(key) | {"revoked": True},
         )
     return key

@@ -41,7 +41,7 @@ def resolve(session: Session, token: str, now: datetime | None = None) -> User |
     ).first()
     if row is None:
         return None
-    auth, user = row.tuple()
+    auth, user = row
     if auth.revoked_at is not None or auth.expires_at <= now or not user.is_active:
         return None
     return user

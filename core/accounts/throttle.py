@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import math
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from core.accounts.models import SigninAttempt
 from core.errors import RateLimited
@@ -15,17 +16,20 @@ from core.errors import RateLimited
 IP_FACTOR = 4
 
 
-def _recent_failures(session: Session, column: object, value: str, since: datetime) -> list[datetime]:
+def _recent_failures(
+    session: Session, column: InstrumentedAttribute[Any], value: str, since: datetime
+) -> list[datetime]:
     last_success = session.scalar(
         select(func.max(SigninAttempt.attempted_at)).where(
-            column == value, SigninAttempt.succeeded.is_(True)  # type: ignore[operator]
+            column == value,
+            SigninAttempt.succeeded.is_(True),
         )
     )
     start = max(since, last_success) if last_success else since
     rows = session.scalars(
         select(SigninAttempt.attempted_at)
         .where(
-            column == value,  # type: ignore[operator]
+            column == value,
             SigninAttempt.succeeded.is_(False),
             SigninAttempt.attempted_at > start,
         )
@@ -39,7 +43,7 @@ def check_allowed(
 ) -> None:
     """Refuse a try after `max_failures` failures within `minutes` (per account and per IP)."""
     window = timedelta(minutes=minutes)
-    checks: list[tuple[object, str | None, int]] = [
+    checks: list[tuple[InstrumentedAttribute[Any], str | None, int]] = [
         (SigninAttempt.email, email, max_failures),
         (SigninAttempt.ip, ip, max_failures * IP_FACTOR),
     ]

@@ -138,7 +138,7 @@ def invite_for_token(session: Session, token: str) -> tuple[Invite, User]:
     ).first()
     if row is None:
         raise NotFound("invite.not_found", "This invitation link is not valid.")
-    invitation, user = row.tuple()
+    invitation, user = row
     if invitation.used_at is not None or user.status != UserStatus.INVITED:
         raise Conflict("invite.used", "This invitation was already used. Sign in instead.")
     if invitation.expires_at <= utcnow():
@@ -205,7 +205,9 @@ def set_roles(session: Session, actor: Actor, user_id: int, roles: Iterable[str]
     if new_roles == user.roles:
         return user
     if Role.ADMIN not in new_roles:
-        _guard_last_admin(session, user, "Keep at least one active admin; make someone else admin first.")
+        _guard_last_admin(
+            session, user, "Keep at least one active admin; make someone else admin first."
+        )
     before = snapshot(user)
     user.role_rows = [UserRole(role=r.value) for r in sorted(new_roles)]
     session.flush()
@@ -219,11 +221,15 @@ def disable(session: Session, actor: Actor, user_id: int) -> User:
         raise Conflict("user.disable_self", "You cannot disable your own account.")
     if user.status == UserStatus.DISABLED:
         return user
-    _guard_last_admin(session, user, "This is the last active admin; make someone else admin first.")
+    _guard_last_admin(
+        session, user, "This is the last active admin; make someone else admin first."
+    )
     before = snapshot(user)
     user.status = UserStatus.DISABLED
     sessions.revoke_all(session, user.id)
-    audit.record(session, actor, "user.disable", "user", user.id, before=before, after=snapshot(user))
+    audit.record(
+        session, actor, "user.disable", "user", user.id, before=before, after=snapshot(user)
+    )
     return user
 
 
@@ -233,5 +239,7 @@ def enable(session: Session, actor: Actor, user_id: int) -> User:
         return user
     before = snapshot(user)
     user.status = UserStatus.ACTIVE if user.password_hash else UserStatus.INVITED
-    audit.record(session, actor, "user.enable", "user", user.id, before=before, after=snapshot(user))
+    audit.record(
+        session, actor, "user.enable", "user", user.id, before=before, after=snapshot(user)
+    )
     return user

@@ -24,6 +24,8 @@ class WhoAmI(BaseModel):
 def me(caller: AnyCaller) -> WhoAmI:
     if caller.key is not None:
         key = caller.key
-        return WhoAmI(kind="api_key", name=key.name, scopes=key.scopes, last_used_at=key.last_used_at)
+        return WhoAmI(
+            kind="api_key", name=key.name, scopes=key.scopes, last_used_at=key.last_used_at
+        )
     assert caller.user is not None
     return WhoAmI(kind="user", name=caller.user.email, roles=sorted(caller.user.roles))

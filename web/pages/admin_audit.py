@@ -55,8 +55,12 @@ def audit_log(
     has_more = len(rows) > PAGE
     rows = rows[:PAGE]
     query = {
-        "action": action, "actor": actor, "entity_type": entity_type, "entity_id": entity_id,
-        "since": since, "until": until,
+        "action": action,
+        "actor": actor,
+        "entity_type": entity_type,
+        "entity_id": entity_id,
+        "since": since,
+        "until": until,
     }
     context = {
         "rows": rows,

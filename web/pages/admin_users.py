@@ -50,7 +50,9 @@ def invite(
         return _page(request, db, status_for(exc), invite_error=exc.message, form=form)
     db.commit()
     # The link is shown once, here; only its hash is stored.
-    return _page(request, db, 201, new_invite={"person": person, "link": invite_link(request, token)})
+    return _page(
+        request, db, 201, new_invite={"person": person, "link": invite_link(request, token)}
+    )
 
 
 @router.post("/{user_id}/roles")
@@ -61,20 +63,32 @@ def change_roles(
     db: Db,
     roles: Annotated[list[str] | None, Form()] = None,
 ) -> Response:
-    return _act(request, db, lambda: users.set_roles(db, actor_for(request, admin), user_id, roles or []),
-                "Roles saved for {}.")
+    return _act(
+        request,
+        db,
+        lambda: users.set_roles(db, actor_for(request, admin), user_id, roles or []),
+        "Roles saved for {}.",
+    )
 
 
 @router.post("/{user_id}/disable")
 def disable(request: Request, user_id: int, admin: AdminUser, db: Db) -> Response:
-    return _act(request, db, lambda: users.disable(db, actor_for(request, admin), user_id),
-                "{} is disabled and signed out everywhere.")
+    return _act(
+        request,
+        db,
+        lambda: users.disable(db, actor_for(request, admin), user_id),
+        "{} is disabled and signed out everywhere.",
+    )
 
 
 @router.post("/{user_id}/enable")
 def enable(request: Request, user_id: int, admin: AdminUser, db: Db) -> Response:
-    return _act(request, db, lambda: users.enable(db, actor_for(request, admin), user_id),
-                "{} is enabled again.")
+    return _act(
+        request,
+        db,
+        lambda: users.enable(db, actor_for(request, admin), user_id),
+        "{} is enabled again.",
+    )
 
 
 @router.post("/{user_id}/reinvite")
@@ -86,7 +100,9 @@ def reinvite(request: Request, user_id: int, admin: AdminUser, db: Db) -> Respon
         return _page(request, db, status_for(exc), error=exc.message)
     db.commit()
     person = users.get(db, user_id)
-    return _page(request, db, 201, new_invite={"person": person, "link": invite_link(request, token)})
+    return _page(
+        request, db, 201, new_invite={"person": person, "link": invite_link(request, token)}
+    )
 
 
 def _act(request: Request, db: Db, action: Any, message: str) -> Response:

@@ -25,9 +25,8 @@ def root() -> Response:
 
 
 def _admin_summary(db: Session) -> dict[str, Any]:
-    by_status = dict(
-        db.execute(select(User.status, func.count()).group_by(User.status)).tuples().all()
-    )
+    rows = db.execute(select(User.status, func.count()).group_by(User.status))
+    by_status: dict[str, int] = {status: n for status, n in rows}
     return {
         "active_users": by_status.get(UserStatus.ACTIVE, 0),
         "invited_users": by_status.get(UserStatus.INVITED, 0),
