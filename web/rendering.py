@@ -22,6 +22,18 @@ TEMPLATES_DIR = Path(__file__).parent / "templates"
 templates = Jinja2Blocks(directory=str(TEMPLATES_DIR))
 
 
+def plain(value: Any) -> str:
+    """A stored value as a person reads it: lists joined, nothing as a dash."""
+    if value is None or value == []:
+        return "—"
+    if isinstance(value, list | tuple):
+        return ", ".join(str(v) for v in value)
+    return str(value)
+
+
+templates.env.filters["plain"] = plain
+
+
 def flash(request: Request, message: str, kind: str = "success") -> None:
     request.session.setdefault("flashes", []).append({"kind": kind, "message": message})
 
