@@ -15,7 +15,7 @@ router = APIRouter(prefix="/admin/audit")
 PAGE = 50
 
 
-def _parse_day(value: str | None, request: Request) -> date | None:
+def _parse_day(value: str | None) -> date | None:
     if not value:
         return None
     try:
@@ -41,7 +41,7 @@ def audit_log(
     until: str = "",
     before: int | None = None,
 ) -> Response:
-    since_day, until_day = _parse_day(since, request), _parse_day(until, request)
+    since_day, until_day = _parse_day(since), _parse_day(until)
     filters = audit.AuditFilter(
         action=action.strip() or None,
         actor=actor.strip() or None,

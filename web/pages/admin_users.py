@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
 from core.accounts import users
-from core.accounts.models import Role
+from core.accounts.models import Role, User
 from core.errors import RetainError
 from web.deps import AdminUser, Db, actor_for
 from web.errors import status_for
@@ -105,7 +106,7 @@ def reinvite(request: Request, user_id: int, admin: AdminUser, db: Db) -> Respon
     )
 
 
-def _act(request: Request, db: Db, action: Any, message: str) -> Response:
+def _act(request: Request, db: Db, action: Callable[[], User], message: str) -> Response:
     """Run one admin action as one transaction; show its error on the page if it fails."""
     try:
         person = action()
