@@ -59,6 +59,15 @@ class AuditEntry(Base):
     after: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     ip: Mapped[str | None] = mapped_column(String(64))
 
+    @property
+    def subject(self) -> str:
+        """What the row is about, as a person would name it (an email, a key's name)."""
+        for snapshot in (self.after, self.before):
+            for field in ("email", "name"):
+                if snapshot and snapshot.get(field):
+                    return str(snapshot[field])
+        return f"{self.entity_type} {self.entity_id or ''}".strip()
+
     def changes(self) -> list[tuple[str, Any, Any]]:
         """(field, before, after) for each field that changed; a creation lists every field."""
         before, after = self.before or {}, self.after or {}

@@ -124,3 +124,14 @@ def test_audit_page_shows_before_and_after(admin_client: TestClient, db: Session
     text = admin_client.get("/admin/audit", params={"action": "user.roles"}).text
     assert "<del>marketer</del> → <ins>finance, marketer</ins>" in text
     assert "name:" not in text  # unchanged fields are not shown
+
+
+def test_rows_name_their_subject(db: Session) -> None:
+    actor = Actor.cli()
+    person, _ = users.invite(db, actor, email="nia@example.com", name="Nia", roles=["finance"])
+    users.disable(db, actor, person.id)
+    api_keys.create(db, actor, name="Shop", scopes=["members:read"])
+    rows = audit.list_entries(db, audit.AuditFilter())
+    assert [r.subject for r in rows] == ["Shop", "nia@example.com", "nia@example.com"]
+    bare = audit.record(db, actor, "thing.touch", "thing", 5)
+    assert bare.subject == "thing 5"
