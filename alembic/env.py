@@ -8,6 +8,7 @@ from sqlalchemy import Connection
 
 from alembic import context
 from core.db import make_engine
+from core.money import MoneyAmount
 from core.settings import get_settings
 from core.timeutil import UTCDateTime
 from web.registry import metadata
@@ -20,6 +21,10 @@ def render_item(type_: str, obj: Any, autogen_context: Any) -> str | bool:
     # Migrations spell our column types with plain SQLAlchemy types.
     if type_ == "type" and isinstance(obj, UTCDateTime):
         return "sa.DateTime(timezone=True)"
+    if type_ == "type" and isinstance(obj, MoneyAmount):
+        # Dialect-specific storage (exact integers on SQLite), so migrations use the type.
+        autogen_context.imports.add("from core.money import MoneyAmount")
+        return "MoneyAmount()"
     return False
 
 

@@ -15,9 +15,11 @@ from sqlalchemy import JSON, ForeignKey, Index, String, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from core.db import Base
+from core.errors import PermissionDenied
 from core.timeutil import UTCDateTime, utcnow
 
 ActorKind = Literal["user", "api_key", "cli", "system"]
+ALL_ROLES = frozenset({"admin", "marketer", "finance"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,14 +31,23 @@ class Actor:
     user_id: int | None = None
     api_key_id: int | None = None
     ip: str | None = None
+    # Staff roles held (admin, marketer, finance); domain services check them.
+    roles: frozenset[str] = frozenset()
 
     @classmethod
     def cli(cls, label: str = "command line") -> Actor:
-        return cls("cli", label)
+        # Whoever runs the command line operates the server: every role.
+        return cls("cli", label, roles=ALL_ROLES)
 
     @classmethod
     def system(cls, label: str = "system") -> Actor:
-        return cls("system", label)
+        return cls("system", label, roles=ALL_ROLES)
+
+    def require(self, *roles: str, doing: str) -> None:
+        """Refuse unless the actor holds one of `roles`."""
+        if not self.roles.intersection(roles):
+            needed = " or ".join(roles)
+            raise PermissionDenied("auth.role", f"Only {needed} staff can {doing}.")
 
 
 class AuditEntry(Base):

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from typing import Any
+
+from sqlalchemy import BigInteger, Numeric
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from core.errors import ValidationFailed
 
@@ -77,3 +82,36 @@ class Money:
 
     def __str__(self) -> str:
         return f"{self.rounded().amount:,} {self.currency}"
+
+
+class MoneyAmount(TypeDecorator[Decimal]):
+    """A money amount column: NUMERIC(19, 4) on PostgreSQL; on SQLite, which has no
+    exact decimal type, an integer count of ten-thousandths, so SQL sums stay exact."""
+
+    impl = Numeric(19, 4)
+    cache_ok = True
+    _SCALE = 4
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(BigInteger())
+        return dialect.type_descriptor(Numeric(19, 4, asdecimal=True))
+
+    def process_bind_param(self, value: Decimal | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if not isinstance(value, Decimal | int):
+            raise TypeError("money amounts must be Decimal, never float")
+        exact = Decimal(value).quantize(Decimal(1).scaleb(-self._SCALE), rounding=ROUND_HALF_UP)
+        return int(exact.scaleb(self._SCALE)) if dialect.name == "sqlite" else exact
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
+        if value is None:
+            return None
+        if dialect.name == "sqlite":
+            return Decimal(int(value)).scaleb(-self._SCALE)
+        return Decimal(value).quantize(Decimal(1).scaleb(-self._SCALE))
+
+    @property
+    def python_type(self) -> type[Decimal]:
+        return Decimal

@@ -64,4 +64,5 @@ AdminUser = Annotated[User, Depends(require_roles(Role.ADMIN))]
 
 
 def actor_for(request: Request, user: User) -> Actor:
-    return Actor("user", user.email, user_id=user.id, ip=client_ip(request))
+    roles = frozenset(r.value for r in user.roles)
+    return Actor("user", user.email, user_id=user.id, ip=client_ip(request), roles=roles)

@@ -1,0 +1,103 @@
+"""Exchange rates to the base currency, and conversion at the rate of a document's date."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+
+import pandas as pd
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from campaigns.models import ExchangeRate
+from core import audit
+from core.audit import Actor
+from core.errors import ValidationFailed
+from core.money import normalise_currency
+
+
+class MissingRate(ValidationFailed):
+    default_code = "rate.missing"
+
+
+def set_rate(
+    session: Session, actor: Actor, currency: str, rate_date: date, rate: Decimal, base: str
+) -> ExchangeRate:
+    """Create or correct the rate of `currency` on `rate_date` (units of base per unit)."""
+    actor.require("finance", doing="enter exchange rates")
+    currency = normalise_currency(currency)
+    if currency == base:
+        raise ValidationFailed("rate.base", f"{base} is the base currency; it needs no rate.")
+    if rate <= 0:
+        raise ValidationFailed("rate.value", "A rate must be greater than zero.")
+    row = session.scalar(
+        select(ExchangeRate).where(
+            ExchangeRate.currency == currency, ExchangeRate.rate_date == rate_date
+        )
+    )
+    before = None if row is None else {"rate": str(row.rate)}
+    if row is None:
+        row = ExchangeRate(currency=currency, rate_date=rate_date, rate=rate)
+        session.add(row)
+    else:
+        row.rate = rate
+    session.flush()
+    audit.record(
+        session,
+        actor,
+        "rate.set",
+        "exchange_rate",
+        f"{currency} {rate_date}",
+        before=before,
+        after={"rate": str(rate)},
+    )
+    return row
+
+
+def rates_frame(session: Session, currencies: set[str]) -> pd.DataFrame:
+    rows = session.execute(
+        select(ExchangeRate.currency, ExchangeRate.rate_date, ExchangeRate.rate).where(
+            ExchangeRate.currency.in_(currencies)
+        )
+    ).all()
+    frame = pd.DataFrame(rows, columns=["currency", "rate_date", "rate"])
+    frame["rate_date"] = pd.to_datetime(frame["rate_date"])
+    return frame
+
+
+def convert(frame: pd.DataFrame, rates: pd.DataFrame, base: str) -> pd.Series:
+    """Amounts of `frame` (columns amount, currency, day) in the base currency, each at the
+    latest rate on or before its day. A missing rate raises, naming currency and date."""
+    result = pd.Series([Decimal(0)] * len(frame), index=frame.index, dtype=object)
+    if frame.empty:
+        return result
+    is_base = frame["currency"] == base
+    result.loc[is_base] = frame.loc[is_base, "amount"]
+    foreign = frame.loc[~is_base, ["amount", "currency", "day"]].copy()
+    if foreign.empty:
+        return result
+    foreign["day"] = pd.to_datetime(foreign["day"])
+    foreign["_row"] = foreign.index
+    matched = pd.merge_asof(
+        foreign.sort_values("day"),
+        rates.sort_values("rate_date"),
+        left_on="day",
+        right_on="rate_date",
+        by="currency",
+        direction="backward",
+    )
+    missing = matched[matched["rate"].isna()]
+    if not missing.empty:
+        first = missing.sort_values(["day", "currency"]).iloc[0]
+        raise MissingRate(
+            "rate.missing",
+            f"No exchange rate for {first['currency']} on or before {first['day']:%Y-%m-%d}. "
+            f"Enter one to convert to {base}.",
+            {"currency": first["currency"], "date": f"{first['day']:%Y-%m-%d}"},
+        )
+    converted = [
+        (amount * rate).quantize(Decimal("0.0001"))
+        for amount, rate in zip(matched["amount"], matched["rate"], strict=True)
+    ]
+    result.loc[matched["_row"].to_numpy()] = converted
+    return result
