@@ -1,0 +1,204 @@
+"""The ROI (input-output ratio) report: pure pandas over frames, no database.
+
+Inputs, all amounts already in the base currency as Decimal:
+- campaigns: campaign_id, code, name, channel, owner, status, budget
+- costs: campaign_id, day, status, category, amount  (receipts; draft and rejected excluded)
+- revenue: campaign_id, day, amount, orders (orders may be missing)
+
+Costs and revenue are summed per group separately before they meet, so a campaign with many
+revenue rows never counts its cost more than once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any, Literal
+
+import pandas as pd
+
+GroupBy = Literal["campaign", "channel", "month", "owner"]
+GROUPS: tuple[GroupBy, ...] = ("campaign", "channel", "month", "owner")
+ZERO = Decimal(0)
+CENT = Decimal("0.01")
+TENTH = Decimal("0.1")
+APPROVED = ("approved", "paid")
+
+# The report's columns in order, with the header people see.
+COLUMNS: dict[str, str] = {
+    "budget": "Budget",
+    "approved_cost": "Approved cost",
+    "paid_cost": "Paid cost",
+    "pending_cost": "Awaiting approval",
+    "revenue": "Revenue",
+    "io_ratio": "Input-output ratio",
+    "roi_pct": "ROI %",
+    "roas": "ROAS",
+    "profit": "Profit",
+    "budget_used_pct": "Budget used %",
+    "orders": "Orders",
+    "cost_per_order": "Cost per order",
+}
+MONEY = (
+    "budget",
+    "approved_cost",
+    "paid_cost",
+    "pending_cost",
+    "revenue",
+    "profit",
+    "cost_per_order",
+)
+WHY = {
+    "io_ratio": "No approved cost yet, so there is no ratio.",
+    "roi_pct": "No approved cost yet, so ROI cannot be computed.",
+    "roas": "No approved media cost, so ROAS cannot be computed.",
+    "budget_used_pct": "No budget set.",
+    "cost_per_order": "No orders recorded.",
+    "budget": "Budgets belong to campaigns, not months.",
+}
+
+
+@dataclass(frozen=True)
+class RoiRow:
+    key: dict[str, str]  # e.g. {"code": "SPRING26", "name": "Spring sale"} or {"month": "2026-03"}
+    values: dict[str, Decimal | int | None]
+
+    def display(self, column: str) -> str:
+        value = self.values.get(column)
+        if value is None:
+            return "—"
+        if column == "io_ratio":
+            return f"1 : {value:,.2f}"
+        if column in ("roi_pct", "budget_used_pct"):
+            return f"{value:,.1f}%"
+        if column == "orders":
+            return f"{value:,}"
+        return f"{value:,.2f}"
+
+    def why_missing(self, column: str) -> str | None:
+        return WHY.get(column) if self.values.get(column) is None else None
+
+
+@dataclass(frozen=True)
+class RoiReport:
+    group_by: GroupBy
+    currency: str
+    key_columns: tuple[str, ...]
+    rows: list[RoiRow]
+    total: RoiRow
+
+    def as_json(self) -> dict[str, Any]:
+        def row(r: RoiRow) -> dict[str, Any]:
+            return {**r.key, **{c: _plain(r.values.get(c)) for c in COLUMNS}}
+
+        return {
+            "group_by": self.group_by,
+            "currency": self.currency,
+            "rows": [row(r) for r in self.rows],
+            "total": row(self.total),
+        }
+
+    def table(self) -> pd.DataFrame:
+        """The exported table: one row per group then the total, numbers as numbers."""
+        records = []
+        for r in [*self.rows, self.total]:
+            record: dict[str, Any] = {k.title(): r.key.get(k, "") for k in self.key_columns}
+            for column, header in COLUMNS.items():
+                record[header] = r.values.get(column)
+            records.append(record)
+        return pd.DataFrame.from_records(records)
+
+
+def _plain(value: Decimal | int | None) -> str | int | None:
+    return str(value) if isinstance(value, Decimal) else value
+
+
+def _sum(series: pd.Series) -> Decimal:
+    return sum(series, ZERO)
+
+
+def _ratio(numerator: Decimal, denominator: Decimal, places: Decimal) -> Decimal | None:
+    if denominator == 0:
+        return None
+    return (numerator / denominator).quantize(places, rounding=ROUND_HALF_UP)
+
+
+def _figures(budget: Decimal | None, cost: pd.DataFrame, revenue: pd.DataFrame) -> dict[str, Any]:
+    status = cost["status"]
+    approved = _sum(cost.loc[status.isin(APPROVED), "amount"])
+    media = _sum(cost.loc[status.isin(APPROVED) & (cost["category"] == "media"), "amount"])
+    income = _sum(revenue["amount"])
+    orders_known = revenue["orders"].notna()
+    orders = int(revenue.loc[orders_known, "orders"].sum()) if orders_known.any() else None
+    hundred = Decimal(100)
+    return {
+        "budget": None if budget is None else budget.quantize(CENT, rounding=ROUND_HALF_UP),
+        "approved_cost": approved.quantize(CENT, rounding=ROUND_HALF_UP),
+        "paid_cost": _sum(cost.loc[status == "paid", "amount"]).quantize(CENT, ROUND_HALF_UP),
+        "pending_cost": _sum(cost.loc[status == "submitted", "amount"]).quantize(
+            CENT, ROUND_HALF_UP
+        ),
+        "revenue": income.quantize(CENT, rounding=ROUND_HALF_UP),
+        "io_ratio": _ratio(income, approved, CENT),
+        "roi_pct": _ratio((income - approved) * hundred, approved, TENTH),
+        "roas": _ratio(income, media, CENT),
+        "profit": (income - approved).quantize(CENT, rounding=ROUND_HALF_UP),
+        "budget_used_pct": None if not budget else _ratio(approved * hundred, budget, TENTH),
+        "orders": orders,
+        "cost_per_order": _ratio(approved, Decimal(orders), CENT) if orders else None,
+    }
+
+
+def _month(frame: pd.DataFrame) -> pd.Series:
+    return pd.to_datetime(frame["day"]).dt.strftime("%Y-%m")
+
+
+def roi_report(
+    campaigns: pd.DataFrame,
+    costs: pd.DataFrame,
+    revenue: pd.DataFrame,
+    *,
+    group_by: GroupBy = "campaign",
+    currency: str = "CNY",
+) -> RoiReport:
+    info = campaigns.set_index("campaign_id")
+    # Only the report's campaigns, so every total is the sum of the rows shown.
+    costs = costs[
+        costs["status"].isin(("submitted", "approved", "paid"))
+        & costs["campaign_id"].isin(info.index)
+    ]
+    revenue = revenue[revenue["campaign_id"].isin(info.index)]
+    if group_by == "month":
+        cost_keys, revenue_keys = _month(costs), _month(revenue)
+        key_columns: tuple[str, ...] = ("month",)
+        budgets: dict[Any, Decimal | None] = {}
+    else:
+        field = {"campaign": "campaign_id", "channel": "channel", "owner": "owner"}[group_by]
+        lookup = info.index.to_series() if field == "campaign_id" else info[field]
+        cost_keys = costs["campaign_id"].map(lookup)
+        revenue_keys = revenue["campaign_id"].map(lookup)
+        budgets = {k: _sum(g["budget"]) for k, g in campaigns.groupby(field)}
+        key_columns = ("code", "name") if group_by == "campaign" else (group_by,)
+
+    keys = sorted(set(budgets) | set(cost_keys.dropna()) | set(revenue_keys.dropna()))
+    cost_groups = dict(list(costs.groupby(cost_keys))) if len(costs) else {}
+    revenue_groups = dict(list(revenue.groupby(revenue_keys))) if len(revenue) else {}
+    empty_cost, empty_revenue = costs.iloc[0:0], revenue.iloc[0:0]
+    rows = []
+    for key in keys:
+        if group_by == "campaign":
+            label = {"code": str(info.at[key, "code"]), "name": str(info.at[key, "name"])}
+        else:
+            label = {key_columns[0]: str(key)}
+        figures = _figures(
+            budgets.get(key) if group_by != "month" else None,
+            cost_groups.get(key, empty_cost),
+            revenue_groups.get(key, empty_revenue),
+        )
+        rows.append(RoiRow(label, figures))
+    if group_by == "campaign":
+        rows.sort(key=lambda r: r.key["code"])
+    total_budget = None if group_by == "month" else _sum(campaigns["budget"])
+    total_label = {key_columns[0]: "Total"}
+    total = RoiRow(total_label, _figures(total_budget, costs, revenue))
+    return RoiReport(group_by, currency, key_columns, rows, total)
