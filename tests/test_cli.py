@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import date
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -35,7 +37,19 @@ def invoke(*args: str, input: str | None = None) -> str:
 
 
 @pytest.mark.parametrize(
-    "command", [[], ["serve"], ["migrate"], ["demo"], ["user", "create"], ["apikey", "create"]]
+    "command",
+    [
+        [],
+        ["serve"],
+        ["migrate"],
+        ["demo"],
+        ["user", "create"],
+        ["apikey", "create"],
+        ["import", "receipts"],
+        ["import", "revenue"],
+        ["import", "rates"],
+        ["report", "roi"],
+    ],
 )
 def test_every_command_has_help(command: list[str]) -> None:
     output = invoke(*command, "--help")
@@ -103,3 +117,66 @@ def test_demo_is_refused_in_production(data_dir: Path, monkeypatch: pytest.Monke
     get_settings.cache_clear()
     result = runner.invoke(app, ["demo"])
     assert result.exit_code == 1 and "only for demo mode" in result.output
+
+
+def test_imports_and_the_roi_report(data_dir: Path) -> None:
+    invoke("migrate")
+    invoke(
+        "user",
+        "create",
+        "mei@example.com",
+        "--name",
+        "Mei",
+        "--role",
+        "marketer",
+        "--password",
+        "long-password-1",
+    )
+    from campaigns import planning
+    from core.audit import Actor
+
+    session = make_session_factory(make_engine(get_settings().sqlalchemy_url))()
+    with session:
+        owner = users.find_by_email(session, "mei@example.com")
+        assert owner is not None
+        planning.create(
+            session,
+            Actor.cli(),
+            code="SPRING26",
+            name="Spring",
+            channel="wechat",
+            owner_id=owner.id,
+            starts_on=date(2026, 3, 1),
+            ends_on=date(2026, 3, 31),
+            budget=Decimal("1000"),
+            currency="CNY",
+        )
+        session.commit()
+    good = data_dir / "receipts.csv"
+    good.write_text(
+        "campaign_code,vendor,category,amount,currency,expense_date\n"
+        "SPRING26,Ads,media,400,CNY,2026-03-02\n",
+        encoding="utf-8-sig",
+    )
+    assert "Imported 1 receipts row(s)" in invoke("import", "receipts", str(good))
+    bad = data_dir / "bad.csv"
+    bad.write_text("campaign_code,received_on,amount,currency\nSPRING26,2026-03-02,x,CNY\n")
+    result = runner.invoke(app, ["import", "revenue", str(bad)])
+    assert result.exit_code == 1
+    assert "line 2: 'x' is not an amount" in result.output
+    out = data_dir / "roi.xlsx"
+    assert "Wrote 1 row(s)" in invoke(
+        "report",
+        "roi",
+        "--from",
+        "2026-03-01",
+        "--to",
+        "2026-03-31",
+        "--format",
+        "xlsx",
+        "--out",
+        str(out),
+    )
+    assert out.read_bytes()[:2] == b"PK"  # an XLSX is a zip
+    bad_group = runner.invoke(app, ["report", "roi", "--group-by", "week", "--out", str(out)])
+    assert bad_group.exit_code == 1 and "must be one of" in bad_group.output

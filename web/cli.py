@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -17,8 +19,14 @@ from core.settings import Settings, get_settings
 app = typer.Typer(help="Retain: campaign ROI and member loyalty.", no_args_is_help=True)
 user_app = typer.Typer(help="Staff accounts.", no_args_is_help=True)
 apikey_app = typer.Typer(help="API keys for integrations.", no_args_is_help=True)
+import_app = typer.Typer(
+    help="Import CSV files (UTF-8, with or without BOM).", no_args_is_help=True
+)
+report_app = typer.Typer(help="Reports.", no_args_is_help=True)
 app.add_typer(user_app, name="user")
 app.add_typer(apikey_app, name="apikey")
+app.add_typer(import_app, name="import")
+app.add_typer(report_app, name="report")
 
 
 def _session(settings: Settings) -> Session:
@@ -144,6 +152,93 @@ def apikey_create(
     typer.echo(f"API key '{key.name}' with scopes {', '.join(key.scopes)}.")
     typer.echo("Copy it now; it will not be shown again:")
     typer.echo(raw)
+
+
+def _import(kind: str, path: Path) -> None:
+    from campaigns import imports
+
+    settings = get_settings()
+    data = path.read_bytes()
+    with _session(settings) as session:
+        try:
+            if kind == "receipts":
+                result = imports.import_receipts(session, Actor.cli(), data)
+            elif kind == "revenue":
+                result = imports.import_revenue(session, Actor.cli(), data)
+            else:
+                result = imports.import_rates(session, Actor.cli(), data, settings.base_currency)
+        except imports.ImportFailed as exc:
+            session.rollback()
+            typer.secho("Nothing was imported.", fg=typer.colors.RED, err=True)
+            for error in exc.details if isinstance(exc.details, list) else []:
+                typer.echo(f"  line {error['line']}: {error['message']}", err=True)
+            if not isinstance(exc.details, list):
+                typer.echo(f"  {exc.message}", err=True)
+            raise typer.Exit(1) from None
+        except RetainError as exc:
+            session.rollback()
+            _fail(exc)
+        session.commit()
+    typer.echo(f"Imported {result.rows} {kind} row(s) from {path.name}.")
+
+
+CsvFile = Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)]
+
+
+@import_app.command("receipts")
+def import_receipts(file: CsvFile) -> None:
+    """Receipts: campaign_code, vendor, category, amount, currency, expense_date
+    [, description, tax_amount, invoice_number, payment_mode, reimburse_to]."""
+    _import("receipts", file)
+
+
+@import_app.command("revenue")
+def import_revenue(file: CsvFile) -> None:
+    """Revenue records: campaign_code, received_on, amount, currency [, reference, orders]."""
+    _import("revenue", file)
+
+
+@import_app.command("rates")
+def import_rates(file: CsvFile) -> None:
+    """Exchange rates: date, currency, rate (units of the base currency per unit)."""
+    _import("rates", file)
+
+
+@report_app.command("roi")
+def report_roi(
+    out: Annotated[Path, typer.Option("--out", help="File to write")],
+    start: Annotated[
+        datetime | None, typer.Option("--from", formats=["%Y-%m-%d"], help="First day")
+    ] = None,
+    end: Annotated[
+        datetime | None, typer.Option("--to", formats=["%Y-%m-%d"], help="Last day (included)")
+    ] = None,
+    group_by: Annotated[str, typer.Option(help="campaign, channel, month or owner")] = "campaign",
+    fmt: Annotated[str, typer.Option("--format", help="csv or xlsx")] = "csv",
+) -> None:
+    """The ROI (input-output ratio) report as CSV or XLSX."""
+    from campaigns import exports, report_data
+    from campaigns.reports import GROUPS
+
+    if group_by not in GROUPS:
+        _fail(RetainError("report.group_by", f"--group-by must be one of {', '.join(GROUPS)}."))
+    if fmt not in ("csv", "xlsx"):
+        _fail(RetainError("report.format", "--format must be csv or xlsx."))
+    settings = get_settings()
+    with _session(settings) as session:
+        try:
+            report = report_data.build(
+                session,
+                settings.base_currency,
+                report_data.ReportFilter(
+                    start=start.date() if start else None, end=end.date() if end else None
+                ),
+                group_by,  # type: ignore[arg-type]
+            )
+        except RetainError as exc:
+            _fail(exc)
+    out.write_bytes(exports.to_csv(report) if fmt == "csv" else exports.to_xlsx(report))
+    typer.echo(f"Wrote {len(report.rows)} row(s) and a total to {out}.")
 
 
 def main() -> None:

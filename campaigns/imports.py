@@ -1,0 +1,186 @@
+"""CSV imports for receipts, revenue records and exchange rates.
+
+A file imports completely or not at all: every row is checked (each inside a savepoint, so
+one bad row does not stop the others from being checked), and if any row is bad, ImportFailed
+lists every bad row with its line number and the caller's transaction is rolled back.
+Files are UTF-8, with or without the BOM that Excel writes.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from campaigns import planning, rates, receipts, revenue
+from campaigns.receipts import ReceiptInput
+from core.audit import Actor
+from core.errors import RetainError, ValidationFailed
+from core.money import parse_amount
+
+RECEIPT_COLUMNS = {
+    "required": ["campaign_code", "vendor", "category", "amount", "currency", "expense_date"],
+    "optional": ["description", "tax_amount", "invoice_number", "payment_mode", "reimburse_to"],
+}
+REVENUE_COLUMNS = {
+    "required": ["campaign_code", "received_on", "amount", "currency"],
+    "optional": ["reference", "orders"],
+}
+RATE_COLUMNS = {"required": ["date", "currency", "rate"], "optional": []}
+MAX_ERRORS = 200
+
+
+class ImportFailed(ValidationFailed):
+    default_code = "import.failed"
+
+
+@dataclass(frozen=True, slots=True)
+class ImportResult:
+    kind: str
+    rows: int
+
+
+def _rows(data: bytes, columns: dict[str, list[str]]) -> Iterator[tuple[int, dict[str, str]]]:
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise ImportFailed(
+            "import.encoding",
+            "The file is not UTF-8. In Excel choose “CSV UTF-8 (Comma delimited)” when saving.",
+        ) from None
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    header = [h.strip().lower() for h in reader.fieldnames or []]
+    missing = [c for c in columns["required"] if c not in header]
+    if missing:
+        raise ImportFailed(
+            "import.columns",
+            f"Line 1: missing column(s) {', '.join(missing)}. Expected: "
+            f"{', '.join(columns['required'] + columns['optional'])}.",
+        )
+    reader.fieldnames = header
+    for raw in reader:
+        row = {k: (v or "").strip() for k, v in raw.items() if k is not None}
+        if any(row.values()):
+            yield reader.line_num, row
+
+
+def _date(value: str, column: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise ValidationFailed(
+            "import.date", f"{column} '{value}' is not a date like 2026-03-31."
+        ) from None
+
+
+def _amount(value: str, column: str) -> Decimal:
+    if not value:
+        raise ValidationFailed("import.amount", f"{column} is empty.")
+    return parse_amount(value)
+
+
+def _run(
+    session: Session,
+    kind: str,
+    data: bytes,
+    columns: dict[str, list[str]],
+    handle: Callable[[dict[str, str]], Any],
+) -> ImportResult:
+    errors: list[dict[str, Any]] = []
+    count = 0
+    for line, row in _rows(data, columns):
+        count += 1
+        blank = [c for c in columns["required"] if not row.get(c)]
+        if blank:
+            errors.append({"line": line, "message": f"Empty {', '.join(blank)}."})
+            continue
+        try:
+            with session.begin_nested():
+                handle(row)
+        except RetainError as exc:
+            errors.append({"line": line, "message": exc.message})
+        if len(errors) >= MAX_ERRORS:
+            break
+    if errors:
+        shown = "; ".join(f"line {e['line']}: {e['message']}" for e in errors[:5])
+        more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
+        raise ImportFailed(
+            "import.failed",
+            f"Nothing was imported: {len(errors)} bad row(s). {shown}{more}",
+            errors,
+        )
+    if count == 0:
+        raise ImportFailed("import.empty", "The file has a header but no rows.")
+    return ImportResult(kind, count)
+
+
+def import_receipts(session: Session, actor: Actor, data: bytes) -> ImportResult:
+    actor.require(*receipts.ENTERERS, doing="import receipts")
+    codes: dict[str, int] = {}
+
+    def handle(row: dict[str, str]) -> None:
+        code = row["campaign_code"].upper()
+        if code not in codes:
+            codes[code] = planning.by_code(session, code).id
+        receipts.create(
+            session,
+            actor,
+            ReceiptInput(
+                campaign_id=codes[code],
+                vendor=row["vendor"],
+                category=row["category"].lower(),
+                amount=_amount(row["amount"], "amount"),
+                currency=row["currency"],
+                expense_date=_date(row["expense_date"], "expense_date"),
+                description=row.get("description", ""),
+                tax_amount=parse_amount(row.get("tax_amount") or "0"),
+                invoice_number=row.get("invoice_number") or None,
+                payment_mode=(row.get("payment_mode") or "company").lower(),
+                reimburse_to=row.get("reimburse_to") or None,
+            ),
+        )
+
+    return _run(session, "receipts", data, RECEIPT_COLUMNS, handle)
+
+
+def import_revenue(session: Session, actor: Actor, data: bytes) -> ImportResult:
+    actor.require("finance", doing="import revenue")
+
+    def handle(row: dict[str, str]) -> None:
+        orders = row.get("orders") or None
+        if orders is not None and not orders.isdigit():
+            raise ValidationFailed("import.orders", f"orders '{orders}' is not a whole number.")
+        revenue.record(
+            session,
+            actor,
+            campaign_id=planning.by_code(session, row["campaign_code"]).id,
+            received_on=_date(row["received_on"], "received_on"),
+            amount=_amount(row["amount"], "amount"),
+            currency=row["currency"],
+            reference=row.get("reference", ""),
+            orders=int(orders) if orders else None,
+        )
+
+    return _run(session, "revenue", data, REVENUE_COLUMNS, handle)
+
+
+def import_rates(session: Session, actor: Actor, data: bytes, base: str) -> ImportResult:
+    actor.require("finance", doing="import exchange rates")
+
+    def handle(row: dict[str, str]) -> None:
+        rates.set_rate(
+            session,
+            actor,
+            row["currency"],
+            _date(row["date"], "date"),
+            _amount(row["rate"], "rate"),
+            base,
+        )
+
+    return _run(session, "rates", data, RATE_COLUMNS, handle)
