@@ -59,9 +59,9 @@ def test_every_command_has_help(command: list[str]) -> None:
 def test_migrate_demo_user_and_key(data_dir: Path) -> None:
     invoke("migrate")
     assert (data_dir / "retain.db").exists()
-    assert "3 accounts created" in invoke("demo", "--if-empty")
+    assert "3 accounts created, 0 already there; 30 campaigns added" in invoke("demo", "--if-empty")
     assert "already has data" in invoke("demo", "--if-empty")
-    assert "0 accounts created, 3 already there" in invoke("demo")  # idempotent
+    assert "0 accounts created, 3 already there; 0 campaigns added" in invoke("demo")  # idempotent
 
     out = invoke(
         "user",

@@ -102,7 +102,8 @@ def demo(
             _fail(exc)
         session.commit()
     typer.echo(
-        f"Demo data: {len(result.created)} accounts created, {len(result.existing)} already there."
+        f"Demo data: {len(result.created)} accounts created, {len(result.existing)} already "
+        f"there; {result.campaigns} campaigns added."
     )
 
 

@@ -6,6 +6,7 @@ Each domain issue extends `load` with its own data.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import date, datetime
 
 from sqlalchemy.orm import Session
 
@@ -13,6 +14,7 @@ from core.accounts import users
 from core.audit import Actor
 from core.errors import PermissionDenied
 from core.settings import Settings
+from web import demo_campaigns
 
 DEMO_PASSWORD = "retain-demo"  # noqa: S105 - a published demo password, demo mode only
 DEMO_STAFF = (
@@ -26,9 +28,10 @@ DEMO_STAFF = (
 class DemoResult:
     created: list[str] = field(default_factory=list)
     existing: list[str] = field(default_factory=list)
+    campaigns: int = 0
 
 
-def load(session: Session, settings: Settings) -> DemoResult:
+def load(session: Session, settings: Settings, today: date | None = None) -> DemoResult:
     if not settings.demo_mode:
         raise PermissionDenied(
             "demo.disabled", "Demo data is only for demo mode (RETAIN_DEMO=true, not production)."
@@ -41,4 +44,6 @@ def load(session: Session, settings: Settings) -> DemoResult:
             continue
         users.create(session, actor, email=email, name=name, roles=roles, password=DEMO_PASSWORD)
         result.created.append(email)
+    session.flush()
+    result.campaigns = demo_campaigns.load(session, today or datetime.now(settings.zone).date())
     return result
