@@ -26,6 +26,9 @@ SCOPES: dict[str, str] = {
     "members:write": "Create and update members (sign-ups)",
     "touchpoints:write": "Post marketing touchpoints",
     "campaigns:read": "Read campaigns and reports",
+    "campaigns:write": "Create campaigns",
+    "receipts:write": "Enter receipts and attachments",
+    "finance:write": "Approve and pay receipts, revenue, exchange rates",
 }
 # Writing last-used on every call would turn each read into a write; a minute is enough.
 TOUCH_INTERVAL = timedelta(minutes=1)

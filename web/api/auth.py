@@ -4,7 +4,7 @@ staff member's browser session (checked by role, and by CSRF header on writes)."
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -43,7 +43,9 @@ async def _caller(
             "auth.api_key_missing", "Send an API key in the header 'Authorization: Bearer <key>'."
         )
     await verify_csrf(request)
-    return Caller(Actor("user", user.email, user_id=user.id, ip=client_ip(request)), user=user)
+    roles = frozenset(r.value for r in user.roles)
+    actor = Actor("user", user.email, user_id=user.id, ip=client_ip(request), roles=roles)
+    return Caller(actor, user=user)
 
 
 def require(*, scope: str, roles: tuple[Role, ...] = ()) -> Callable[..., object]:
@@ -53,8 +55,12 @@ def require(*, scope: str, roles: tuple[Role, ...] = ()) -> Callable[..., object
         raise ValueError(f"unknown scope {scope}")
 
     def dependency(caller: Annotated[Caller, Depends(_caller)]) -> Caller:
-        if caller.key is not None and scope not in caller.key.scopes:
-            raise PermissionDenied("auth.scope", f"This API key lacks the scope '{scope}'.")
+        if caller.key is not None:
+            if scope not in caller.key.scopes:
+                raise PermissionDenied("auth.scope", f"This API key lacks the scope '{scope}'.")
+            # The admin granted this scope, so the key acts in the route's roles.
+            actor = replace(caller.actor, roles=frozenset(r.value for r in roles))
+            return replace(caller, actor=actor)
         if caller.user is not None and not (roles and caller.user.has_any(*roles)):
             raise PermissionDenied("auth.role", "Your role does not allow this.")
         return caller

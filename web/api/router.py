@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from web.api import system
+from web.api import campaigns, system
 
 router = APIRouter(prefix="/api/v1")
 router.include_router(system.router)
+router.include_router(campaigns.router)
