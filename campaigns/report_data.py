@@ -22,6 +22,7 @@ class ReportFilter:
     channel: str | None = None  # channel code
     status: str | None = None  # campaign status
     owner_id: int | None = None
+    campaign_id: int | None = None
 
 
 def _campaigns(session: Session, f: ReportFilter) -> pd.DataFrame:
@@ -46,6 +47,8 @@ def _campaigns(session: Session, f: ReportFilter) -> pd.DataFrame:
         query = query.where(Campaign.status == f.status)
     if f.owner_id:
         query = query.where(Campaign.owner_id == f.owner_id)
+    if f.campaign_id:
+        query = query.where(Campaign.id == f.campaign_id)
     if f.start:
         query = query.where(Campaign.ends_on >= f.start)
     if f.end:

@@ -1,0 +1,129 @@
+"""The ROI (input-output ratio) report page: filters, table, charts, CSV and XLSX exports."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from campaigns import exports, report_data
+from campaigns.models import CampaignStatus, Channel
+from campaigns.reports import COLUMNS, GROUPS, GroupBy, RoiReport
+from core.accounts.models import Role, User
+from core.errors import RetainError
+from web.deps import AppSettings, Db, require_roles
+from web.rendering import render
+
+router = APIRouter()
+STAFF = (Role.MARKETER, Role.FINANCE, Role.ADMIN)
+
+
+def parse_filter(params: dict[str, str]) -> tuple[report_data.ReportFilter, list[str]]:
+    """The report filter from query parameters; bad values are ignored and named."""
+    problems: list[str] = []
+
+    def day(name: str) -> date | None:
+        value = params.get(name, "")
+        if not value:
+            return None
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            problems.append(f"'{value}' is not a date like 2026-03-31")
+            return None
+
+    owner = params.get("owner", "")
+    return (
+        report_data.ReportFilter(
+            start=day("from"),
+            end=day("to"),
+            channel=params.get("channel") or None,
+            status=params.get("status") or None,
+            owner_id=int(owner) if owner.isdigit() else None,
+        ),
+        problems,
+    )
+
+
+def chart_data(report: RoiReport, by_month: RoiReport | None) -> dict[str, Any]:
+    def number(value: object) -> float | None:
+        return None if value is None else float(str(value))
+
+    labels = [r.key.get("code") or next(iter(r.key.values())) for r in report.rows]
+    data: dict[str, Any] = {
+        "labels": labels,
+        "ratio": [number(r.values["io_ratio"]) for r in report.rows],
+        "budget": [number(r.values["budget"]) for r in report.rows],
+        "cost": [number(r.values["approved_cost"]) for r in report.rows],
+    }
+    if by_month is not None:
+        data["months"] = [r.key["month"] for r in by_month.rows]
+        data["month_revenue"] = [number(r.values["revenue"]) for r in by_month.rows]
+        data["month_cost"] = [number(r.values["approved_cost"]) for r in by_month.rows]
+    return data
+
+
+def _options(db: Session) -> dict[str, Any]:
+    return {
+        "channels": db.execute(select(Channel.code, Channel.name).order_by(Channel.name)).all(),
+        "owners": db.execute(select(User.id, User.name).order_by(User.name)).all(),
+        "statuses": [s.value for s in CampaignStatus],
+        "groups": GROUPS,
+    }
+
+
+Staff = Annotated[User, Depends(require_roles(*STAFF))]
+
+
+def _build(db: Db, settings: AppSettings, request: Request) -> tuple[RoiReport, GroupBy, list[str]]:
+    params = dict(request.query_params)
+    filters, problems = parse_filter(params)
+    group = params.get("group_by", "campaign")
+    group_by: GroupBy = group if group in GROUPS else "campaign"
+    return report_data.build(db, settings.base_currency, filters, group_by), group_by, problems
+
+
+@router.get("/reports/roi")
+def roi_page(request: Request, user: Staff, db: Db, settings: AppSettings) -> Response:
+    context: dict[str, Any] = {
+        "params": dict(request.query_params),
+        "columns": COLUMNS,
+        **_options(db),
+    }
+    try:
+        report, group_by, problems = _build(db, settings, request)
+        filters, _ = parse_filter(dict(request.query_params))
+        by_month = (
+            report
+            if group_by == "month"
+            else report_data.build(db, settings.base_currency, filters, "month")
+        )
+        context.update(report=report, problems=problems, chart=chart_data(report, by_month))
+    except RetainError as exc:  # e.g. a missing exchange rate: say which one
+        context.update(report=None, error=exc.message)
+    query = request.url.query
+    context["export_query"] = f"?{query}" if query else ""
+    return render(request, "reports/roi.html", context)
+
+
+@router.get("/reports/roi.{fmt}")
+def roi_export(request: Request, fmt: str, user: Staff, db: Db, settings: AppSettings) -> Response:
+    report, group_by, _ = _build(db, settings, request)
+    name = f"roi-by-{group_by}-{date.today():%Y%m%d}"  # noqa: DTZ011 - a file name only
+    if fmt == "csv":
+        return Response(
+            exports.to_csv(report),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
+        )
+    if fmt == "xlsx":
+        return Response(
+            exports.to_xlsx(report),
+            media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            headers={"Content-Disposition": f'attachment; filename="{name}.xlsx"'},
+        )
+    raise RetainError("report.format", "Export as .csv or .xlsx.")
