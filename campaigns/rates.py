@@ -78,6 +78,11 @@ def convert(frame: pd.DataFrame, rates: pd.DataFrame, base: str) -> pd.Series:
         return result
     foreign["day"] = pd.to_datetime(foreign["day"])
     foreign["_row"] = foreign.index
+    # One dtype for the join key on both sides, even when no rates exist yet.
+    foreign["currency"] = foreign["currency"].astype("string")
+    rates = rates.assign(
+        currency=rates["currency"].astype("string"), rate_date=pd.to_datetime(rates["rate_date"])
+    )
     matched = pd.merge_asof(
         foreign.sort_values("day"),
         rates.sort_values("rate_date"),

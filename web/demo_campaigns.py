@@ -84,9 +84,11 @@ def load(session: Session, today: date) -> int:
     created = 0
     for n in range(30):
         starts = first + timedelta(days=rng.randint(0, 320))
+        if n >= 26:  # a few running now, so the dashboard has live campaigns
+            starts = today - timedelta(days=rng.randint(5, 25))
         ends = min(starts + timedelta(days=rng.randint(14, 60)), today + timedelta(days=30))
         usd = n % 7 == 3
-        budget = _money(rng, 20_000, 150_000) / (7 if usd else 1)
+        budget = _money(rng, 35_000, 150_000) / (7 if usd else 1)
         status = "ended" if ends < today else "active"
         channel = CHANNELS[n % len(CHANNELS)]
         campaign = planning.create(

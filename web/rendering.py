@@ -35,7 +35,9 @@ templates.env.filters["plain"] = plain
 
 
 def flash(request: Request, message: str, kind: str = "success") -> None:
-    request.session.setdefault("flashes", []).append({"kind": kind, "message": message})
+    # Reassign, never mutate in place: the session is saved only when it sees an assignment.
+    flashes = [*request.session.get("flashes", []), {"kind": kind, "message": message}]
+    request.session["flashes"] = flashes
 
 
 def _pop_flashes(request: Request) -> list[dict[str, str]]:

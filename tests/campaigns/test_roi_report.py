@@ -325,3 +325,22 @@ def test_a_missing_rate_names_the_currency_and_date(fixture_db: Session, staff: 
     assert r.status == "submitted"
     with pytest.raises(MissingRate, match="No exchange rate for EUR on or before 2026-04-03"):
         build(fixture_db)
+
+
+def test_a_foreign_receipt_with_no_rates_at_all(db: Session, staff: Staff) -> None:
+    campaign = make_campaign(db, staff, "NORATES")
+    r = receipts.create(
+        db,
+        staff.marketer,
+        ReceiptInput(
+            campaign_id=campaign.id,
+            vendor="US",
+            category="media",
+            amount=D("10"),
+            currency="USD",
+            expense_date=date(2026, 3, 9),
+        ),
+    )
+    receipts.transition(db, staff.marketer, r.id, "submit")
+    with pytest.raises(MissingRate, match="No exchange rate for USD on or before 2026-03-09"):
+        build(db)

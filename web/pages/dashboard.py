@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -9,14 +10,19 @@ from fastapi.responses import RedirectResponse, Response
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from campaigns import report_data
+from campaigns.models import Campaign, Receipt
 from core import audit
 from core.accounts.models import ApiKey, Role, User, UserStatus
+from core.errors import RetainError
+from core.settings import Settings
 from core.timeutil import utcnow
-from web.deps import Db, StaffUser
+from web.deps import AppSettings, Db, StaffUser
 from web.health import database_ok
 from web.rendering import render
 
 router = APIRouter()
+LIVE = ("planned", "active")
 
 
 @router.get("/")
@@ -37,8 +43,33 @@ def _admin_summary(db: Session) -> dict[str, Any]:
     }
 
 
+def budget_alerts(db: Session, settings: Settings) -> list[dict[str, Any]]:
+    """Live campaigns whose approved cost has passed 90% or 100% of their budget."""
+    try:
+        report = report_data.build(db, settings.base_currency, report_data.ReportFilter())
+    except RetainError:
+        return []
+    live = set(db.scalars(select(Campaign.code).where(Campaign.status.in_(LIVE))))
+    alerts = []
+    for row in report.rows:
+        used = row.values["budget_used_pct"]
+        if row.key["code"] in live and isinstance(used, Decimal) and used >= 90:
+            alerts.append({"row": row, "over": used > 100})
+    return sorted(alerts, key=lambda a: -a["row"].values["budget_used_pct"])
+
+
+def _finance_summary(db: Session) -> dict[str, int]:
+    rows = db.execute(
+        select(Receipt.status, func.count())
+        .where(Receipt.status.in_(("submitted", "approved")))
+        .group_by(Receipt.status)
+    )
+    counts: dict[str, int] = {status: n for status, n in rows}
+    return {"submitted": counts.get("submitted", 0), "approved": counts.get("approved", 0)}
+
+
 @router.get("/dashboard")
-def dashboard(request: Request, user: StaffUser, db: Db) -> Response:
+def dashboard(request: Request, user: StaffUser, db: Db, settings: AppSettings) -> Response:
     context: dict[str, Any] = {
         "roles": user.roles,
         "Role": Role,
@@ -48,4 +79,8 @@ def dashboard(request: Request, user: StaffUser, db: Db) -> Response:
     }
     if Role.ADMIN in user.roles:
         context["admin"] = _admin_summary(db)
+    if user.has_any(Role.MARKETER, Role.FINANCE):
+        context["alerts"] = budget_alerts(db, settings)
+    if Role.FINANCE in user.roles:
+        context["finance"] = _finance_summary(db)
     return render(request, "dashboard.html", context)

@@ -5,8 +5,17 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends
 
 from web.csrf import verify_csrf
-from web.pages import admin_audit, admin_keys, admin_users, auth, dashboard, reports
+from web.pages import (
+    admin_audit,
+    admin_keys,
+    admin_users,
+    auth,
+    campaigns,
+    dashboard,
+    receipts,
+    reports,
+)
 
 router = APIRouter(dependencies=[Depends(verify_csrf)], include_in_schema=False)
-for module in (auth, dashboard, admin_users, admin_keys, admin_audit, reports):
+for module in (auth, dashboard, campaigns, receipts, reports, admin_users, admin_keys, admin_audit):
     router.include_router(module.router)

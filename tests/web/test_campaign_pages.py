@@ -1,0 +1,236 @@
+"""Campaign, receipt, finance-queue and ROI pages as staff use them."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from datetime import date
+from decimal import Decimal
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from campaigns import periods, planning, receipts
+from campaigns.models import Campaign, Receipt
+from campaigns.receipts import ReceiptInput
+from core.accounts.models import User
+from core.audit import Actor
+from tests.campaigns.test_attachments import EXE, PDF
+from tests.web.conftest import csrf_from, sign_in
+
+FORM = {
+    "name": "Spring sale",
+    "code": "spring26",
+    "channel": "wechat",
+    "status": "active",
+    "starts_on": "2026-03-01",
+    "ends_on": "2026-03-31",
+    "budget": "10,000",
+    "currency": "CNY",
+    "line_media": "6000",
+}
+
+
+@pytest.fixture
+def people(make_user: Callable[..., User]) -> dict[str, User]:
+    return {r: make_user(f"{r}@example.com", (r,), r.title()) for r in ("marketer", "finance")}
+
+
+def as_user(client: TestClient, email: str) -> str:
+    client.cookies.clear()
+    sign_in(client, email)
+    return csrf_from(client, "/dashboard")
+
+
+def make(db: Session, owner: User, code: str = "SPRING26", budget: str = "10000") -> Campaign:
+    actor = Actor.system()
+    campaign = planning.create(
+        db,
+        actor,
+        code=code,
+        name="Spring sale",
+        channel="wechat",
+        owner_id=owner.id,
+        starts_on=date(2026, 3, 1),
+        ends_on=date(2026, 3, 31),
+        budget=Decimal(budget),
+        currency="CNY",
+        status="active",
+    )
+    db.commit()
+    return campaign
+
+
+def test_marketer_creates_a_campaign_with_the_form(
+    client: TestClient, people: dict[str, User], db: Session
+) -> None:
+    token = as_user(client, "marketer@example.com")
+    bad = client.post("/campaigns", data={**FORM, "ends_on": "2026-02-01", "csrf_token": token})
+    assert bad.status_code == 422 and "The end date is before the start date." in bad.text
+    assert 'value="Spring sale"' in bad.text  # what was typed survives
+    made = client.post("/campaigns", data={**FORM, "csrf_token": token})
+    assert made.status_code == 303
+    campaign = db.scalar(select(Campaign).where(Campaign.code == "SPRING26"))
+    assert campaign is not None and campaign.budget_amount == Decimal("10000")
+    assert [(b.category, b.amount) for b in campaign.budget_lines] == [("media", Decimal(6000))]
+    page = client.get(made.headers["location"])
+    assert "Spring sale" in page.text and "Budget" in page.text
+    listed = client.get("/campaigns", params={"q": "spring"})
+    assert "SPRING26" in listed.text
+    assert "SPRING26" not in client.get("/campaigns", params={"status": "ended"}).text
+
+
+def test_finance_cannot_plan_and_marketers_have_no_queue(
+    client: TestClient, people: dict[str, User]
+) -> None:
+    token = as_user(client, "finance@example.com")
+    assert client.post("/campaigns", data={**FORM, "csrf_token": token}).status_code == 403
+    as_user(client, "marketer@example.com")
+    assert client.get("/finance/queue").status_code == 403
+
+
+def test_a_receipt_with_a_bad_file_saves_nothing(
+    client: TestClient, people: dict[str, User], db: Session
+) -> None:
+    campaign = make(db, people["marketer"])
+    token = as_user(client, "marketer@example.com")
+    fields = {
+        "campaign_id": str(campaign.id),
+        "vendor": "Tencent Ads",
+        "category": "media",
+        "amount": "1200",
+        "expense_date": "2026-03-05",
+        "then": "submit",
+        "csrf_token": token,
+    }
+    bad = client.post(
+        "/receipts", data=fields, files=[("files", ("scan.pdf", EXE, "application/pdf"))]
+    )
+    assert bad.status_code == 422 and "Attach a PDF, JPEG, PNG or WebP" in bad.text
+    assert db.scalar(select(func.count()).select_from(Receipt)) == 0
+    good = client.post(
+        "/receipts", data=fields, files=[("files", ("scan.pdf", PDF, "application/pdf"))]
+    )
+    assert good.status_code == 303
+    detail = client.get(good.headers["location"])
+    assert "Submitted" in detail.text and "scan.pdf" in detail.text
+    link = re.search(r'href="(/receipts/attachments/\d+)"', detail.text)
+    assert link and client.get(link.group(1)).content == PDF
+
+
+def test_finance_approves_one_and_pays_in_bulk(
+    client: TestClient, people: dict[str, User], db: Session
+) -> None:
+    campaign = make(db, people["marketer"])
+    marketer = Actor("user", "m", user_id=people["marketer"].id, roles=frozenset({"marketer"}))
+    ids = []
+    for n, day in enumerate([date(2026, 3, 5), date(2026, 3, 6), date(2026, 4, 2)]):
+        r = receipts.create(
+            db,
+            marketer,
+            ReceiptInput(
+                campaign_id=campaign.id,
+                vendor=f"V{n}",
+                category="media",
+                amount=Decimal(100 + n),
+                currency="CNY",
+                expense_date=day,
+            ),
+        )
+        receipts.transition(db, marketer, r.id, "submit")
+        ids.append(r.id)
+    db.commit()
+    token = as_user(client, "finance@example.com")
+    queue = client.get("/finance/queue")
+    assert "Awaiting approval (3)" in queue.text
+    one = client.post(f"/receipts/{ids[0]}/approve", data={"csrf_token": token})
+    assert one.status_code == 303
+    periods.close_month(db, Actor.system(), date(2026, 4, 1))
+    db.commit()
+    bulk = client.post(
+        "/finance/queue", data={"action": "approve", "ids": ids[1:], "csrf_token": token}
+    )
+    assert bulk.status_code == 303
+    page = client.get("/finance/queue").text
+    assert "1 receipt(s) approved." in page
+    assert f"#{ids[2]}: 2026-04 is closed" in page
+    statuses = [receipts.get(db, i).status for i in ids]
+    assert statuses == ["approved", "approved", "submitted"]
+    paid = client.post(
+        "/finance/queue", data={"action": "pay", "ids": ids[:2], "csrf_token": token}
+    )
+    assert paid.status_code == 303
+    db.expire_all()
+    assert [receipts.get(db, i).status for i in ids[:2]] == ["paid", "paid"]
+
+
+def test_roi_page_numbers_exports_and_missing_rates(
+    client: TestClient, people: dict[str, User], db: Session
+) -> None:
+    campaign = make(db, people["marketer"])
+    finance = Actor("user", "f", roles=frozenset({"finance", "marketer"}))
+    r = receipts.create(
+        db,
+        finance,
+        ReceiptInput(
+            campaign_id=campaign.id,
+            vendor="Ads",
+            category="media",
+            amount=Decimal("2500"),
+            currency="CNY",
+            expense_date=date(2026, 3, 5),
+        ),
+    )
+    receipts.transition(db, finance, r.id, "submit")
+    receipts.transition(db, finance, r.id, "approve")
+    db.commit()
+    as_user(client, "marketer@example.com")
+    page = client.get("/reports/roi")
+    assert page.status_code == 200
+    assert "2,500.00" in page.text and 'id="roi-chart-data"' in page.text
+    assert 'title="No approved cost yet' not in page.text
+    csv_text = client.get("/reports/roi.csv").content.decode("utf-8-sig")
+    assert "SPRING26,Spring sale,10000.00,2500.00" in csv_text
+    usd = receipts.create(
+        db,
+        finance,
+        ReceiptInput(
+            campaign_id=campaign.id,
+            vendor="US Ads",
+            category="media",
+            amount=Decimal("10"),
+            currency="USD",
+            expense_date=date(2026, 3, 9),
+        ),
+    )
+    receipts.transition(db, finance, usd.id, "submit")
+    db.commit()
+    missing = client.get("/reports/roi")
+    assert "No exchange rate for USD on or before 2026-03-09" in missing.text
+
+
+def test_dashboard_warns_about_budgets(
+    client: TestClient, people: dict[str, User], db: Session
+) -> None:
+    campaign = make(db, people["marketer"], budget="1000")
+    actor = Actor("user", "f", roles=frozenset({"finance", "marketer"}))
+    r = receipts.create(
+        db,
+        actor,
+        ReceiptInput(
+            campaign_id=campaign.id,
+            vendor="Ads",
+            category="media",
+            amount=Decimal("950"),
+            currency="CNY",
+            expense_date=date(2026, 3, 5),
+        ),
+    )
+    receipts.transition(db, actor, r.id, "submit")
+    receipts.transition(db, actor, r.id, "approve")
+    db.commit()
+    as_user(client, "marketer@example.com")
+    text = client.get("/dashboard").text
+    assert "<strong>95.0%</strong> of budget" in text

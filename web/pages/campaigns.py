@@ -1,0 +1,256 @@
+"""Campaign pages: list (search, filters, sort), create, detail with KPIs, receipts, revenue."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import RedirectResponse, Response
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from campaigns import planning, report_data, revenue
+from campaigns.models import (
+    Campaign,
+    CampaignStatus,
+    Channel,
+    CostCategory,
+    Receipt,
+    RevenueRecord,
+)
+from campaigns.reports import COLUMNS, RoiRow
+from core.accounts.models import Role, User
+from core.errors import RetainError, ValidationFailed
+from core.money import parse_amount
+from web.deps import AppSettings, Db, actor_for, require_roles
+from web.errors import status_for
+from web.rendering import flash, render
+
+router = APIRouter(prefix="/campaigns")
+Staff = Annotated[User, Depends(require_roles(Role.MARKETER, Role.FINANCE, Role.ADMIN))]
+Planner = Annotated[User, Depends(require_roles(Role.MARKETER, Role.ADMIN))]
+Finance = Annotated[User, Depends(require_roles(Role.FINANCE))]
+SORTS = {
+    "start": (Campaign.starts_on.desc(), Campaign.code),
+    "name": (Campaign.name, Campaign.code),
+    "budget": (Campaign.budget_amount.desc(), Campaign.code),
+    "code": (Campaign.code,),
+}
+
+
+def _choices(db: Session) -> dict[str, Any]:
+    return {
+        "channels": db.execute(select(Channel.code, Channel.name).order_by(Channel.name)).all(),
+        "owners": db.execute(select(User.id, User.name).order_by(User.name)).all(),
+        "statuses": [s.value for s in CampaignStatus],
+        "categories": [c.value for c in CostCategory],
+    }
+
+
+def _kpis(db: Session, settings: AppSettings, f: report_data.ReportFilter) -> dict[str, RoiRow]:
+    """Report rows by campaign code; empty when a rate is missing (the report page says why)."""
+    try:
+        return {r.key["code"]: r for r in report_data.build(db, settings.base_currency, f).rows}
+    except RetainError:
+        return {}
+
+
+@router.get("")
+def list_campaigns(
+    request: Request,
+    user: Staff,
+    db: Db,
+    settings: AppSettings,
+    q: str = "",
+    status: str = "",
+    channel: str = "",
+    owner: str = "",
+    sort: str = "start",
+) -> Response:
+    query = select(Campaign).join(Channel, Channel.id == Campaign.channel_id)
+    if q.strip():
+        query = query.where(
+            Campaign.name.icontains(q.strip(), autoescape=True)
+            | Campaign.code.icontains(q.strip(), autoescape=True)
+        )
+    if status:
+        query = query.where(Campaign.status == status)
+    if channel:
+        query = query.where(Channel.code == channel)
+    if owner.isdigit():
+        query = query.where(Campaign.owner_id == int(owner))
+    rows = list(db.scalars(query.order_by(*SORTS.get(sort, SORTS["start"])).limit(500)))
+    owners = {user_id: name for user_id, name in db.execute(select(User.id, User.name))}
+    kpis = _kpis(
+        db,
+        settings,
+        report_data.ReportFilter(
+            channel=channel or None,
+            status=status or None,
+            owner_id=int(owner) if owner.isdigit() else None,
+        ),
+    )
+    params = {"q": q, "status": status, "channel": channel, "owner": owner, "sort": sort}
+    return render(
+        request,
+        "campaigns/list.html",
+        {
+            "campaigns": rows,
+            "owners_by_id": owners,
+            "kpis": kpis,
+            "params": params,
+            "can_plan": user.has_any(Role.MARKETER, Role.ADMIN),
+            **_choices(db),
+        },
+    )
+
+
+@router.get("/new")
+def new_campaign(request: Request, user: Planner, db: Db) -> Response:
+    return render(request, "campaigns/new.html", {"form": {}, **_choices(db)})
+
+
+def _amount(value: str, label: str, required: bool = True) -> Decimal | None:
+    if not value.strip():
+        if required:
+            raise ValidationFailed("form.amount", f"Enter the {label}.")
+        return None
+    return parse_amount(value)
+
+
+def _day(value: str, label: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise ValidationFailed("form.date", f"Enter the {label} as a date.") from None
+
+
+@router.post("")
+async def create_campaign(
+    request: Request, user: Planner, db: Db, settings: AppSettings
+) -> Response:
+    form = {k: str(v) for k, v in (await request.form()).items()}
+    try:
+        lines = {
+            c.value: _amount(form.get(f"line_{c.value}", ""), c.value, False) for c in CostCategory
+        }
+        campaign = planning.create(
+            db,
+            actor_for(request, user),
+            code=form.get("code", ""),
+            name=form.get("name", ""),
+            channel=form.get("channel", ""),
+            owner_id=int(form.get("owner_id") or user.id),
+            starts_on=_day(form.get("starts_on", ""), "start date"),
+            ends_on=_day(form.get("ends_on", ""), "end date"),
+            budget=_amount(form.get("budget", ""), "budget") or Decimal(0),
+            currency=form.get("currency") or settings.base_currency,
+            expected_revenue=_amount(form.get("expected_revenue", ""), "expected revenue", False),
+            objective=form.get("objective", ""),
+            target_segment=form.get("target_segment", ""),
+            target_region=form.get("target_region") or None,
+            target_age_band=form.get("target_age_band") or None,
+            target_occupation=form.get("target_occupation") or None,
+            notes=form.get("notes", ""),
+            status=form.get("status") or "draft",
+            budget_lines={k: v for k, v in lines.items() if v is not None},
+        )
+    except RetainError as exc:
+        db.rollback()
+        return render(
+            request,
+            "campaigns/new.html",
+            {"form": form, "error": exc.message, **_choices(db)},
+            status_code=status_for(exc),
+        )
+    db.commit()
+    flash(request, f"Campaign {campaign.code} created.")
+    return RedirectResponse(f"/campaigns/{campaign.id}", status_code=303)
+
+
+@router.get("/{campaign_id}")
+def campaign_detail(
+    request: Request, campaign_id: int, user: Staff, db: Db, settings: AppSettings
+) -> Response:
+    campaign = planning.get(db, campaign_id)
+    kpi = _kpis(db, settings, report_data.ReportFilter(campaign_id=campaign.id)).get(campaign.code)
+    receipt_rows = list(
+        db.scalars(
+            select(Receipt)
+            .where(Receipt.campaign_id == campaign.id)
+            .order_by(Receipt.expense_date.desc(), Receipt.id.desc())
+        )
+    )
+    revenue_rows = list(
+        db.scalars(
+            select(RevenueRecord)
+            .where(RevenueRecord.campaign_id == campaign.id)
+            .order_by(RevenueRecord.received_on.desc())
+        )
+    )
+    owner = db.get(User, campaign.owner_id)
+    return render(
+        request,
+        "campaigns/detail.html",
+        {
+            "c": campaign,
+            "kpi": kpi,
+            "columns": COLUMNS,
+            "receipts": receipt_rows,
+            "revenue": revenue_rows,
+            "owner": owner,
+            "statuses": [s.value for s in CampaignStatus],
+            "can_plan": user.has_any(Role.MARKETER, Role.ADMIN),
+            "is_finance": Role.FINANCE in user.roles,
+            "can_enter": user.has_any(Role.MARKETER, Role.FINANCE),
+        },
+    )
+
+
+@router.post("/{campaign_id}/status")
+def change_status(
+    request: Request,
+    campaign_id: int,
+    user: Planner,
+    db: Db,
+    status: Annotated[str, Form()] = "",
+) -> Response:
+    campaign = planning.set_status(db, actor_for(request, user), campaign_id, status)
+    db.commit()
+    flash(request, f"{campaign.code} is now {campaign.status}.")
+    return RedirectResponse(f"/campaigns/{campaign_id}", status_code=303)
+
+
+@router.post("/{campaign_id}/revenue")
+def add_revenue(
+    request: Request,
+    campaign_id: int,
+    user: Finance,
+    db: Db,
+    settings: AppSettings,
+    received_on: Annotated[str, Form()] = "",
+    amount: Annotated[str, Form()] = "",
+    currency: Annotated[str, Form()] = "",
+    reference: Annotated[str, Form()] = "",
+    orders: Annotated[str, Form()] = "",
+) -> Response:
+    try:
+        revenue.record(
+            db,
+            actor_for(request, user),
+            campaign_id=campaign_id,
+            received_on=_day(received_on, "date received"),
+            amount=_amount(amount, "amount") or Decimal(0),
+            currency=currency or settings.base_currency,
+            reference=reference,
+            orders=int(orders) if orders.strip().isdigit() else None,
+        )
+    except RetainError as exc:
+        db.rollback()
+        flash(request, exc.message, "error")
+        return RedirectResponse(f"/campaigns/{campaign_id}#revenue", status_code=303)
+    db.commit()
+    flash(request, "Revenue recorded.")
+    return RedirectResponse(f"/campaigns/{campaign_id}#revenue", status_code=303)

@@ -1,0 +1,217 @@
+"""Receipt pages: enter a receipt with attachments, see one, move it through the workflow,
+and the finance queue (approve, reject, pay; one by one or in bulk)."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import FileResponse, RedirectResponse, Response
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from campaigns import attachments, planning, receipts
+from campaigns.models import Campaign, CostCategory, PaymentMode, Receipt, ReceiptStatus
+from campaigns.receipts import ReceiptInput
+from core import audit
+from core.accounts.models import Role, User
+from core.errors import RetainError, ValidationFailed
+from core.money import parse_amount
+from web.deps import AppSettings, Db, actor_for, require_roles
+from web.errors import status_for
+from web.rendering import flash, render
+
+router = APIRouter()
+Staff = Annotated[User, Depends(require_roles(Role.MARKETER, Role.FINANCE, Role.ADMIN))]
+Enterer = Annotated[User, Depends(require_roles(Role.MARKETER, Role.FINANCE))]
+Finance = Annotated[User, Depends(require_roles(Role.FINANCE))]
+ACTIONS = ("submit", "approve", "reject", "pay")
+
+
+def _form_choices(db: Session) -> dict[str, Any]:
+    campaigns = db.execute(
+        select(Campaign.id, Campaign.code, Campaign.name)
+        .where(Campaign.status != "cancelled")
+        .order_by(Campaign.code)
+    ).all()
+    return {
+        "campaigns": campaigns,
+        "categories": [c.value for c in CostCategory],
+        "modes": [m.value for m in PaymentMode],
+    }
+
+
+@router.get("/receipts/new")
+def new_receipt(
+    request: Request, user: Enterer, db: Db, campaign_id: int | None = None
+) -> Response:
+    return render(
+        request,
+        "receipts/new.html",
+        {"form": {"campaign_id": str(campaign_id or "")}, **_form_choices(db)},
+    )
+
+
+@router.post("/receipts")
+async def create_receipt(
+    request: Request, user: Enterer, db: Db, settings: AppSettings
+) -> Response:
+    form = await request.form()
+    fields = {k: v for k, v in form.items() if isinstance(v, str)}
+    files = [f for f in form.getlist("files") if not isinstance(f, str) and f.filename]
+    actor = actor_for(request, user)
+    try:
+        try:
+            expense_date = date.fromisoformat(fields.get("expense_date", ""))
+        except ValueError:
+            raise ValidationFailed("form.date", "Enter the expense date.") from None
+        receipt = receipts.create(
+            db,
+            actor,
+            ReceiptInput(
+                campaign_id=int(fields.get("campaign_id") or 0),
+                vendor=fields.get("vendor", ""),
+                category=fields.get("category", ""),
+                amount=parse_amount(fields.get("amount") or "0"),
+                currency=fields.get("currency") or settings.base_currency,
+                expense_date=expense_date,
+                description=fields.get("description", ""),
+                tax_amount=parse_amount(fields.get("tax_amount") or "0"),
+                invoice_number=fields.get("invoice_number") or None,
+                payment_mode=fields.get("payment_mode") or "company",
+                reimburse_to=fields.get("reimburse_to") or None,
+            ),
+        )
+        for upload in files:
+            data = await upload.read(attachments.MAX_BYTES + 1)
+            attachments.add(
+                db, actor, receipt.id, upload.filename or "attachment", data, settings.data_dir
+            )
+        if fields.get("then") == "submit":
+            receipts.transition(db, actor, receipt.id, "submit")
+    except RetainError as exc:
+        db.rollback()  # the receipt and its files, or nothing
+        return render(
+            request,
+            "receipts/new.html",
+            {"form": fields, "error": exc.message, **_form_choices(db)},
+            status_code=status_for(exc),
+        )
+    db.commit()
+    flash(
+        request,
+        f"Receipt #{receipt.id} saved"
+        + (" and submitted." if receipt.status == "submitted" else " as a draft."),
+    )
+    return RedirectResponse(f"/receipts/{receipt.id}", status_code=303)
+
+
+@router.get("/receipts/{receipt_id}")
+def receipt_detail(request: Request, receipt_id: int, user: Staff, db: Db) -> Response:
+    receipt = receipts.get(db, receipt_id)
+    history = audit.list_entries(
+        db, audit.AuditFilter(entity_type="receipt", entity_id=str(receipt.id)), limit=50
+    )
+    allowed = [
+        a
+        for a in ACTIONS
+        if receipt.status in receipts.TRANSITIONS[a][0]
+        and user.has_any(*[Role(r) for r in receipts.TRANSITIONS[a][1]])
+    ]
+    return render(
+        request,
+        "receipts/detail.html",
+        {
+            "r": receipt,
+            "campaign": planning.get(db, receipt.campaign_id),
+            "history": list(reversed(history)),
+            "allowed": allowed,
+        },
+    )
+
+
+@router.post("/receipts/{receipt_id}/{action}")
+def receipt_action(
+    request: Request,
+    receipt_id: int,
+    action: str,
+    user: Staff,
+    db: Db,
+    reason: Annotated[str, Form()] = "",
+    next: Annotated[str, Form()] = "",
+) -> Response:
+    if action not in ACTIONS:
+        raise ValidationFailed("receipt.action", f"Unknown action '{action}'.")
+    try:
+        receipt = receipts.transition(db, actor_for(request, user), receipt_id, action, reason)
+    except RetainError as exc:
+        db.rollback()
+        flash(request, exc.message, "error")
+    else:
+        db.commit()
+        flash(request, f"Receipt #{receipt.id} {receipts.action_past(action)}.")
+    target = (
+        next if next.startswith("/") and not next.startswith("//") else f"/receipts/{receipt_id}"
+    )
+    return RedirectResponse(target, status_code=303)
+
+
+@router.get("/receipts/attachments/{attachment_id}")
+def download(
+    request: Request, attachment_id: int, user: Staff, db: Db, settings: AppSettings
+) -> FileResponse:
+    attachment, path = attachments.open_for_download(
+        db, actor_for(request, user), attachment_id, settings.data_dir
+    )
+    return FileResponse(
+        path,
+        media_type=attachment.content_type,
+        filename=attachment.filename,
+        headers={"Cache-Control": "private, no-store"},
+    )
+
+
+@router.get("/finance/queue")
+def finance_queue(request: Request, user: Finance, db: Db) -> Response:
+    def rows(status: str) -> list[tuple[Receipt, str]]:
+        query = (
+            select(Receipt, Campaign.code)
+            .join(Campaign, Campaign.id == Receipt.campaign_id)
+            .where(Receipt.status == status)
+            .order_by(Receipt.expense_date, Receipt.id)
+        )
+        return [(r, code) for r, code in db.execute(query)]
+
+    return render(
+        request,
+        "finance/queue.html",
+        {
+            "submitted": rows(ReceiptStatus.SUBMITTED),
+            "approved": rows(ReceiptStatus.APPROVED),
+        },
+    )
+
+
+@router.post("/finance/queue")
+async def finance_bulk(request: Request, user: Finance, db: Db) -> Response:
+    form = await request.form()
+    action = str(form.get("action", ""))
+    ids = [int(v) for v in form.getlist("ids") if isinstance(v, str) and v.isdigit()]
+    if action not in ("approve", "pay") or not ids:
+        flash(request, "Tick at least one receipt, then choose approve or pay.", "error")
+        return RedirectResponse("/finance/queue", status_code=303)
+    done, failed = 0, []
+    actor = actor_for(request, user)
+    for receipt_id in ids:  # each receipt is its own business action
+        try:
+            with db.begin_nested():
+                receipts.transition(db, actor, receipt_id, action)
+            done += 1
+        except RetainError as exc:
+            failed.append(f"#{receipt_id}: {exc.message}")
+    db.commit()
+    flash(request, f"{done} receipt(s) {receipts.action_past(action)}.")
+    for message in failed:
+        flash(request, message, "error")
+    return RedirectResponse("/finance/queue", status_code=303)
