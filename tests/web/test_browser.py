@@ -102,3 +102,58 @@ def test_sign_in_dashboard_and_htmx_swap(server: str, page: Any) -> None:
 
     assert hosts == {server.split("/")[2]}, "every asset is served locally"
     assert problems == []
+
+
+def sign_in_as(page: Any, server: str, email: str) -> None:
+    page.goto(f"{server}/signin")
+    page.fill("input[name=email]", email)
+    page.fill("input[name=password]", "retain-demo")
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{server}/dashboard")
+
+
+def test_campaign_receipt_approval_and_roi(server: str, page: Any, tmp_path: Path) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    problems: list[str] = []
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    invoice = tmp_path / "invoice.pdf"
+    invoice.write_bytes(b"%PDF-1.7\n1 0 obj\n<<>>\nendobj\ntrailer\n<<>>\n%%EOF\n")
+
+    sign_in_as(page, server, "marketer@demo.retain")
+    page.click("text=Campaigns")
+    page.click("text=New campaign")
+    page.fill("input[name=name]", "Browser launch")
+    page.fill("input[name=code]", "BROWSER1")
+    page.select_option("select[name=channel]", "douyin")
+    page.fill("input[name=starts_on]", "2026-11-01")
+    page.fill("input[name=ends_on]", "2026-11-30")
+    page.fill("input[name=budget]", "8000")
+    page.click("text=Create campaign")
+    page.wait_for_selector("text=Campaign BROWSER1 created.")
+    page.click("text=Add receipt")
+    page.fill("input[name=vendor]", "Ocean Engine")
+    page.fill("input[name=expense_date]", "2026-11-05")
+    page.fill("input[name=amount]", "2000")
+    page.set_input_files("input[name=files]", str(invoice))
+    page.click("text=Save and submit for approval")
+    page.wait_for_selector("text=saved and submitted")
+    receipt_url = page.url
+    assert "invoice.pdf" in page.inner_text("main")
+    page.click("text=Sign out")
+
+    sign_in_as(page, server, "finance@demo.retain")
+    page.click("text=Finance queue")
+    assert "Ocean Engine" in page.inner_text("main")
+    page.goto(receipt_url)
+    page.click("#receipt-actions button:has-text('Approve')")
+    page.wait_for_selector("text=approved.")
+
+    page.goto(f"{server}/reports/roi?channel=douyin")
+    row = page.locator("#roi-table tbody tr", has_text="BROWSER1")
+    cells = row.locator("td").all_inner_texts()
+    assert cells[:4] == ["BROWSER1", "Browser launch", "8,000.00", "2,000.00"]
+    page.wait_for_function("() => window.Chart && Chart.getChart('chart-ratio') !== undefined")
+    drawn = page.evaluate("() => Chart.getChart('chart-budget').data.labels")
+    assert "BROWSER1" in drawn
+    page.screenshot(path=str(SHOTS / "roi.png"), full_page=True)
+    assert problems == []
