@@ -128,6 +128,7 @@ class Receipt(Base):
         Index("ix_receipts_campaign_status", "campaign_id", "status"),
         Index("ix_receipts_vendor_invoice", "vendor_key", "invoice_number"),
         Index("ix_receipts_expense_date", "expense_date"),
+        Index("ix_receipts_currency", "currency"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -182,7 +183,11 @@ class RevenueRecord(Base):
     """Money received that a campaign produced (回款记录), entered or imported by finance."""
 
     __tablename__ = "revenue_records"
-    __table_args__ = (Index("ix_revenue_records_campaign_date", "campaign_id", "received_on"),)
+    __table_args__ = (
+        Index("ix_revenue_records_campaign_date", "campaign_id", "received_on"),
+        # Reports convert the (few) foreign-currency rows by date; this finds them.
+        Index("ix_revenue_records_currency", "currency"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id"))

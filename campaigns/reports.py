@@ -117,28 +117,72 @@ def _sum(series: pd.Series) -> Decimal:
     return sum(series, ZERO)
 
 
+SCALE = 10_000  # amounts carry at most 4 decimals, so ten-thousandths are exact integers
+SUMS = ("approved", "paid", "pending", "media", "revenue", "orders", "orders_known")
+
+
+def _units(amounts: pd.Series) -> pd.Series:
+    return pd.Series([int(v * SCALE) for v in amounts], index=amounts.index, dtype="int64")
+
+
+def _sums(
+    costs: pd.DataFrame, cost_keys: pd.Series, revenue: pd.DataFrame, revenue_keys: pd.Series
+) -> pd.DataFrame:
+    """Per group: approved, paid, pending and media cost, revenue and orders, as exact
+    integers, in one vectorised pass (no per-group Python loops over rows)."""
+    units = _units(costs["amount"])
+    approved = costs["status"].isin(APPROVED)
+    cost = (
+        pd.DataFrame(
+            {
+                "key": cost_keys,
+                "approved": units.where(approved, 0),
+                "paid": units.where(costs["status"] == "paid", 0),
+                "pending": units.where(costs["status"] == "submitted", 0),
+                "media": units.where(approved & (costs["category"] == "media"), 0),
+            }
+        )
+        .groupby("key")
+        .sum()
+    )
+    orders = revenue["orders"]
+    income = (
+        pd.DataFrame(
+            {
+                "key": revenue_keys,
+                "revenue": _units(revenue["amount"]),
+                "orders": orders.fillna(0).astype("int64"),
+                "orders_known": orders.notna().astype("int64"),
+            }
+        )
+        .groupby("key")
+        .sum()
+    )
+    return cost.join(income, how="outer").fillna(0).astype("int64")
+
+
 def _ratio(numerator: Decimal, denominator: Decimal, places: Decimal) -> Decimal | None:
     if denominator == 0:
         return None
     return (numerator / denominator).quantize(places, rounding=ROUND_HALF_UP)
 
 
-def _figures(budget: Decimal | None, cost: pd.DataFrame, revenue: pd.DataFrame) -> dict[str, Any]:
-    status = cost["status"]
-    approved = _sum(cost.loc[status.isin(APPROVED), "amount"])
-    media = _sum(cost.loc[status.isin(APPROVED) & (cost["category"] == "media"), "amount"])
-    income = _sum(revenue["amount"])
-    orders_known = revenue["orders"].notna()
-    orders = int(revenue.loc[orders_known, "orders"].sum()) if orders_known.any() else None
+def _money(units: int) -> Decimal:
+    return (Decimal(units) / SCALE).quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+def _figures(budget: Decimal | None, sums: dict[str, int]) -> dict[str, Any]:
+    approved = Decimal(sums["approved"]) / SCALE
+    media = Decimal(sums["media"]) / SCALE
+    income = Decimal(sums["revenue"]) / SCALE
+    orders = sums["orders"] if sums["orders_known"] else None
     hundred = Decimal(100)
     return {
         "budget": None if budget is None else budget.quantize(CENT, rounding=ROUND_HALF_UP),
-        "approved_cost": approved.quantize(CENT, rounding=ROUND_HALF_UP),
-        "paid_cost": _sum(cost.loc[status == "paid", "amount"]).quantize(CENT, ROUND_HALF_UP),
-        "pending_cost": _sum(cost.loc[status == "submitted", "amount"]).quantize(
-            CENT, ROUND_HALF_UP
-        ),
-        "revenue": income.quantize(CENT, rounding=ROUND_HALF_UP),
+        "approved_cost": _money(sums["approved"]),
+        "paid_cost": _money(sums["paid"]),
+        "pending_cost": _money(sums["pending"]),
+        "revenue": _money(sums["revenue"]),
         "io_ratio": _ratio(income, approved, CENT),
         "roi_pct": _ratio((income - approved) * hundred, approved, TENTH),
         "roas": _ratio(income, media, CENT),
@@ -177,28 +221,30 @@ def roi_report(
         lookup = info.index.to_series() if field == "campaign_id" else info[field]
         cost_keys = costs["campaign_id"].map(lookup)
         revenue_keys = revenue["campaign_id"].map(lookup)
-        budgets = {k: _sum(g["budget"]) for k, g in campaigns.groupby(field)}
+        grouped = _units(campaigns["budget"]).groupby(campaigns[field].to_numpy()).sum()
+        budgets = {k: Decimal(int(v)) / SCALE for k, v in grouped.items()}
         key_columns = ("code", "name") if group_by == "campaign" else (group_by,)
 
-    keys = sorted(set(budgets) | set(cost_keys.dropna()) | set(revenue_keys.dropna()))
-    cost_groups = dict(list(costs.groupby(cost_keys))) if len(costs) else {}
-    revenue_groups = dict(list(revenue.groupby(revenue_keys))) if len(revenue) else {}
-    empty_cost, empty_revenue = costs.iloc[0:0], revenue.iloc[0:0]
+    sums = _sums(costs, cost_keys, revenue, revenue_keys)
+    empty = dict.fromkeys(SUMS, 0)
+    keys = sorted(set(budgets) | set(sums.index))
     rows = []
+    codes = dict(zip(campaigns["campaign_id"], campaigns["code"].astype(str), strict=True))
+    names = dict(zip(campaigns["campaign_id"], campaigns["name"].astype(str), strict=True))
+    by_key: dict[Any, dict[str, int]] = {
+        k: {str(c): int(v) for c, v in row.items()} for k, row in sums.to_dict("index").items()
+    }
     for key in keys:
+        group = by_key.get(key, empty)
         if group_by == "campaign":
-            label = {"code": str(info.at[key, "code"]), "name": str(info.at[key, "name"])}
+            label = {"code": codes[key], "name": names[key]}
         else:
             label = {key_columns[0]: str(key)}
-        figures = _figures(
-            budgets.get(key) if group_by != "month" else None,
-            cost_groups.get(key, empty_cost),
-            revenue_groups.get(key, empty_revenue),
-        )
-        rows.append(RoiRow(label, figures))
+        budget = budgets.get(key) if group_by != "month" else None
+        rows.append(RoiRow(label, _figures(budget, group)))
     if group_by == "campaign":
         rows.sort(key=lambda r: r.key["code"])
     total_budget = None if group_by == "month" else _sum(campaigns["budget"])
-    total_label = {key_columns[0]: "Total"}
-    total = RoiRow(total_label, _figures(total_budget, costs, revenue))
+    totals = {column: int(sums[column].sum()) for column in SUMS} if len(sums) else empty
+    total = RoiRow({key_columns[0]: "Total"}, _figures(total_budget, totals))
     return RoiReport(group_by, currency, key_columns, rows, total)
