@@ -12,10 +12,21 @@ from web.pages import (
     auth,
     campaigns,
     dashboard,
+    finance,
     receipts,
     reports,
 )
 
 router = APIRouter(dependencies=[Depends(verify_csrf)], include_in_schema=False)
-for module in (auth, dashboard, campaigns, receipts, reports, admin_users, admin_keys, admin_audit):
+for module in (
+    auth,
+    dashboard,
+    campaigns,
+    receipts,
+    finance,
+    reports,
+    admin_users,
+    admin_keys,
+    admin_audit,
+):
     router.include_router(module.router)

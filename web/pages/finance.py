@@ -1,0 +1,157 @@
+"""Finance pages: close and reopen months, exchange rates, CSV imports."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Form, Request, UploadFile
+from fastapi.responses import RedirectResponse, Response
+from sqlalchemy import select
+
+from campaigns import imports, periods, rates
+from campaigns.models import ExchangeRate
+from core.accounts.models import Role, User
+from core.errors import RetainError, ValidationFailed
+from core.money import parse_amount
+from web.deps import AppSettings, Db, actor_for, require_roles
+from web.errors import status_for
+from web.rendering import flash, render
+
+router = APIRouter()
+Finance = Annotated[User, Depends(require_roles(Role.FINANCE, Role.ADMIN))]
+Enterer = Annotated[User, Depends(require_roles(Role.MARKETER, Role.FINANCE))]
+MAX_CSV = 5 * 1024 * 1024
+
+
+def _month(value: str) -> date:
+    try:
+        return datetime.strptime(value, "%Y-%m").date()  # noqa: DTZ007 - a calendar month
+    except ValueError:
+        raise ValidationFailed("period.month", f"'{value}' is not a month like 2026-03.") from None
+
+
+@router.get("/finance/periods")
+def period_page(request: Request, user: Finance, db: Db, settings: AppSettings) -> Response:
+    today = datetime.now(settings.zone).date().replace(day=1)
+    closed = set(periods.closed_months(db))
+    months, month = [], today
+    for _ in range(18):
+        months.append({"month": month, "closed": month in closed})
+        month = (month.replace(day=1) - date.resolution).replace(day=1)
+    return render(
+        request,
+        "finance/periods.html",
+        {
+            "months": months,
+            "is_admin": Role.ADMIN in user.roles,
+            "is_finance": Role.FINANCE in user.roles,
+        },
+    )
+
+
+@router.post("/finance/periods/{action}")
+def period_action(
+    request: Request, action: str, user: Finance, db: Db, month: Annotated[str, Form()] = ""
+) -> Response:
+    try:
+        actor = actor_for(request, user)
+        if action == "close":
+            periods.close_month(db, actor, _month(month))
+        elif action == "reopen":
+            periods.reopen_month(db, actor, _month(month))
+        else:
+            raise ValidationFailed("period.action", "Choose close or reopen.")
+    except RetainError as exc:
+        db.rollback()
+        flash(request, exc.message, "error")
+    else:
+        db.commit()
+        flash(request, f"{month} {'closed' if action == 'close' else 'reopened'}.")
+    return RedirectResponse("/finance/periods", status_code=303)
+
+
+@router.get("/finance/rates")
+def rates_page(request: Request, user: Finance, db: Db) -> Response:
+    rows = list(
+        db.scalars(
+            select(ExchangeRate)
+            .order_by(ExchangeRate.rate_date.desc(), ExchangeRate.currency)
+            .limit(60)
+        )
+    )
+    return render(request, "finance/rates.html", {"rates": rows})
+
+
+@router.post("/finance/rates")
+def set_rate(
+    request: Request,
+    user: Finance,
+    db: Db,
+    settings: AppSettings,
+    currency: Annotated[str, Form()] = "",
+    rate_date: Annotated[str, Form()] = "",
+    rate: Annotated[str, Form()] = "",
+) -> Response:
+    try:
+        day = date.fromisoformat(rate_date) if rate_date else None
+        if day is None:
+            raise ValidationFailed("rate.date", "Enter the date of the rate.")
+        rates.set_rate(
+            db, actor_for(request, user), currency, day, parse_amount(rate), settings.base_currency
+        )
+    except (RetainError, ValueError) as exc:
+        db.rollback()
+        flash(request, getattr(exc, "message", "Enter the date as 2026-03-31."), "error")
+    else:
+        db.commit()
+        flash(request, f"Rate saved: 1 {currency.upper()} = {rate} {settings.base_currency}.")
+    return RedirectResponse("/finance/rates", status_code=303)
+
+
+@router.get("/imports")
+def imports_page(request: Request, user: Enterer, db: Db) -> Response:
+    return render(request, "finance/imports.html", _import_context(user))
+
+
+def _import_context(user: User, **extra: Any) -> dict[str, Any]:
+    return {
+        "kinds": {
+            "receipts": imports.RECEIPT_COLUMNS,
+            **(
+                {"revenue": imports.REVENUE_COLUMNS, "rates": imports.RATE_COLUMNS}
+                if Role.FINANCE in user.roles
+                else {}
+            ),
+        },
+        **extra,
+    }
+
+
+@router.post("/imports/{kind}")
+async def run_import(
+    request: Request, kind: str, file: UploadFile, user: Enterer, db: Db, settings: AppSettings
+) -> Response:
+    data = await file.read(MAX_CSV + 1)
+    actor = actor_for(request, user)
+    try:
+        if len(data) > MAX_CSV:
+            raise ValidationFailed("import.size", "CSV files can be at most 5 MB; split it.")
+        if kind == "receipts":
+            result = imports.import_receipts(db, actor, data)
+        elif kind == "revenue":
+            result = imports.import_revenue(db, actor, data)
+        elif kind == "rates":
+            result = imports.import_rates(db, actor, data, settings.base_currency)
+        else:
+            raise ValidationFailed("import.kind", f"Unknown import '{kind}'.")
+    except RetainError as exc:
+        db.rollback()
+        errors = exc.details if isinstance(exc.details, list) else []
+        context = _import_context(
+            user, failed=kind, message=exc.message, errors=errors, filename=file.filename
+        )
+        return render(request, "finance/imports.html", context, status_code=status_for(exc))
+    db.commit()
+    flash(request, f"Imported {result.rows} {kind} row(s) from {file.filename}.")
+    return RedirectResponse("/imports", status_code=303)
