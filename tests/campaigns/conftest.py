@@ -9,8 +9,9 @@ from decimal import Decimal
 import pytest
 from sqlalchemy.orm import Session
 
-from campaigns import planning
+from campaigns import planning, receipts
 from campaigns.models import Campaign
+from campaigns.receipts import ReceiptInput
 from core.accounts import users
 from core.audit import Actor
 
@@ -55,3 +56,36 @@ def make_campaign(db: Session, staff: Staff, code: str = "SPRING26", **extra: ob
 @pytest.fixture
 def campaign(db: Session, staff: Staff) -> Campaign:
     return make_campaign(db, staff)
+
+
+# Every role, for tests that only need a receipt in some state, not a role check.
+ANYONE = Actor("user", "tester", roles=frozenset({"marketer", "finance", "admin"}))
+
+
+def file_receipt(
+    db: Session,
+    campaign_id: int,
+    amount: str,
+    *,
+    currency: str = "CNY",
+    day: date = date(2026, 3, 5),
+    steps: tuple[str, ...] = ("submit", "approve"),
+    vendor: str = "Ads",
+    category: str = "media",
+) -> int:
+    """A receipt moved through `steps` (default: submitted and approved); returns its id."""
+    receipt = receipts.create(
+        db,
+        ANYONE,
+        ReceiptInput(
+            campaign_id=campaign_id,
+            vendor=vendor,
+            category=category,
+            amount=Decimal(amount),
+            currency=currency,
+            expense_date=day,
+        ),
+    )
+    for step in steps:
+        receipts.transition(db, ANYONE, receipt.id, step, reason="test")
+    return receipt.id

@@ -49,7 +49,7 @@ from campaigns.rates import MissingRate
 from campaigns.receipts import ReceiptInput
 from campaigns.report_data import ReportFilter
 from campaigns.reports import RoiReport
-from tests.campaigns.conftest import Staff, make_campaign
+from tests.campaigns.conftest import Staff, file_receipt, make_campaign
 
 D = Decimal
 
@@ -293,54 +293,16 @@ def test_a_missing_rate_names_the_currency_and_date(fixture_db: Session, staff: 
         ends_on=date(2026, 4, 30),
     )
     # A draft needs no rate (drafts are not cost); the submitted one on 04-03 does.
-    receipts.create(
-        fixture_db,
-        staff.marketer,
-        ReceiptInput(
-            campaign_id=campaign.id,
-            vendor="Paris print",
-            category="creative",
-            amount=D("10"),
-            currency="EUR",
-            expense_date=date(2026, 4, 2),
-        ),
+    file_receipt(fixture_db, campaign.id, "10", currency="EUR", day=date(2026, 4, 2), steps=())
+    file_receipt(
+        fixture_db, campaign.id, "5", currency="EUR", day=date(2026, 4, 3), steps=("submit",)
     )
-    r = receipts.transition(
-        fixture_db,
-        staff.marketer,
-        receipts.create(
-            fixture_db,
-            staff.marketer,
-            ReceiptInput(
-                campaign_id=campaign.id,
-                vendor="Lyon",
-                category="media",
-                amount=D("5"),
-                currency="EUR",
-                expense_date=date(2026, 4, 3),
-            ),
-        ).id,
-        "submit",
-    )
-    assert r.status == "submitted"
     with pytest.raises(MissingRate, match="No exchange rate for EUR on or before 2026-04-03"):
         build(fixture_db)
 
 
 def test_a_foreign_receipt_with_no_rates_at_all(db: Session, staff: Staff) -> None:
     campaign = make_campaign(db, staff, "NORATES")
-    r = receipts.create(
-        db,
-        staff.marketer,
-        ReceiptInput(
-            campaign_id=campaign.id,
-            vendor="US",
-            category="media",
-            amount=D("10"),
-            currency="USD",
-            expense_date=date(2026, 3, 9),
-        ),
-    )
-    receipts.transition(db, staff.marketer, r.id, "submit")
+    file_receipt(db, campaign.id, "10", currency="USD", day=date(2026, 3, 9), steps=("submit",))
     with pytest.raises(MissingRate, match="No exchange rate for USD on or before 2026-03-09"):
         build(db)

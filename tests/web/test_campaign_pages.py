@@ -17,6 +17,7 @@ from campaigns.models import Campaign, Receipt
 from campaigns.receipts import ReceiptInput
 from core.accounts.models import User
 from core.audit import Actor
+from tests.campaigns.conftest import file_receipt
 from tests.campaigns.test_attachments import EXE, PDF
 from tests.web.conftest import csrf_from, sign_in
 
@@ -170,21 +171,7 @@ def test_roi_page_numbers_exports_and_missing_rates(
     client: TestClient, people: dict[str, User], db: Session
 ) -> None:
     campaign = make(db, people["marketer"])
-    finance = Actor("user", "f", roles=frozenset({"finance", "marketer"}))
-    r = receipts.create(
-        db,
-        finance,
-        ReceiptInput(
-            campaign_id=campaign.id,
-            vendor="Ads",
-            category="media",
-            amount=Decimal("2500"),
-            currency="CNY",
-            expense_date=date(2026, 3, 5),
-        ),
-    )
-    receipts.transition(db, finance, r.id, "submit")
-    receipts.transition(db, finance, r.id, "approve")
+    file_receipt(db, campaign.id, "2500")
     db.commit()
     as_user(client, "marketer@example.com")
     page = client.get("/reports/roi")
@@ -193,19 +180,7 @@ def test_roi_page_numbers_exports_and_missing_rates(
     assert 'title="No approved cost yet' not in page.text
     csv_text = client.get("/reports/roi.csv").content.decode("utf-8-sig")
     assert "SPRING26,Spring sale,10000.00,2500.00" in csv_text
-    usd = receipts.create(
-        db,
-        finance,
-        ReceiptInput(
-            campaign_id=campaign.id,
-            vendor="US Ads",
-            category="media",
-            amount=Decimal("10"),
-            currency="USD",
-            expense_date=date(2026, 3, 9),
-        ),
-    )
-    receipts.transition(db, finance, usd.id, "submit")
+    file_receipt(db, campaign.id, "10", currency="USD", day=date(2026, 3, 9), steps=("submit",))
     db.commit()
     missing = client.get("/reports/roi")
     assert "No exchange rate for USD on or before 2026-03-09" in missing.text
@@ -215,21 +190,7 @@ def test_dashboard_warns_about_budgets(
     client: TestClient, people: dict[str, User], db: Session
 ) -> None:
     campaign = make(db, people["marketer"], budget="1000")
-    actor = Actor("user", "f", roles=frozenset({"finance", "marketer"}))
-    r = receipts.create(
-        db,
-        actor,
-        ReceiptInput(
-            campaign_id=campaign.id,
-            vendor="Ads",
-            category="media",
-            amount=Decimal("950"),
-            currency="CNY",
-            expense_date=date(2026, 3, 5),
-        ),
-    )
-    receipts.transition(db, actor, r.id, "submit")
-    receipts.transition(db, actor, r.id, "approve")
+    file_receipt(db, campaign.id, "950")
     db.commit()
     as_user(client, "marketer@example.com")
     text = client.get("/dashboard").text
