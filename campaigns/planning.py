@@ -144,6 +144,64 @@ def create(
     return campaign
 
 
+def update(session: Session, actor: Actor, campaign_id: int, **fields: Any) -> Campaign:
+    """Edit a campaign; the same rules as create. The code changes only if it stays unique."""
+    actor.require(*PLANNERS, doing="edit campaigns")
+    campaign = get(session, campaign_id)
+    code = str(fields.get("code", campaign.code)).strip().upper()
+    lines: dict[str, Decimal] = fields.get(
+        "budget_lines", {b.category: b.amount for b in campaign.budget_lines}
+    )
+    starts_on = fields.get("starts_on", campaign.starts_on)
+    ends_on = fields.get("ends_on", campaign.ends_on)
+    budget = fields.get("budget", campaign.budget_amount)
+    name = str(fields.get("name", campaign.name))
+    _validate(code, name, starts_on, ends_on, budget, lines)
+    taken = session.scalar(
+        select(Campaign.id).where(Campaign.code == code, Campaign.id != campaign.id)
+    )
+    if taken is not None:
+        raise Conflict("campaign.code_taken", f"The code {code} is already used by a campaign.")
+    status = fields.get("status", campaign.status)
+    if status not in set(CampaignStatus):
+        raise ValidationFailed("campaign.status", f"Unknown status '{status}'.")
+    before = snapshot(campaign)
+    campaign.code, campaign.name, campaign.status = code, name.strip(), status
+    campaign.starts_on, campaign.ends_on, campaign.budget_amount = starts_on, ends_on, budget
+    if "channel" in fields:
+        campaign.channel_id = channel_by_code(session, fields["channel"]).id
+    if "currency" in fields:
+        campaign.currency = normalise_currency(fields["currency"])
+    for name_ in (
+        "owner_id",
+        "expected_revenue",
+        "objective",
+        "target_segment",
+        "target_region",
+        "target_age_band",
+        "target_occupation",
+        "notes",
+    ):
+        if name_ in fields:
+            setattr(campaign, name_, fields[name_])
+    current = {b.category: b for b in campaign.budget_lines}
+    for category, amount in lines.items():  # update in place: one row per category
+        if category in current:
+            current[category].amount = amount
+        else:
+            campaign.budget_lines.append(BudgetLine(category=category, amount=amount))
+    for category, line in current.items():
+        if category not in lines:
+            campaign.budget_lines.remove(line)
+    session.flush()
+    after = snapshot(campaign)
+    if after != before:
+        audit.record(
+            session, actor, "campaign.update", "campaign", campaign.id, before=before, after=after
+        )
+    return campaign
+
+
 def set_status(session: Session, actor: Actor, campaign_id: int, status: str) -> Campaign:
     actor.require(*PLANNERS, doing="change a campaign's status")
     campaign = get(session, campaign_id)

@@ -206,3 +206,36 @@ def test_bad_input_gets_clear_messages(db: Session, staff: Staff, campaign: Camp
         receipts.create(db, staff.marketer, receipt_input(campaign, payment_mode="reimbursement"))
     with pytest.raises(ValidationFailed, match="three-letter"):
         receipts.create(db, staff.marketer, receipt_input(campaign, currency="RMB1"))
+
+
+def test_campaigns_are_edited_with_the_same_rules(
+    db: Session, staff: Staff, campaign: Campaign
+) -> None:
+    from campaigns import planning
+
+    planning.update(
+        db,
+        staff.marketer,
+        campaign.id,
+        name="Spring sale II",
+        budget=Decimal("12000"),
+        budget_lines={"media": Decimal("5000")},
+    )
+    planning.update(
+        db,
+        staff.marketer,
+        campaign.id,
+        budget_lines={"media": Decimal("6000"), "events": Decimal("1000")},
+    )
+    assert {b.category: b.amount for b in campaign.budget_lines} == {
+        "media": Decimal("6000"),
+        "events": Decimal("1000"),
+    }
+    with pytest.raises(ValidationFailed, match="end date is before"):
+        planning.update(db, staff.marketer, campaign.id, ends_on=date(2026, 1, 1))
+    with pytest.raises(PermissionDenied):
+        planning.update(db, staff.finance, campaign.id, name="Nope")
+    logged = db.scalars(select(AuditEntry).where(AuditEntry.action == "campaign.update"))
+    rows = list(logged)
+    assert len(rows) == 2 and rows[0].before is not None and rows[0].after is not None
+    assert rows[0].before["name"] == "Spring sale" and rows[0].after["name"] == "Spring sale II"

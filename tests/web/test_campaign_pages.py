@@ -195,3 +195,38 @@ def test_dashboard_warns_about_budgets(
     as_user(client, "marketer@example.com")
     text = client.get("/dashboard").text
     assert "<strong>95.0%</strong> of budget" in text
+
+
+def test_marketer_edits_a_campaign(
+    client: TestClient, people: dict[str, User], db: Session
+) -> None:
+    campaign = make(db, people["marketer"])
+    token = as_user(client, "marketer@example.com")
+    form = client.get(f"/campaigns/{campaign.id}/edit")
+    assert 'value="SPRING26"' in form.text and "Save changes" in form.text
+    fields = {
+        **FORM,
+        "code": "SPRING26",
+        "name": "Spring sale, extended",
+        "ends_on": "2026-04-15",
+        "line_media": "7000",
+        "csrf_token": token,
+    }
+    assert client.post(f"/campaigns/{campaign.id}", data=fields).status_code == 303
+    db.refresh(campaign)
+    assert campaign.name == "Spring sale, extended" and campaign.ends_on == date(2026, 4, 15)
+    bad = client.post(f"/campaigns/{campaign.id}", data={**fields, "line_media": "20000"})
+    assert bad.status_code == 422 and "add up to more than the budget" in bad.text
+    client.headers["X-CSRF-Token"] = token
+    api = client.put(
+        f"/api/v1/campaigns/{campaign.id}",
+        json={
+            "code": "SPRING26",
+            "name": "Via API",
+            "channel": "email",
+            "starts_on": "2026-03-01",
+            "ends_on": "2026-03-31",
+            "budget": "9000",
+        },
+    )
+    assert api.status_code == 200 and api.json()["name"] == "Via API"

@@ -71,6 +71,14 @@ def create_campaign(body: CampaignIn, caller: Planner, db: Db) -> Campaign:
     return campaign
 
 
+@router.put("/campaigns/{campaign_id}", response_model=CampaignOut, summary="Edit a campaign")
+def update_campaign(campaign_id: int, body: CampaignIn, caller: Planner, db: Db) -> Campaign:
+    fields = body.model_dump(exclude={"owner_id"} if body.owner_id is None else set())
+    campaign = planning.update(db, caller.actor, campaign_id, **fields)
+    db.commit()
+    return campaign
+
+
 @router.get("/campaigns/{campaign_id}", response_model=CampaignOut)
 def get_campaign(campaign_id: int, caller: Reader, db: Db) -> Campaign:
     return planning.get(db, campaign_id)

@@ -127,36 +127,67 @@ def _day(value: str, label: str) -> date:
         raise ValidationFailed("form.date", f"Enter the {label} as a date.") from None
 
 
+def _fields(form: dict[str, str], user: User, settings: AppSettings) -> dict[str, Any]:
+    """Campaign fields from the form, parsed; bad values raise with a message for the form."""
+    lines = {
+        c.value: _amount(form.get(f"line_{c.value}", ""), c.value, False) for c in CostCategory
+    }
+    return {
+        "code": form.get("code", ""),
+        "name": form.get("name", ""),
+        "channel": form.get("channel", ""),
+        "owner_id": int(form.get("owner_id") or user.id),
+        "starts_on": _day(form.get("starts_on", ""), "start date"),
+        "ends_on": _day(form.get("ends_on", ""), "end date"),
+        "budget": _amount(form.get("budget", ""), "budget") or Decimal(0),
+        "currency": form.get("currency") or settings.base_currency,
+        "expected_revenue": _amount(form.get("expected_revenue", ""), "expected revenue", False),
+        "objective": form.get("objective", ""),
+        "target_segment": form.get("target_segment", ""),
+        "target_region": form.get("target_region") or None,
+        "target_age_band": form.get("target_age_band") or None,
+        "target_occupation": form.get("target_occupation") or None,
+        "notes": form.get("notes", ""),
+        "status": form.get("status") or "draft",
+        "budget_lines": {k: v for k, v in lines.items() if v is not None},
+    }
+
+
+def _form_of(c: Campaign) -> dict[str, str]:
+    form = {
+        k: str(getattr(c, k) or "")
+        for k in (
+            "code",
+            "name",
+            "owner_id",
+            "starts_on",
+            "ends_on",
+            "currency",
+            "objective",
+            "target_segment",
+            "target_region",
+            "target_age_band",
+            "target_occupation",
+            "notes",
+            "status",
+        )
+    }
+    form |= {
+        "channel": c.channel.code,
+        "budget": f"{c.budget_amount:.2f}",
+        "expected_revenue": "" if c.expected_revenue is None else f"{c.expected_revenue:.2f}",
+    }
+    form |= {f"line_{b.category}": f"{b.amount:.2f}" for b in c.budget_lines}
+    return form
+
+
 @router.post("")
 async def create_campaign(
     request: Request, user: Planner, db: Db, settings: AppSettings
 ) -> Response:
     form = {k: str(v) for k, v in (await request.form()).items()}
     try:
-        lines = {
-            c.value: _amount(form.get(f"line_{c.value}", ""), c.value, False) for c in CostCategory
-        }
-        campaign = planning.create(
-            db,
-            actor_for(request, user),
-            code=form.get("code", ""),
-            name=form.get("name", ""),
-            channel=form.get("channel", ""),
-            owner_id=int(form.get("owner_id") or user.id),
-            starts_on=_day(form.get("starts_on", ""), "start date"),
-            ends_on=_day(form.get("ends_on", ""), "end date"),
-            budget=_amount(form.get("budget", ""), "budget") or Decimal(0),
-            currency=form.get("currency") or settings.base_currency,
-            expected_revenue=_amount(form.get("expected_revenue", ""), "expected revenue", False),
-            objective=form.get("objective", ""),
-            target_segment=form.get("target_segment", ""),
-            target_region=form.get("target_region") or None,
-            target_age_band=form.get("target_age_band") or None,
-            target_occupation=form.get("target_occupation") or None,
-            notes=form.get("notes", ""),
-            status=form.get("status") or "draft",
-            budget_lines={k: v for k, v in lines.items() if v is not None},
-        )
+        campaign = planning.create(db, actor_for(request, user), **_fields(form, user, settings))
     except RetainError as exc:
         db.rollback()
         return render(
@@ -168,6 +199,37 @@ async def create_campaign(
     db.commit()
     flash(request, f"Campaign {campaign.code} created.")
     return RedirectResponse(f"/campaigns/{campaign.id}", status_code=303)
+
+
+@router.get("/{campaign_id}/edit")
+def edit_campaign(request: Request, campaign_id: int, user: Planner, db: Db) -> Response:
+    campaign = planning.get(db, campaign_id)
+    return render(
+        request,
+        "campaigns/new.html",
+        {"form": _form_of(campaign), "editing": campaign, **_choices(db)},
+    )
+
+
+@router.post("/{campaign_id}")
+async def save_campaign(
+    request: Request, campaign_id: int, user: Planner, db: Db, settings: AppSettings
+) -> Response:
+    campaign = planning.get(db, campaign_id)
+    form = {k: str(v) for k, v in (await request.form()).items()}
+    try:
+        planning.update(db, actor_for(request, user), campaign_id, **_fields(form, user, settings))
+    except RetainError as exc:
+        db.rollback()
+        return render(
+            request,
+            "campaigns/new.html",
+            {"form": form, "error": exc.message, "editing": campaign, **_choices(db)},
+            status_code=status_for(exc),
+        )
+    db.commit()
+    flash(request, "Campaign saved.")
+    return RedirectResponse(f"/campaigns/{campaign_id}", status_code=303)
 
 
 @router.get("/{campaign_id}")
