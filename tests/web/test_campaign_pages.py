@@ -230,3 +230,37 @@ def test_marketer_edits_a_campaign(
         },
     )
     assert api.status_code == 200 and api.json()["name"] == "Via API"
+
+
+def test_bulk_reject_needs_a_reason(
+    client: TestClient, people: dict[str, User], db: Session
+) -> None:
+    campaign = make(db, people["marketer"])
+    ids = [
+        file_receipt(db, campaign.id, str(100 + n), steps=("submit",), vendor=f"V{n}")
+        for n in range(2)
+    ]
+    db.commit()
+    token = as_user(client, "finance@example.com")
+    client.post("/finance/queue", data={"action": "reject", "ids": ids, "csrf_token": token})
+    assert "Give the reason for rejecting" in client.get("/finance/queue").text
+    client.post(
+        "/finance/queue",
+        data={"action": "reject", "ids": ids, "reason": "No invoice", "csrf_token": token},
+    )
+    db.expire_all()
+    assert [(receipts.get(db, i).status, receipts.get(db, i).rejection_reason) for i in ids] == [
+        ("rejected", "No invoice"),
+        ("rejected", "No invoice"),
+    ]
+
+
+def test_campaign_page_draws_its_charts(
+    client: TestClient, people: dict[str, User], db: Session
+) -> None:
+    campaign = make(db, people["marketer"])
+    file_receipt(db, campaign.id, "400")
+    db.commit()
+    as_user(client, "marketer@example.com")
+    page = client.get(f"/campaigns/{campaign.id}").text
+    assert 'id="chart-months"' in page and '"month_cost": [400.0]' in page

@@ -26,6 +26,7 @@ from core.errors import RetainError, ValidationFailed
 from core.money import parse_amount
 from web.deps import AppSettings, Db, actor_for, require_roles
 from web.errors import status_for
+from web.pages.reports import chart_data
 from web.rendering import flash, render
 
 router = APIRouter(prefix="/campaigns")
@@ -237,7 +238,13 @@ def campaign_detail(
     request: Request, campaign_id: int, user: Staff, db: Db, settings: AppSettings
 ) -> Response:
     campaign = planning.get(db, campaign_id)
-    kpi = _kpis(db, settings, report_data.ReportFilter(campaign_id=campaign.id)).get(campaign.code)
+    only = report_data.ReportFilter(campaign_id=campaign.id)
+    try:
+        report = report_data.build(db, settings.base_currency, only)
+        kpi = report.rows[0] if report.rows else None
+        chart = chart_data(report, report_data.build(db, settings.base_currency, only, "month"))
+    except RetainError:  # e.g. a missing rate: the page says so, the report page says which
+        kpi, chart = None, None
     receipt_rows = list(
         db.scalars(
             select(Receipt)
@@ -259,6 +266,7 @@ def campaign_detail(
         {
             "c": campaign,
             "kpi": kpi,
+            "chart": chart,
             "columns": COLUMNS,
             "receipts": receipt_rows,
             "revenue": revenue_rows,

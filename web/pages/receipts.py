@@ -197,16 +197,20 @@ def finance_queue(request: Request, user: Finance, db: Db) -> Response:
 async def finance_bulk(request: Request, user: Finance, db: Db) -> Response:
     form = await request.form()
     action = str(form.get("action", ""))
+    reason = str(form.get("reason", "")).strip()
     ids = [int(v) for v in form.getlist("ids") if isinstance(v, str) and v.isdigit()]
-    if action not in ("approve", "pay") or not ids:
-        flash(request, "Tick at least one receipt, then choose approve or pay.", "error")
+    if action not in ("approve", "reject", "pay") or not ids:
+        flash(request, "Tick at least one receipt, then choose what to do.", "error")
+        return RedirectResponse("/finance/queue", status_code=303)
+    if action == "reject" and not reason:
+        flash(request, "Give the reason for rejecting; it is shown to whoever filed them.", "error")
         return RedirectResponse("/finance/queue", status_code=303)
     done, failed = 0, []
     actor = actor_for(request, user)
     for receipt_id in ids:  # each receipt is its own business action
         try:
             with db.begin_nested():
-                receipts.transition(db, actor, receipt_id, action)
+                receipts.transition(db, actor, receipt_id, action, reason)
             done += 1
         except RetainError as exc:
             failed.append(f"#{receipt_id}: {exc.message}")

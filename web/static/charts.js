@@ -7,12 +7,13 @@
     const teal = "#0f766e", slate = "#94a3b8", amber = "#d97706";
     const money = { ticks: { callback: (v) => Number(v).toLocaleString() } };
     const common = { responsive: true, maintainAspectRatio: false, animation: false };
-    new Chart(document.getElementById("chart-ratio"), {
+    const el = (id) => document.getElementById(id);
+    if (el("chart-ratio")) new Chart(el("chart-ratio"), {
       type: "bar",
       data: { labels: d.labels, datasets: [{ label: "Revenue per 1 of cost", data: d.ratio, backgroundColor: teal }] },
       options: { ...common, plugins: { legend: { display: false } } },
     });
-    new Chart(document.getElementById("chart-budget"), {
+    if (el("chart-budget")) new Chart(el("chart-budget"), {
       type: "bar",
       data: { labels: d.labels, datasets: [
         { label: "Budget", data: d.budget, backgroundColor: slate },
@@ -20,8 +21,8 @@
       ] },
       options: { ...common, scales: { y: money } },
     });
-    if (d.months) {
-      new Chart(document.getElementById("chart-months"), {
+    if (d.months && el("chart-months")) {
+      new Chart(el("chart-months"), {
         type: "line",
         data: { labels: d.months, datasets: [
           { label: "Revenue", data: d.month_revenue, borderColor: teal, backgroundColor: teal },
