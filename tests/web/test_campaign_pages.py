@@ -264,3 +264,37 @@ def test_campaign_page_draws_its_charts(
     as_user(client, "marketer@example.com")
     page = client.get(f"/campaigns/{campaign.id}").text
     assert 'id="chart-months"' in page and '"month_cost": [400.0]' in page
+
+
+def test_a_rejected_receipt_is_corrected_and_resubmitted(
+    client: TestClient, people: dict[str, User], db: Session
+) -> None:
+    campaign = make(db, people["marketer"])
+    rid = file_receipt(db, campaign.id, "300", steps=("submit", "reject"))
+    db.commit()
+    token = as_user(client, "marketer@example.com")
+    page = client.get(f"/receipts/{rid}")
+    assert "Rejected: test" in page.text and f'href="/receipts/{rid}/edit"' in page.text
+    form = client.get(f"/receipts/{rid}/edit")
+    assert 'value="300.00"' in form.text
+    fields = {
+        "campaign_id": str(campaign.id),
+        "vendor": "Ads",
+        "category": "media",
+        "amount": "320",
+        "expense_date": "2026-03-05",
+        "currency": "CNY",
+        "then": "submit",
+        "csrf_token": token,
+    }
+    saved = client.post(
+        f"/receipts/{rid}", data=fields, files=[("files", ("fixed.pdf", PDF, "application/pdf"))]
+    )
+    assert saved.status_code == 303
+    db.expire_all()
+    receipt = receipts.get(db, rid)
+    assert (receipt.status, receipt.amount, len(receipt.attachments)) == (
+        "submitted",
+        Decimal("320.0000"),
+        1,
+    )

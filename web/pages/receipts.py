@@ -53,58 +53,95 @@ def new_receipt(
     )
 
 
-@router.post("/receipts")
-async def create_receipt(
-    request: Request, user: Enterer, db: Db, settings: AppSettings
+def _input(fields: dict[str, str], settings: AppSettings) -> ReceiptInput:
+    try:
+        expense_date = date.fromisoformat(fields.get("expense_date", ""))
+    except ValueError:
+        raise ValidationFailed("form.date", "Enter the expense date.") from None
+    return ReceiptInput(
+        campaign_id=int(fields.get("campaign_id") or 0),
+        vendor=fields.get("vendor", ""),
+        category=fields.get("category", ""),
+        amount=parse_amount(fields.get("amount") or "0"),
+        currency=fields.get("currency") or settings.base_currency,
+        expense_date=expense_date,
+        description=fields.get("description", ""),
+        tax_amount=parse_amount(fields.get("tax_amount") or "0"),
+        invoice_number=fields.get("invoice_number") or None,
+        payment_mode=fields.get("payment_mode") or "company",
+        reimburse_to=fields.get("reimburse_to") or None,
+    )
+
+
+async def _save(
+    request: Request, user: User, db: Db, settings: AppSettings, receipt_id: int | None
 ) -> Response:
+    """Create or edit a receipt, attach its files, maybe submit: all of it, or nothing."""
     form = await request.form()
     fields = {k: v for k, v in form.items() if isinstance(v, str)}
     files = [f for f in form.getlist("files") if not isinstance(f, str) and f.filename]
     actor = actor_for(request, user)
     try:
-        try:
-            expense_date = date.fromisoformat(fields.get("expense_date", ""))
-        except ValueError:
-            raise ValidationFailed("form.date", "Enter the expense date.") from None
-        receipt = receipts.create(
-            db,
-            actor,
-            ReceiptInput(
-                campaign_id=int(fields.get("campaign_id") or 0),
-                vendor=fields.get("vendor", ""),
-                category=fields.get("category", ""),
-                amount=parse_amount(fields.get("amount") or "0"),
-                currency=fields.get("currency") or settings.base_currency,
-                expense_date=expense_date,
-                description=fields.get("description", ""),
-                tax_amount=parse_amount(fields.get("tax_amount") or "0"),
-                invoice_number=fields.get("invoice_number") or None,
-                payment_mode=fields.get("payment_mode") or "company",
-                reimburse_to=fields.get("reimburse_to") or None,
-            ),
-        )
+        data = _input(fields, settings)
+        if receipt_id is None:
+            receipt = receipts.create(db, actor, data)
+        else:
+            receipt = receipts.update(db, actor, receipt_id, data)
         for upload in files:
-            data = await upload.read(attachments.MAX_BYTES + 1)
+            content = await upload.read(attachments.MAX_BYTES + 1)
             attachments.add(
-                db, actor, receipt.id, upload.filename or "attachment", data, settings.data_dir
+                db, actor, receipt.id, upload.filename or "attachment", content, settings.data_dir
             )
         if fields.get("then") == "submit":
             receipts.transition(db, actor, receipt.id, "submit")
     except RetainError as exc:
-        db.rollback()  # the receipt and its files, or nothing
-        return render(
-            request,
-            "receipts/new.html",
-            {"form": fields, "error": exc.message, **_form_choices(db)},
-            status_code=status_for(exc),
-        )
+        db.rollback()
+        context = {
+            "form": fields,
+            "error": exc.message,
+            "editing_id": receipt_id,
+            **_form_choices(db),
+        }
+        return render(request, "receipts/new.html", context, status_code=status_for(exc))
     db.commit()
-    flash(
-        request,
-        f"Receipt #{receipt.id} saved"
-        + (" and submitted." if receipt.status == "submitted" else " as a draft."),
-    )
+    state = " and submitted." if receipt.status == "submitted" else " as a draft."
+    flash(request, f"Receipt #{receipt.id} saved{state}")
     return RedirectResponse(f"/receipts/{receipt.id}", status_code=303)
+
+
+@router.post("/receipts")
+async def create_receipt(
+    request: Request, user: Enterer, db: Db, settings: AppSettings
+) -> Response:
+    return await _save(request, user, db, settings, None)
+
+
+@router.get("/receipts/{receipt_id}/edit")
+def edit_receipt(request: Request, receipt_id: int, user: Enterer, db: Db) -> Response:
+    r = receipts.get(db, receipt_id)
+    form = {
+        "campaign_id": str(r.campaign_id),
+        "vendor": r.vendor,
+        "category": r.category,
+        "amount": f"{r.amount:.2f}",
+        "currency": r.currency,
+        "expense_date": str(r.expense_date),
+        "description": r.description,
+        "tax_amount": f"{r.tax_amount:.2f}",
+        "invoice_number": r.invoice_number or "",
+        "payment_mode": r.payment_mode,
+        "reimburse_to": r.reimburse_to or "",
+    }
+    return render(
+        request, "receipts/new.html", {"form": form, "editing_id": r.id, **_form_choices(db)}
+    )
+
+
+@router.post("/receipts/{receipt_id}")
+async def save_receipt(
+    request: Request, receipt_id: int, user: Enterer, db: Db, settings: AppSettings
+) -> Response:
+    return await _save(request, user, db, settings, receipt_id)
 
 
 @router.get("/receipts/{receipt_id}")
@@ -113,6 +150,7 @@ def receipt_detail(request: Request, receipt_id: int, user: Staff, db: Db) -> Re
     history = audit.list_entries(
         db, audit.AuditFilter(entity_type="receipt", entity_id=str(receipt.id)), limit=50
     )
+    editable = receipt.status in receipts.EDITABLE and user.has_any(Role.MARKETER, Role.FINANCE)
     allowed = [
         a
         for a in ACTIONS
@@ -127,6 +165,7 @@ def receipt_detail(request: Request, receipt_id: int, user: Staff, db: Db) -> Re
             "campaign": planning.get(db, receipt.campaign_id),
             "history": list(reversed(history)),
             "allowed": allowed,
+            "editable": editable,
         },
     )
 

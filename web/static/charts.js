@@ -23,7 +23,7 @@
     });
     if (d.months && el("chart-months")) {
       new Chart(el("chart-months"), {
-        type: "line",
+        type: d.months.length > 2 ? "line" : "bar",
         data: { labels: d.months, datasets: [
           { label: "Revenue", data: d.month_revenue, borderColor: teal, backgroundColor: teal },
           { label: "Cost", data: d.month_cost, borderColor: amber, backgroundColor: amber },
