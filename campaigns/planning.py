@@ -36,10 +36,47 @@ def snapshot(c: Campaign) -> dict[str, Any]:
 
 
 def channel_by_code(session: Session, code: str) -> Channel:
-    channel = session.scalar(select(Channel).where(Channel.code == code.strip().lower()))
+    channel = session.scalar(
+        select(Channel).where(Channel.code == code.strip().lower(), Channel.active)
+    )
     if channel is None:
         known = ", ".join(session.scalars(select(Channel.code).order_by(Channel.code)))
         raise ValidationFailed("campaign.channel", f"Unknown channel '{code}'; use one of {known}.")
+    return channel
+
+
+def list_channels(session: Session, *, active_only: bool = False) -> list[Channel]:
+    query = select(Channel).order_by(Channel.name)
+    return list(session.scalars(query.where(Channel.active) if active_only else query))
+
+
+def save_channel(
+    session: Session, actor: Actor, *, code: str, name: str, active: bool = True
+) -> Channel:
+    """Add a channel, or rename / retire one (a retired channel stays on old campaigns)."""
+    actor.require("admin", "marketer", doing="configure channels")
+    code = code.strip().lower()
+    if not re.match(r"^[a-z0-9_]{2,32}$", code) or not name.strip():
+        raise ValidationFailed(
+            "channel.code", "Give a code of 2 to 32 lower-case letters, digits or '_' and a name."
+        )
+    channel = session.scalar(select(Channel).where(Channel.code == code))
+    before = None if channel is None else {"name": channel.name, "active": channel.active}
+    if channel is None:
+        channel = Channel(code=code, name=name.strip(), active=active)
+        session.add(channel)
+    else:
+        channel.name, channel.active = name.strip(), active
+    session.flush()
+    audit.record(
+        session,
+        actor,
+        "channel.save",
+        "channel",
+        code,
+        before=before,
+        after={"name": channel.name, "active": channel.active},
+    )
     return channel
 
 

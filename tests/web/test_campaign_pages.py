@@ -298,3 +298,20 @@ def test_a_rejected_receipt_is_corrected_and_resubmitted(
         Decimal("320.0000"),
         1,
     )
+
+
+def test_channels_are_configurable(
+    client: TestClient, people: dict[str, User], db: Session
+) -> None:
+    token = as_user(client, "marketer@example.com")
+    client.post(
+        "/channels",
+        data={"code": "bilibili", "name": "Bilibili", "active": "on", "csrf_token": token},
+    )
+    client.post("/channels", data={"code": "sms", "name": "SMS", "csrf_token": token})  # retire
+    offered = client.get("/campaigns/new").text
+    assert ">Bilibili</option>" in offered and ">SMS</option>" not in offered
+    bad = client.post("/campaigns", data={**FORM, "channel": "sms", "csrf_token": token})
+    assert bad.status_code == 422 and "Unknown channel &#39;sms&#39;" in bad.text
+    as_user(client, "finance@example.com")
+    assert client.get("/channels").status_code == 403

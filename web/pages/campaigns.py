@@ -43,7 +43,7 @@ SORTS = {
 
 def _choices(db: Session) -> dict[str, Any]:
     return {
-        "channels": db.execute(select(Channel.code, Channel.name).order_by(Channel.name)).all(),
+        "channels": [(c.code, c.name) for c in planning.list_channels(db, active_only=True)],
         "owners": db.execute(select(User.id, User.name).order_by(User.name)).all(),
         "statuses": [s.value for s in CampaignStatus],
         "categories": [c.value for c in CostCategory],
