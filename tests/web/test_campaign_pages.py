@@ -315,3 +315,13 @@ def test_channels_are_configurable(
     assert bad.status_code == 422 and "Unknown channel &#39;sms&#39;" in bad.text
     as_user(client, "finance@example.com")
     assert client.get("/channels").status_code == 403
+
+
+def test_campaign_list_filters_by_period(
+    client: TestClient, people: dict[str, User], db: Session
+) -> None:
+    make(db, people["marketer"])  # March 2026
+    as_user(client, "marketer@example.com")
+    assert "SPRING26" in client.get("/campaigns", params={"start": "2026-03-20"}).text
+    assert "SPRING26" not in client.get("/campaigns", params={"start": "2026-04-01"}).text
+    assert "SPRING26" not in client.get("/campaigns", params={"end": "2026-02-28"}).text

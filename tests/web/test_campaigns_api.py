@@ -27,7 +27,9 @@ CAMPAIGN = {
 
 
 def session_client(client: TestClient, email: str) -> TestClient:
+    """The client signed in as `email` (signing out whoever was), with its CSRF header."""
     client.headers.pop("X-CSRF-Token", None)
+    client.cookies.clear()
     sign_in(client, email)
     client.headers["X-CSRF-Token"] = csrf_from(client, "/dashboard")
     return client
@@ -148,3 +150,43 @@ def test_report_formats(client: TestClient, people: dict[str, User]) -> None:
     assert as_xlsx.content[:2] == b"PK"
     wrong = marketer.get("/api/v1/reports/roi", params={"group_by": "week"})
     assert wrong.status_code == 422 and wrong.json()["error"]["details"][0]["field"] == "group_by"
+
+
+def test_months_close_by_finance_and_reopen_by_an_admin_in_person(
+    client: TestClient, db: Session, people: dict[str, User]
+) -> None:
+    finance = session_client(client, "finance@example.com")
+    assert finance.post("/api/v1/periods/2026-03/close").json() == {
+        "month": "2026-03",
+        "state": "closed",
+    }
+    assert finance.post("/api/v1/periods/2026-03/reopen").status_code == 403
+    assert finance.post("/api/v1/periods/March/close").status_code == 422
+    _, key = api_keys.create(db, Actor.system(), name="Books", scopes=["finance:write"])
+    db.commit()
+    keyed = TestClient(client.app)
+    refused = keyed.post(
+        "/api/v1/periods/2026-03/reopen", headers={"Authorization": f"Bearer {key}"}
+    )
+    assert refused.status_code == 403 and refused.json()["error"]["code"] == "auth.person_only"
+    admin = session_client(client, "admin@example.com")
+    assert admin.post("/api/v1/periods/2026-03/reopen").json()["state"] == "open"
+
+
+def test_rates_and_revenue_can_be_read_back(client: TestClient, people: dict[str, User]) -> None:
+    marketer = session_client(client, "marketer@example.com")
+    campaign_id = marketer.post("/api/v1/campaigns", json=CAMPAIGN).json()["id"]
+    finance = session_client(client, "finance@example.com")
+    finance.put("/api/v1/rates", json={"currency": "USD", "rate_date": "2026-03-01", "rate": "7.1"})
+    finance.post(
+        "/api/v1/revenue",
+        json={
+            "campaign_id": campaign_id,
+            "received_on": "2026-03-02",
+            "amount": "500",
+            "orders": 4,
+        },
+    )
+    assert finance.get("/api/v1/rates").json()[0]["currency"] == "USD"
+    revenue = finance.get("/api/v1/revenue", params={"campaign_id": campaign_id}).json()
+    assert revenue[0]["amount"] == "500.00" and revenue[0]["orders"] == 4

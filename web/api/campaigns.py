@@ -9,8 +9,17 @@ from fastapi import APIRouter, Depends, Query, Request, UploadFile
 from fastapi.responses import FileResponse, JSONResponse, Response
 from sqlalchemy import select
 
-from campaigns import attachments, exports, planning, rates, receipts, report_data, revenue
-from campaigns.models import Campaign
+from campaigns import (
+    attachments,
+    exports,
+    periods,
+    planning,
+    rates,
+    receipts,
+    report_data,
+    revenue,
+)
+from campaigns.models import Campaign, ExchangeRate, RevenueRecord
 from campaigns.receipts import ReceiptInput
 from campaigns.reports import GroupBy
 from campaigns.schemas import (
@@ -24,7 +33,7 @@ from campaigns.schemas import (
     TransitionIn,
 )
 from core.accounts.models import Role
-from core.errors import ValidationFailed
+from core.errors import PermissionDenied, ValidationFailed
 from web.api.auth import Caller, require
 from web.deps import AppSettings, Db
 
@@ -38,6 +47,7 @@ Enterer = Annotated[
     Caller, Depends(require(scope="receipts:write", roles=(Role.MARKETER, Role.FINANCE)))
 ]
 Finance = Annotated[Caller, Depends(require(scope="finance:write", roles=(Role.FINANCE,)))]
+Admin = Annotated[Caller, Depends(require(scope="finance:write", roles=(Role.ADMIN,)))]
 MAX_UPLOAD = attachments.MAX_BYTES + 1
 
 
@@ -154,6 +164,61 @@ def create_revenue(body: RevenueIn, caller: Finance, db: Db) -> dict[str, int]:
     row = revenue.record(db, caller.actor, **body.model_dump())
     db.commit()
     return {"id": row.id}
+
+
+@router.get("/revenue", summary="Revenue records of a campaign")
+def list_revenue(campaign_id: int, caller: Reader, db: Db) -> list[dict[str, Any]]:
+    planning.get(db, campaign_id)
+    rows = db.scalars(
+        select(RevenueRecord)
+        .where(RevenueRecord.campaign_id == campaign_id)
+        .order_by(RevenueRecord.received_on)
+    )
+    return [
+        {
+            "id": r.id,
+            "received_on": str(r.received_on),
+            "amount": f"{r.amount:.2f}",
+            "currency": r.currency,
+            "reference": r.reference,
+            "orders": r.orders,
+        }
+        for r in rows
+    ]
+
+
+@router.get("/rates", summary="Exchange rates, newest first")
+def list_rates(caller: Reader, db: Db, currency: str | None = None) -> list[dict[str, str]]:
+    query = select(ExchangeRate).order_by(ExchangeRate.rate_date.desc()).limit(1000)
+    if currency:
+        query = query.where(ExchangeRate.currency == currency.upper())
+    return [
+        {"currency": r.currency, "rate_date": str(r.rate_date), "rate": str(r.rate)}
+        for r in db.scalars(query)
+    ]
+
+
+@router.post("/periods/{month}/close", summary="Close a month (YYYY-MM)")
+def close_period(month: str, caller: Finance, db: Db) -> dict[str, str]:
+    periods.close_month(db, caller.actor, _month(month))
+    db.commit()
+    return {"month": month, "state": "closed"}
+
+
+@router.post("/periods/{month}/reopen", summary="Reopen a closed month (admin)")
+def reopen_period(month: str, caller: Admin, db: Db) -> dict[str, str]:
+    if caller.key is not None:  # reopening the books is a person's decision, never a key's
+        raise PermissionDenied("auth.person_only", "Only a signed-in admin can reopen a month.")
+    periods.reopen_month(db, caller.actor, _month(month))
+    db.commit()
+    return {"month": month, "state": "open"}
+
+
+def _month(value: str) -> date:
+    try:
+        return date.fromisoformat(f"{value}-01")
+    except ValueError:
+        raise ValidationFailed("period.month", f"'{value}' is not a month like 2026-03.") from None
 
 
 @router.put("/rates", summary="Set an exchange rate to the base currency")

@@ -69,6 +69,8 @@ def list_campaigns(
     channel: str = "",
     owner: str = "",
     sort: str = "start",
+    start: str = "",
+    end: str = "",
 ) -> Response:
     query = select(Campaign).join(Channel, Channel.id == Campaign.channel_id)
     if q.strip():
@@ -82,6 +84,11 @@ def list_campaigns(
         query = query.where(Channel.code == channel)
     if owner.isdigit():
         query = query.where(Campaign.owner_id == int(owner))
+    period_start, period_end = _optional_day(start), _optional_day(end)
+    if period_start:  # campaigns running at any time in the period
+        query = query.where(Campaign.ends_on >= period_start)
+    if period_end:
+        query = query.where(Campaign.starts_on <= period_end)
     rows = list(db.scalars(query.order_by(*SORTS.get(sort, SORTS["start"])).limit(500)))
     owners = {user_id: name for user_id, name in db.execute(select(User.id, User.name))}
     kpis = _kpis(
@@ -93,7 +100,15 @@ def list_campaigns(
             owner_id=int(owner) if owner.isdigit() else None,
         ),
     )
-    params = {"q": q, "status": status, "channel": channel, "owner": owner, "sort": sort}
+    params = {
+        "q": q,
+        "status": status,
+        "channel": channel,
+        "owner": owner,
+        "sort": sort,
+        "start": start,
+        "end": end,
+    }
     return render(
         request,
         "campaigns/list.html",
@@ -119,6 +134,13 @@ def _amount(value: str, label: str, required: bool = True) -> Decimal | None:
             raise ValidationFailed("form.amount", f"Enter the {label}.")
         return None
     return parse_amount(value)
+
+
+def _optional_day(value: str) -> date | None:
+    try:
+        return date.fromisoformat(value) if value else None
+    except ValueError:
+        return None
 
 
 def _day(value: str, label: str) -> date:
