@@ -9,19 +9,11 @@ from fastapi.responses import Response
 
 from core import audit
 from web.deps import AdminUser, Db
+from web.forms import optional_day
 from web.rendering import render
 
 router = APIRouter(prefix="/admin/audit")
 PAGE = 50
-
-
-def _parse_day(value: str | None) -> date | None:
-    if not value:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        return None
 
 
 def _start_of(day: date, request: Request) -> datetime:
@@ -41,7 +33,7 @@ def audit_log(
     until: str = "",
     before: int | None = None,
 ) -> Response:
-    since_day, until_day = _parse_day(since), _parse_day(until)
+    since_day, until_day = optional_day(since), optional_day(until)
     filters = audit.AuditFilter(
         action=action.strip() or None,
         actor=actor.strip() or None,

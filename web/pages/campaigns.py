@@ -26,6 +26,7 @@ from core.errors import RetainError, ValidationFailed
 from core.money import parse_amount
 from web.deps import AppSettings, Db, actor_for, require_roles
 from web.errors import status_for
+from web.forms import optional_day
 from web.pages.reports import chart_data
 from web.rendering import flash, render
 
@@ -84,7 +85,7 @@ def list_campaigns(
         query = query.where(Channel.code == channel)
     if owner.isdigit():
         query = query.where(Campaign.owner_id == int(owner))
-    period_start, period_end = _optional_day(start), _optional_day(end)
+    period_start, period_end = optional_day(start), optional_day(end)
     if period_start:  # campaigns running at any time in the period
         query = query.where(Campaign.ends_on >= period_start)
     if period_end:
@@ -134,13 +135,6 @@ def _amount(value: str, label: str, required: bool = True) -> Decimal | None:
             raise ValidationFailed("form.amount", f"Enter the {label}.")
         return None
     return parse_amount(value)
-
-
-def _optional_day(value: str) -> date | None:
-    try:
-        return date.fromisoformat(value) if value else None
-    except ValueError:
-        return None
 
 
 def _day(value: str, label: str) -> date:

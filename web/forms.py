@@ -1,0 +1,15 @@
+"""Small parsers for query strings and form fields shared by the pages."""
+
+from __future__ import annotations
+
+from datetime import date
+
+
+def optional_day(value: str | None) -> date | None:
+    """A YYYY-MM-DD value, or None when it is empty or not a date (filters ignore it)."""
+    if not value:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        return None
