@@ -325,3 +325,20 @@ def test_campaign_list_filters_by_period(
     assert "SPRING26" in client.get("/campaigns", params={"start": "2026-03-20"}).text
     assert "SPRING26" not in client.get("/campaigns", params={"start": "2026-04-01"}).text
     assert "SPRING26" not in client.get("/campaigns", params={"end": "2026-02-28"}).text
+
+
+def test_drafts_can_be_deleted_submitted_ones_cannot(
+    client: TestClient, people: dict[str, User], db: Session
+) -> None:
+    campaign = make(db, people["marketer"])
+    draft = file_receipt(db, campaign.id, "10", steps=())
+    sent = file_receipt(db, campaign.id, "20", steps=("submit",), vendor="Other")
+    db.commit()
+    token = as_user(client, "marketer@example.com")
+    assert client.post(f"/receipts/{draft}/delete", data={"csrf_token": token}).status_code == 303
+    client.post(f"/receipts/{sent}/delete", data={"csrf_token": token})
+    assert "cannot be deleted" in client.get(f"/receipts/{sent}").text
+    client.headers["X-CSRF-Token"] = token
+    assert client.delete(f"/api/v1/receipts/{sent}").status_code == 409
+    remaining = db.scalars(select(Receipt.id)).all()
+    assert list(remaining) == [sent]

@@ -101,6 +101,15 @@ def create_receipt(body: ReceiptIn, caller: Enterer, db: Db) -> Any:
     return receipt
 
 
+@router.delete(
+    "/receipts/{receipt_id}", status_code=204, summary="Delete a draft or rejected receipt"
+)
+def delete_receipt(receipt_id: int, caller: Enterer, db: Db) -> Response:
+    receipts.delete(db, caller.actor, receipt_id)
+    db.commit()
+    return Response(status_code=204)
+
+
 @router.get("/receipts/{receipt_id}", response_model=ReceiptOut)
 def get_receipt(receipt_id: int, caller: Reader, db: Db) -> Any:
     return receipts.get(db, receipt_id)

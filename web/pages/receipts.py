@@ -170,6 +170,21 @@ def receipt_detail(request: Request, receipt_id: int, user: Staff, db: Db) -> Re
     )
 
 
+@router.post("/receipts/{receipt_id}/delete")
+def delete_receipt(request: Request, receipt_id: int, user: Enterer, db: Db) -> Response:
+    receipt = receipts.get(db, receipt_id)
+    campaign_id = receipt.campaign_id
+    try:
+        receipts.delete(db, actor_for(request, user), receipt_id)
+    except RetainError as exc:
+        db.rollback()
+        flash(request, exc.message, "error")
+        return RedirectResponse(f"/receipts/{receipt_id}", status_code=303)
+    db.commit()
+    flash(request, f"Receipt #{receipt_id} deleted.")
+    return RedirectResponse(f"/campaigns/{campaign_id}", status_code=303)
+
+
 @router.post("/receipts/{receipt_id}/{action}")
 def receipt_action(
     request: Request,
