@@ -23,7 +23,37 @@ class ReportFilter:
     channel: str | None = None  # channel code
     status: str | None = None  # campaign status
     owner_id: int | None = None
-    campaign_id: int | None = None
+    statuses: tuple[str, ...] = ()  # any of these campaign statuses
+    campaign_ids: tuple[int, ...] | None = None  # only these campaigns
+
+
+def _campaign_conditions(f: ReportFilter) -> list[ColumnElement[bool]]:
+    """Which campaigns the report covers. Used for the campaign rows and, as a subquery,
+    to narrow the cost and revenue sums, so a one-campaign report sums one campaign."""
+    conditions: list[ColumnElement[bool]] = []
+    if f.channel:
+        channel_ids = select(Channel.id).where(Channel.code == f.channel)
+        conditions.append(Campaign.channel_id.in_(channel_ids.scalar_subquery()))
+    if f.status:
+        conditions.append(Campaign.status == f.status)
+    if f.statuses:
+        conditions.append(Campaign.status.in_(f.statuses))
+    if f.owner_id:
+        conditions.append(Campaign.owner_id == f.owner_id)
+    if f.campaign_ids is not None:
+        conditions.append(Campaign.id.in_(f.campaign_ids))
+    if f.start:
+        conditions.append(Campaign.ends_on >= f.start)
+    if f.end:
+        conditions.append(Campaign.starts_on <= f.end)
+    return conditions
+
+
+def _of_campaigns(column: InstrumentedAttribute[int], f: ReportFilter) -> list[ColumnElement[bool]]:
+    conditions = _campaign_conditions(f)
+    if not conditions:
+        return []  # the whole table: no subquery to slow the plain report down
+    return [column.in_(select(Campaign.id).where(*conditions).scalar_subquery())]
 
 
 def _campaigns(session: Session, f: ReportFilter) -> pd.DataFrame:
@@ -42,18 +72,7 @@ def _campaigns(session: Session, f: ReportFilter) -> pd.DataFrame:
         .join(Channel, Channel.id == Campaign.channel_id)
         .join(User, User.id == Campaign.owner_id)
     )
-    if f.channel:
-        query = query.where(Channel.code == f.channel)
-    if f.status:
-        query = query.where(Campaign.status == f.status)
-    if f.owner_id:
-        query = query.where(Campaign.owner_id == f.owner_id)
-    if f.campaign_id:
-        query = query.where(Campaign.id == f.campaign_id)
-    if f.start:
-        query = query.where(Campaign.ends_on >= f.start)
-    if f.end:
-        query = query.where(Campaign.starts_on <= f.end)
+    query = query.where(*_campaign_conditions(f))
     columns = [
         "campaign_id",
         "code",
@@ -126,6 +145,7 @@ def _costs(session: Session, f: ReportFilter, base: str, by_day: bool) -> pd.Dat
         [
             Receipt.status.in_(("submitted", "approved", "paid")),
             *_in_range(Receipt.expense_date, f),
+            *_of_campaigns(Receipt.campaign_id, f),
         ],
         base,
         by_day,
@@ -141,7 +161,7 @@ def _manual_revenue(session: Session, f: ReportFilter, base: str, by_day: bool) 
         RevenueRecord.currency,
         [RevenueRecord.campaign_id],
         [func.sum(RevenueRecord.amount), func.sum(RevenueRecord.orders)],
-        _in_range(RevenueRecord.received_on, f),
+        [*_in_range(RevenueRecord.received_on, f), *_of_campaigns(RevenueRecord.campaign_id, f)],
         base,
         by_day,
     )

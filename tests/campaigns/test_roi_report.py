@@ -42,9 +42,11 @@ from typing import Any
 
 import pytest
 from openpyxl import load_workbook
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from campaigns import exports, periods, rates, receipts, report_data, revenue
+from campaigns.models import Campaign
 from campaigns.rates import MissingRate
 from campaigns.receipts import ReceiptInput
 from campaigns.report_data import ReportFilter
@@ -306,3 +308,17 @@ def test_a_foreign_receipt_with_no_rates_at_all(db: Session, staff: Staff) -> No
     file_receipt(db, campaign.id, "10", currency="USD", day=date(2026, 3, 9), steps=("submit",))
     with pytest.raises(MissingRate, match="No exchange rate for USD on or before 2026-03-09"):
         build(db)
+
+
+def test_narrowed_reports_match_the_full_one(fixture_db: Session) -> None:
+    full = {r["code"]: r for r in build(fixture_db).as_json()["rows"]}
+    spring_id = fixture_db.scalar(select(Campaign.id).where(Campaign.code == "SPRING26"))
+    assert spring_id is not None
+    one = report_data.build(fixture_db, "CNY", ReportFilter(campaign_ids=(spring_id,))).as_json()
+    assert one["rows"] == [full["SPRING26"]]
+    assert {k: v for k, v in one["total"].items() if k != "code"} == {
+        k: v for k, v in full["SPRING26"].items() if k not in ("code", "name")
+    }
+    assert report_data.build(fixture_db, "CNY", ReportFilter(campaign_ids=())).rows == []
+    live = report_data.build(fixture_db, "CNY", ReportFilter(statuses=("ended",))).rows
+    assert live == []  # the fixture's campaigns are all drafts

@@ -342,3 +342,21 @@ def test_drafts_can_be_deleted_submitted_ones_cannot(
     assert client.delete(f"/api/v1/receipts/{sent}").status_code == 409
     remaining = db.scalars(select(Receipt.id)).all()
     assert list(remaining) == [sent]
+
+
+def test_ended_campaigns_raise_no_alert_and_the_status_refresh_skips_the_report(
+    client: TestClient, people: dict[str, User], db: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    campaign = make(db, people["marketer"], budget="1000")
+    file_receipt(db, campaign.id, "1500")
+    planning.set_status(db, Actor.system(), campaign.id, "ended")
+    db.commit()
+    as_user(client, "marketer@example.com")
+    assert "No planned or active campaign has passed 90%" in client.get("/dashboard").text
+
+    def boom(*_: object) -> None:
+        raise AssertionError("the status refresh must not build the ROI report")
+
+    monkeypatch.setattr("web.pages.dashboard.budget_alerts", boom)
+    block = client.get("/dashboard", headers={"HX-Request": "true", "HX-Target": "system-status"})
+    assert block.status_code == 200 and "Database reachable" in block.text

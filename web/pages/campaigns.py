@@ -92,15 +92,8 @@ def list_campaigns(
         query = query.where(Campaign.starts_on <= period_end)
     rows = list(db.scalars(query.order_by(*SORTS.get(sort, SORTS["start"])).limit(500)))
     owners = {user_id: name for user_id, name in db.execute(select(User.id, User.name))}
-    kpis = _kpis(
-        db,
-        settings,
-        report_data.ReportFilter(
-            channel=channel or None,
-            status=status or None,
-            owner_id=int(owner) if owner.isdigit() else None,
-        ),
-    )
+    # Lifetime figures of exactly the campaigns listed.
+    kpis = _kpis(db, settings, report_data.ReportFilter(campaign_ids=tuple(c.id for c in rows)))
     params = {
         "q": q,
         "status": status,
@@ -254,7 +247,7 @@ def campaign_detail(
     request: Request, campaign_id: int, user: Staff, db: Db, settings: AppSettings
 ) -> Response:
     campaign = planning.get(db, campaign_id)
-    only = report_data.ReportFilter(campaign_id=campaign.id)
+    only = report_data.ReportFilter(campaign_ids=(campaign.id,))
     try:
         report = report_data.build(db, settings.base_currency, only)
         kpi = report.rows[0] if report.rows else None

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from campaigns import report_data
-from campaigns.models import Campaign, Receipt
+from campaigns.models import Receipt
 from core import audit
 from core.accounts.models import ApiKey, Role, User, UserStatus
 from core.errors import RetainError
@@ -19,7 +19,7 @@ from core.settings import Settings
 from core.timeutil import utcnow
 from web.deps import AppSettings, Db, StaffUser
 from web.health import database_ok
-from web.rendering import render
+from web.rendering import htmx_block, render
 
 router = APIRouter()
 LIVE = ("planned", "active")
@@ -46,14 +46,15 @@ def _admin_summary(db: Session) -> dict[str, Any]:
 def budget_alerts(db: Session, settings: Settings) -> list[dict[str, Any]]:
     """Live campaigns whose approved cost has passed 90% or 100% of their budget."""
     try:
-        report = report_data.build(db, settings.base_currency, report_data.ReportFilter())
+        report = report_data.build(
+            db, settings.base_currency, report_data.ReportFilter(statuses=LIVE)
+        )
     except RetainError:
         return []
-    live = set(db.scalars(select(Campaign.code).where(Campaign.status.in_(LIVE))))
     alerts = []
     for row in report.rows:
         used = row.values["budget_used_pct"]
-        if row.key["code"] in live and isinstance(used, Decimal) and used >= 90:
+        if isinstance(used, Decimal) and used >= 90:
             alerts.append({"row": row, "over": used > 100})
     return sorted(alerts, key=lambda a: -a["row"].values["budget_used_pct"])
 
@@ -77,6 +78,9 @@ def dashboard(request: Request, user: StaffUser, db: Db, settings: AppSettings) 
         "dialect": db.get_bind().dialect.name,
         "checked_at": utcnow(),
     }
+    block = htmx_block(request, "dashboard.html")
+    if block == "system_status":  # "Check again" re-renders the status alone: compute only it
+        return render(request, "dashboard.html", context, block=block)
     if Role.ADMIN in user.roles:
         context["admin"] = _admin_summary(db)
     if user.has_any(Role.MARKETER, Role.FINANCE):
