@@ -106,3 +106,23 @@ def convert(frame: pd.DataFrame, rates: pd.DataFrame, base: str) -> pd.Series:
     ]
     result.loc[matched["_row"].to_numpy()] = converted
     return result
+
+
+def to_base(session: Session, amount: Decimal, currency: str, day: date, base: str) -> Decimal:
+    """One amount in the base currency at the latest rate on or before `day`."""
+    if currency == base:
+        return amount
+    rate = session.scalar(
+        select(ExchangeRate.rate)
+        .where(ExchangeRate.currency == currency, ExchangeRate.rate_date <= day)
+        .order_by(ExchangeRate.rate_date.desc())
+        .limit(1)
+    )
+    if rate is None:
+        raise MissingRate(
+            "rate.missing",
+            f"No exchange rate for {currency} on or before {day:%Y-%m-%d}. "
+            f"Enter one to convert to {base}.",
+            {"currency": currency, "date": f"{day:%Y-%m-%d}"},
+        )
+    return (amount * rate).quantize(Decimal("0.0001"))

@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, MetaData, create_engine, event
+from sqlalchemy import CursorResult, Engine, MetaData, Result, create_engine, event
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 # Stable constraint names so Alembic migrations are reproducible on every database.
@@ -59,3 +59,8 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
     """One business action: commit on success, roll back on any error."""
     with factory() as session, session.begin():
         yield session
+
+
+def rowcount(result: Result[Any]) -> int:
+    """Rows an INSERT/UPDATE/DELETE touched (`Session.execute` types its result loosely)."""
+    return int(result.rowcount) if isinstance(result, CursorResult) else 0

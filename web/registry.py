@@ -10,6 +10,7 @@ from sqlalchemy import MetaData
 import campaigns.models  # noqa: F401
 import core.accounts.models
 import core.audit  # noqa: F401
+import loyalty.models  # noqa: F401
 from core.db import Base
 
 

@@ -1,0 +1,1 @@
+"""Loyalty: members, purchases and refunds, the points ledger, tiers, coupons, referrals."""

@@ -1,0 +1,607 @@
+"""Coupon batches, codes, issue, validate and redeem.
+
+Single use holds under concurrency without any lock held across the request: redeeming is
+one conditional UPDATE (`... WHERE state = 'issued'`) and only the request whose UPDATE
+changed the row wins. A batch's public code counts its uses under the batch's row lock.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.orm import Session
+
+from core import audit
+from core.audit import Actor
+from core.db import rowcount
+from core.errors import Conflict, NotFound, ValidationFailed
+from core.money import minor_units, normalise_currency
+from core.timeutil import utcnow
+from loyalty import codes
+from loyalty.models import (
+    Batch,
+    Coupon,
+    CouponKind,
+    CouponState,
+    Member,
+    MemberStatus,
+    Redemption,
+    Tier,
+)
+
+MAX_BATCH = 1_000_000
+_CHUNK = 50_000
+
+
+class CouponRefused(Conflict):
+    """A code that cannot be used; `code` says why (coupon.expired, coupon.used, …)."""
+
+    default_code = "coupon.refused"
+
+
+def create_batch(
+    session: Session,
+    actor: Actor,
+    *,
+    name: str,
+    kind: str,
+    currency: str,
+    campaign_id: int | None = None,
+    value: Decimal = Decimal(0),
+    max_discount: Decimal | None = None,
+    gift: str = "",
+    min_spend: Decimal = Decimal(0),
+    valid_from: datetime | None = None,
+    valid_until: datetime | None = None,
+    valid_days: int | None = None,
+    total_limit: int | None = None,
+    per_member_limit: int | None = None,
+    eligible_tiers: list[str] | None = None,
+    public_code: str | None = None,
+) -> Batch:
+    actor.require("admin", "marketer", doing="create coupon batches")
+    if not name.strip():
+        raise ValidationFailed("batch.name", "Give the batch a name.")
+    if kind not in set(CouponKind):
+        raise ValidationFailed("batch.kind", "Kind is percent, fixed or gift.")
+    if kind == CouponKind.PERCENT and not Decimal(0) < value <= Decimal(100):
+        raise ValidationFailed("batch.value", "A percent discount is above 0 and at most 100.")
+    if kind == CouponKind.FIXED and value <= 0:
+        raise ValidationFailed("batch.value", "A fixed discount must be above zero.")
+    if kind == CouponKind.GIFT and not gift.strip():
+        raise ValidationFailed("batch.gift", "Describe the gift.")
+    if (valid_days is None) == (valid_until is None):
+        raise ValidationFailed(
+            "batch.validity", "Give either an end date or a number of days from issue."
+        )
+    if valid_days is not None and valid_days <= 0:
+        raise ValidationFailed("batch.valid_days", "Days of validity must be at least 1.")
+    if valid_from and valid_until and valid_until <= valid_from:
+        raise ValidationFailed("batch.validity", "The batch ends before it starts.")
+    for label, limit in (("total_limit", total_limit), ("per_member_limit", per_member_limit)):
+        if limit is not None and limit <= 0:
+            raise ValidationFailed(f"batch.{label}", "A limit must be at least 1.")
+    tiers = [t.strip().lower() for t in eligible_tiers or [] if t.strip()]
+    known = set(session.scalars(select(Tier.code)))
+    if set(tiers) - known:
+        raise ValidationFailed("batch.tiers", f"Unknown tier {', '.join(set(tiers) - known)}.")
+    shared = codes.normalise(public_code) if public_code else None
+    if shared is not None:
+        if len(shared) < 4:
+            raise ValidationFailed("batch.public_code", "A public code has at least 4 characters.")
+        if session.scalar(select(Coupon.id).where(Coupon.code == shared)) or session.scalar(
+            select(Batch.id).where(Batch.public_code == shared)
+        ):
+            raise Conflict("batch.public_code_taken", f"The code {shared} is already in use.")
+    batch = Batch(
+        name=name.strip(),
+        kind=kind,
+        currency=normalise_currency(currency),
+        campaign_id=campaign_id,
+        value=value,
+        max_discount=max_discount,
+        gift=gift.strip(),
+        min_spend=min_spend,
+        valid_from=valid_from,
+        valid_until=valid_until,
+        valid_days=valid_days,
+        total_limit=total_limit,
+        per_member_limit=per_member_limit,
+        eligible_tiers=tiers,
+        public_code=shared,
+    )
+    session.add(batch)
+    session.flush()
+    audit.record(
+        session, actor, "coupon_batch.create", "coupon_batch", batch.id, after=describe(batch)
+    )
+    return batch
+
+
+def describe(batch: Batch) -> dict[str, Any]:
+    return {
+        "name": batch.name,
+        "kind": batch.kind,
+        "value": str(batch.value),
+        "currency": batch.currency,
+        "max_discount": None if batch.max_discount is None else str(batch.max_discount),
+        "min_spend": str(batch.min_spend),
+        "campaign_id": batch.campaign_id,
+        "total_limit": batch.total_limit,
+        "per_member_limit": batch.per_member_limit,
+        "eligible_tiers": batch.eligible_tiers,
+        "public_code": batch.public_code,
+    }
+
+
+def offer(batch: Batch) -> str:
+    """The offer in words: "20% off (up to 50.00 CNY), from 200.00 CNY"."""
+    if batch.kind == CouponKind.PERCENT:
+        text = f"{batch.value.normalize():f}% off"
+        if batch.max_discount is not None:
+            text += f" (up to {batch.max_discount:.2f} {batch.currency})"
+    elif batch.kind == CouponKind.FIXED:
+        text = f"{batch.value:.2f} {batch.currency} off"
+    else:
+        text = f"Gift: {batch.gift}"
+    if batch.min_spend:
+        text += f", on {batch.min_spend:.2f} {batch.currency} or more"
+    return text
+
+
+def _validity(batch: Batch, at: datetime) -> tuple[datetime | None, datetime | None]:
+    if batch.valid_days is not None:
+        return batch.valid_from, at + timedelta(days=batch.valid_days)
+    return batch.valid_from, batch.valid_until
+
+
+def _lock_batch(session: Session, batch_id: int) -> Batch:
+    batch = session.scalar(
+        select(Batch)
+        .where(Batch.id == batch_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    if batch is None:
+        raise NotFound("batch.not_found", f"No coupon batch {batch_id}.")
+    return batch
+
+
+def _room(batch: Batch, wanted: int) -> None:
+    if not batch.active:
+        raise Conflict("batch.inactive", f"The batch '{batch.name}' is switched off.")
+    if batch.public_code:
+        raise Conflict("batch.public", "A batch with a public code issues no personal codes.")
+    if batch.total_limit is not None and batch.issued_count + wanted > batch.total_limit:
+        left = batch.total_limit - batch.issued_count
+        raise Conflict("batch.limit", f"The batch allows {left:,} more coupons, not {wanted:,}.")
+
+
+def generate(
+    session: Session, actor: Actor, batch_id: int, count: int, *, at: datetime | None = None
+) -> int:
+    """Add `count` bearer codes (no member) to a batch, set-based in chunks; returns count."""
+    actor.require("admin", "marketer", doing="generate coupon codes")
+    if not 1 <= count <= MAX_BATCH:
+        raise ValidationFailed("batch.count", f"Generate between 1 and {MAX_BATCH:,} codes.")
+    at = at or utcnow()
+    batch = _lock_batch(session, batch_id)
+    _room(batch, count)
+    valid_from, valid_until = _validity(batch, at)
+    made = 0
+    while made < count:
+        wanted = min(_CHUNK, count - made)
+        made += _insert_codes(
+            session, batch.id, [None] * wanted, at, valid_from, valid_until, "generated"
+        )
+    batch.issued_count += count
+    session.flush()
+    audit.record(
+        session,
+        actor,
+        "coupon_batch.generate",
+        "coupon_batch",
+        batch.id,
+        after={"generated": count},
+    )
+    return count
+
+
+def _insert_codes(
+    session: Session,
+    batch_id: int,
+    member_ids: list[int | None],
+    at: datetime,
+    valid_from: datetime | None,
+    valid_until: datetime | None,
+    reason: str,
+) -> int:
+    """Insert one coupon per entry of `member_ids`, drawing fresh codes until every insert
+    lands (a clash with an existing code is ~1e-9 per code; it is redrawn, never reused)."""
+    todo = list(member_ids)
+    while todo:
+        fresh = list(dict.fromkeys(codes.generate(len(todo))))
+        taken = set(session.scalars(select(Coupon.code).where(Coupon.code.in_(fresh))))
+        fresh = [c for c in fresh if c not in taken][: len(todo)]
+        rows = [
+            {
+                "batch_id": batch_id,
+                "code": code,
+                "member_id": member,
+                "state": CouponState.ISSUED,
+                "issued_at": at,
+                "valid_from": valid_from,
+                "valid_until": valid_until,
+                "issued_reason": reason,
+            }
+            for code, member in zip(fresh, todo, strict=False)
+        ]
+        session.execute(insert(Coupon), rows)
+        todo = todo[len(rows) :]
+    return len(member_ids)
+
+
+def issue(
+    session: Session,
+    actor: Actor,
+    batch_id: int,
+    member: Member,
+    *,
+    reason: str,
+    at: datetime | None = None,
+) -> Coupon:
+    """Give one member a personal coupon of the batch (tier and per-member limits apply)."""
+    at = at or utcnow()
+    batch = _lock_batch(session, batch_id)
+    _room(batch, 1)
+    if batch.eligible_tiers:
+        tier_code = session.scalar(select(Tier.code).where(Tier.id == member.tier_id))
+        if tier_code not in batch.eligible_tiers:
+            raise Conflict(
+                "coupon.tier", f"'{batch.name}' is for {', '.join(batch.eligible_tiers)} members."
+            )
+    if batch.per_member_limit is not None:
+        held = session.scalar(
+            select(func.count(Coupon.id)).where(
+                Coupon.batch_id == batch.id, Coupon.member_id == member.id
+            )
+        )
+        if (held or 0) >= batch.per_member_limit:
+            raise Conflict(
+                "coupon.member_limit",
+                f"{member.number} already holds as many '{batch.name}' coupons as allowed.",
+            )
+    valid_from, valid_until = _validity(batch, at)
+    code = _fresh_code(session)
+    coupon = Coupon(
+        batch_id=batch.id,
+        code=code,
+        member_id=member.id,
+        issued_at=at,
+        valid_from=valid_from,
+        valid_until=valid_until,
+        issued_reason=reason[:100],
+    )
+    session.add(coupon)
+    batch.issued_count += 1
+    session.flush()
+    return coupon
+
+
+def _fresh_code(session: Session) -> str:
+    while True:
+        code = codes.one()
+        if session.scalar(select(Coupon.id).where(Coupon.code == code)) is None:
+            return code
+
+
+def issue_to_members(
+    session: Session,
+    actor: Actor,
+    batch_id: int,
+    *,
+    tier_codes: list[str] | None = None,
+    region: str | None = None,
+    city: str | None = None,
+    reason: str = "",
+    at: datetime | None = None,
+) -> int:
+    """Issue one coupon to every active member of a tier and/or segment (set-based).
+    Members already holding their per-member limit of the batch are skipped."""
+    actor.require("admin", "marketer", doing="issue coupons")
+    at = at or utcnow()
+    batch = _lock_batch(session, batch_id)
+    query = select(Member.id).where(Member.status == MemberStatus.ACTIVE)
+    tiers = tier_codes or batch.eligible_tiers
+    if tiers:
+        query = query.join(Tier, Tier.id == Member.tier_id).where(Tier.code.in_(tiers))
+    if region:
+        query = query.where(Member.region == region)
+    if city:
+        query = query.where(Member.city == city)
+    if batch.per_member_limit is not None:
+        held = (
+            select(Coupon.member_id)
+            .where(Coupon.batch_id == batch.id, Coupon.member_id.is_not(None))
+            .group_by(Coupon.member_id)
+            .having(func.count() >= batch.per_member_limit)
+        )
+        query = query.where(Member.id.not_in(held))
+    member_ids: list[int | None] = list(session.scalars(query.order_by(Member.id)))
+    _room(batch, len(member_ids))
+    valid_from, valid_until = _validity(batch, at)
+    for start in range(0, len(member_ids), _CHUNK):
+        _insert_codes(
+            session,
+            batch.id,
+            member_ids[start : start + _CHUNK],
+            at,
+            valid_from,
+            valid_until,
+            reason or "issued",
+        )
+    batch.issued_count += len(member_ids)
+    session.flush()
+    audit.record(
+        session,
+        actor,
+        "coupon_batch.issue",
+        "coupon_batch",
+        batch.id,
+        after={"members": len(member_ids), "tiers": tiers, "region": region, "city": city},
+    )
+    return len(member_ids)
+
+
+def export_csv(session: Session, batch_id: int) -> Iterator[str]:
+    """The batch's codes as CSV lines (streamed: a million rows never sit in memory)."""
+    head = io.StringIO()
+    csv.writer(head).writerow(["code", "state", "member_number", "valid_from", "valid_until"])
+    yield "\ufeff" + head.getvalue()
+    query = (
+        select(Coupon.code, Coupon.state, Member.number, Coupon.valid_from, Coupon.valid_until)
+        .outerjoin(Member, Member.id == Coupon.member_id)
+        .where(Coupon.batch_id == batch_id)
+        .order_by(Coupon.id)
+        .execution_options(yield_per=10_000)
+    )
+    for partition in session.execute(query).partitions():
+        out = io.StringIO()
+        writer = csv.writer(out)
+        for code, state, number, start, end in partition:
+            writer.writerow(
+                [
+                    code,
+                    state,
+                    number or "",
+                    start.isoformat() if start else "",
+                    end.isoformat() if end else "",
+                ]
+            )
+        yield out.getvalue()
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """What `validate` found: usable or not, why, and the discount it would give."""
+
+    ok: bool
+    code: str
+    message: str
+    discount: Decimal = Decimal(0)
+    batch: Batch | None = None
+    coupon: Coupon | None = None
+
+
+def _discount(batch: Batch, spend: Decimal) -> Decimal:
+    if batch.kind == CouponKind.FIXED:
+        value = min(batch.value, spend)
+    elif batch.kind == CouponKind.PERCENT:
+        value = spend * batch.value / 100
+        if batch.max_discount is not None:
+            value = min(value, batch.max_discount)
+    else:
+        value = Decimal(0)
+    return value.quantize(Decimal(1).scaleb(-minor_units(batch.currency)), rounding=ROUND_HALF_UP)
+
+
+def validate(
+    session: Session,
+    code: str,
+    *,
+    member: Member | None,
+    spend: Decimal | None = None,
+    currency: str | None = None,
+    at: datetime | None = None,
+) -> Check:
+    """Can `code` be used now, by this member, on this spend? If not, say why."""
+    at = at or utcnow()
+    code = codes.normalise(code)
+    coupon = session.scalar(select(Coupon).where(Coupon.code == code))
+    batch = (
+        session.get(Batch, coupon.batch_id)
+        if coupon
+        else session.scalar(select(Batch).where(Batch.public_code == code))
+    )
+    if batch is None:
+        return Check(False, "coupon.unknown", f"There is no coupon {code}.")
+
+    def no(reason: str, message: str) -> Check:
+        return Check(False, reason, message, batch=batch, coupon=coupon)
+
+    if coupon is not None:
+        if coupon.state == CouponState.REDEEMED:
+            return no("coupon.used", f"Coupon {code} was already used.")
+        if coupon.state == CouponState.VOID:
+            return no("coupon.void", f"Coupon {code} was withdrawn.")
+        if coupon.member_id is not None and (member is None or member.id != coupon.member_id):
+            return no("coupon.not_yours", f"Coupon {code} belongs to another member.")
+        start, end = coupon.valid_from, coupon.valid_until
+    else:
+        start, end = batch.valid_from, batch.valid_until
+    if not batch.active:
+        return no("coupon.void", f"The offer '{batch.name}' was withdrawn.")
+    if (coupon is not None and coupon.state == CouponState.EXPIRED) or (end and at >= end):
+        return no(
+            "coupon.expired",
+            f"Coupon {code} expired on {end:%Y-%m-%d}." if end else f"Coupon {code} expired.",
+        )
+    if start and at < start:
+        return no("coupon.not_started", f"Coupon {code} can be used from {start:%Y-%m-%d}.")
+    if batch.eligible_tiers:
+        tier_code = member and session.scalar(select(Tier.code).where(Tier.id == member.tier_id))
+        if tier_code not in batch.eligible_tiers:
+            return no(
+                "coupon.tier", f"'{batch.name}' is for {', '.join(batch.eligible_tiers)} members."
+            )
+    if coupon is None:
+        if member is None and batch.per_member_limit is not None:
+            return no("coupon.member_required", "This code needs a member.")
+        if batch.total_limit is not None and batch.public_uses >= batch.total_limit:
+            return no(
+                "coupon.cap", f"Code {code} has reached its limit of {batch.total_limit:,} uses."
+            )
+        if member is not None and batch.per_member_limit is not None:
+            used = session.scalar(
+                select(func.count(Redemption.id)).where(
+                    Redemption.batch_id == batch.id,
+                    Redemption.member_id == member.id,
+                    Redemption.reversed_at.is_(None),
+                )
+            )
+            if (used or 0) >= batch.per_member_limit:
+                return no("coupon.member_limit", f"You have used code {code} as often as allowed.")
+    discount = Decimal(0)
+    if spend is not None:
+        if currency is not None and normalise_currency(currency) != batch.currency:
+            return no("coupon.currency", f"Coupon {code} is for purchases in {batch.currency}.")
+        if spend < batch.min_spend:
+            return no(
+                "coupon.min_spend",
+                f"Coupon {code} needs a spend of {batch.min_spend:.2f} {batch.currency}; "
+                f"this is {spend:.2f}.",
+            )
+        discount = _discount(batch, spend)
+    return Check(True, "ok", offer(batch), discount, batch, coupon)
+
+
+def redeem(
+    session: Session,
+    actor: Actor,
+    code: str,
+    *,
+    member: Member | None,
+    key: str,
+    spend: Decimal | None = None,
+    currency: str | None = None,
+    purchase_id: int | None = None,
+    at: datetime | None = None,
+) -> Redemption:
+    """Use a code once. A retry with the same `key` returns the first redemption."""
+    at = at or utcnow()
+    earlier = session.scalar(select(Redemption).where(Redemption.idempotency_key == key))
+    if earlier is not None:
+        return earlier
+    check = validate(session, code, member=member, spend=spend, currency=currency, at=at)
+    if not check.ok or check.batch is None:
+        raise CouponRefused(check.code, check.message)
+    batch = check.batch
+    if check.coupon is not None:
+        won = rowcount(
+            session.execute(
+                update(Coupon)
+                .where(Coupon.id == check.coupon.id, Coupon.state == CouponState.ISSUED)
+                .values(state=CouponState.REDEEMED, redeemed_at=at)
+                .execution_options(synchronize_session=False)
+            )
+        )
+        if won != 1:
+            raise CouponRefused("coupon.used", f"Coupon {check.coupon.code} was already used.")
+        session.refresh(check.coupon)
+    else:
+        batch = _lock_batch(session, batch.id)
+        if batch.total_limit is not None and batch.public_uses >= batch.total_limit:
+            raise CouponRefused("coupon.cap", f"Code {code} has reached its limit.")
+        batch.public_uses += 1
+    redemption = Redemption(
+        batch_id=batch.id,
+        coupon_id=check.coupon.id if check.coupon else None,
+        member_id=member.id if member else None,
+        purchase_id=purchase_id,
+        discount=check.discount,
+        currency=batch.currency,
+        redeemed_at=at,
+        idempotency_key=key,
+    )
+    session.add(redemption)
+    session.flush()
+    return redemption
+
+
+def restore(session: Session, redemption: Redemption, *, at: datetime) -> bool:
+    """Give back a coupon whose purchase was fully refunded, if it is still valid."""
+    if redemption.reversed_at is not None:
+        return False
+    coupon = session.get(Coupon, redemption.coupon_id) if redemption.coupon_id else None
+    if coupon is not None and coupon.valid_until is not None and coupon.valid_until <= at:
+        return False
+    redemption.reversed_at = at
+    if coupon is not None:
+        coupon.state = CouponState.ISSUED
+        coupon.redeemed_at = None
+    else:
+        _lock_batch(session, redemption.batch_id).public_uses -= 1
+    session.flush()
+    return True
+
+
+def expire_due(session: Session, at: datetime) -> int:
+    """Mark coupons past their end as expired (the job); returns how many."""
+    result = session.execute(
+        update(Coupon)
+        .where(Coupon.state == CouponState.ISSUED, Coupon.valid_until <= at)
+        .values(state=CouponState.EXPIRED)
+        .execution_options(synchronize_session=False)
+    )
+    return rowcount(result)
+
+
+def wallet(session: Session, member_id: int) -> list[tuple[Coupon, Batch]]:
+    rows = session.execute(
+        select(Coupon, Batch)
+        .join(Batch, Batch.id == Coupon.batch_id)
+        .where(Coupon.member_id == member_id)
+        .order_by(Coupon.state, Coupon.valid_until, Coupon.id)
+    ).all()
+    return [(c, b) for c, b in rows]
+
+
+def void(session: Session, actor: Actor, coupon_id: int, reason: str) -> Coupon:
+    actor.require("admin", "marketer", doing="void coupons")
+    coupon = session.get(Coupon, coupon_id)
+    if coupon is None:
+        raise NotFound("coupon.not_found", f"No coupon {coupon_id}.")
+    if coupon.state != CouponState.ISSUED:
+        raise Conflict(
+            "coupon.state",
+            f"Coupon {coupon.code} is {coupon.state}; only issued ones can be voided.",
+        )
+    coupon.state = CouponState.VOID
+    session.flush()
+    audit.record(
+        session,
+        actor,
+        "coupon.void",
+        "coupon",
+        coupon.code,
+        before={"state": "issued"},
+        after={"state": "void", "reason": reason},
+    )
+    return coupon

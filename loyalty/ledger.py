@@ -1,0 +1,369 @@
+"""The points ledger: append-only entries, lots that hold earned points, and draws.
+
+Rules that keep it honest (tests check each after random sequences of actions):
+
+- Every change to a member's points holds that member's row lock (`lock_member`), so two
+  requests for one member run one after the other and a balance is never read stale.
+- `member.balance` is the sum of the member's entries; it also equals the remaining points
+  of their pending and active lots minus `member.debt`.
+- Earned points form a lot. A purchase's lot is pending for the return window and cannot be
+  spent; other lots (sign-up, birthday, referral, positive adjustment) are active at once.
+- Spending draws active lots, soonest-expiring first. A refund reverses the purchase's own
+  lot first (pending before active), then other active lots; what it still cannot cover
+  becomes `debt`, the balance goes negative, and redemption is blocked until lots that
+  become active later have paid the debt back.
+"""
+
+from __future__ import annotations
+
+import calendar
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import case, func, select
+from sqlalchemy.orm import Session
+
+from core.audit import Actor
+from core.errors import Conflict, NotFound, ValidationFailed
+from loyalty.models import (
+    EntryType,
+    ExpiryPolicy,
+    LedgerEntry,
+    Lot,
+    LotDraw,
+    LotState,
+    Member,
+    MemberStatus,
+    Program,
+)
+
+
+class InsufficientPoints(Conflict):
+    default_code = "points.insufficient"
+
+
+class NegativeBalance(Conflict):
+    default_code = "points.negative_balance"
+
+
+@dataclass(frozen=True, slots=True)
+class Credit:
+    """One line of points to credit: what, how many, and why (shown to the member)."""
+
+    points: int
+    reason: str
+    rule: str
+    type: EntryType = EntryType.EARN
+    bonus_rule_id: int | None = None
+
+
+def lock_member(session: Session, member_id: int) -> Member:
+    """The member's row, locked until the transaction ends (serialises their points)."""
+    member = session.scalar(
+        select(Member)
+        .where(Member.id == member_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    if member is None:
+        raise NotFound("member.not_found", f"No member with id {member_id}.")
+    return member
+
+
+def expires_at(program: Program, available_at: datetime, zone: ZoneInfo) -> datetime | None:
+    """When points that become active at `available_at` expire, under the program's policy.
+    Month and year ends are the member's local midnight (the configured zone)."""
+    policy = ExpiryPolicy(program.expiry_policy)
+    if policy is ExpiryPolicy.NEVER:
+        return None
+    if policy is ExpiryPolicy.DAYS_AFTER_ACTIVE:
+        return available_at + timedelta(days=program.expiry_n)
+    local = available_at.astimezone(zone).date()
+    if policy is ExpiryPolicy.END_OF_MONTH:
+        months = local.year * 12 + (local.month - 1) + program.expiry_n
+        year, month0 = divmod(months, 12)
+        last = date(year, month0 + 1, calendar.monthrange(year, month0 + 1)[1])
+    else:  # end of the next calendar year
+        last = date(local.year + 1, 12, 31)
+    # Valid through the last day: expiry is the following local midnight.
+    return datetime.combine(last + timedelta(days=1), time(0), zone).astimezone(UTC)
+
+
+def existing(session: Session, key: str) -> LedgerEntry | None:
+    return session.scalar(select(LedgerEntry).where(LedgerEntry.idempotency_key == key))
+
+
+def _entry(
+    member: Member,
+    actor: Actor,
+    *,
+    type: EntryType,
+    points: int,
+    reason: str,
+    rule: str,
+    key: str,
+    at: datetime,
+    source: tuple[str, int] | None,
+    bonus_rule_id: int | None = None,
+    lot_id: int | None = None,
+) -> LedgerEntry:
+    member.balance += points
+    return LedgerEntry(
+        member_id=member.id,
+        occurred_at=at,
+        type=type,
+        points=points,
+        balance_after=member.balance,
+        reason=reason[:200],
+        rule=rule,
+        bonus_rule_id=bonus_rule_id,
+        source_type=source[0] if source else None,
+        source_id=source[1] if source else None,
+        lot_id=lot_id,
+        actor_kind=actor.kind,
+        actor_label=actor.label,
+        actor_user_id=actor.user_id,
+        idempotency_key=key,
+    )
+
+
+def credit(
+    session: Session,
+    member: Member,
+    actor: Actor,
+    lines: list[Credit],
+    *,
+    key: str,
+    at: datetime,
+    program: Program,
+    zone: ZoneInfo,
+    source: tuple[str, int] | None = None,
+    purchase_id: int | None = None,
+    pending_until: datetime | None = None,
+) -> tuple[Lot | None, list[LedgerEntry]]:
+    """Credit `lines` as one lot (pending until `pending_until`, if given). The member must be
+    locked. Entry keys are `key` plus the line's rule, so a retry writes nothing twice."""
+    lines = [line for line in lines if line.points > 0]
+    if not lines:
+        return None, []
+    total = sum(line.points for line in lines)
+    pending = pending_until is not None and pending_until > at
+    available_at = pending_until if pending and pending_until else at
+    lot = Lot(
+        member_id=member.id,
+        purchase_id=purchase_id,
+        points=total,
+        remaining=total,
+        state=LotState.PENDING if pending else LotState.ACTIVE,
+        earned_at=at,
+        available_at=available_at,
+        expires_at=expires_at(program, available_at, zone),
+    )
+    session.add(lot)
+    session.flush()
+    entries = [
+        _entry(
+            member,
+            actor,
+            type=line.type,
+            points=line.points,
+            reason=line.reason,
+            rule=line.rule,
+            key=f"{key}:{line.rule}",
+            at=at,
+            source=source,
+            bonus_rule_id=line.bonus_rule_id,
+            lot_id=lot.id,
+        )
+        for line in lines
+    ]
+    session.add_all(entries)
+    if pending:
+        member.pending_points += total
+    else:
+        settle_debt(member, [lot])
+    session.flush()
+    return lot, entries
+
+
+def settle_debt(member: Member, lots: list[Lot]) -> None:
+    """Newly active lots pay back a debt left by a refund before they can be spent."""
+    for lot in lots:
+        if member.debt <= 0:
+            return
+        paid = min(member.debt, lot.remaining)
+        lot.remaining -= paid
+        member.debt -= paid
+        if lot.remaining == 0:
+            lot.state = LotState.SPENT
+
+
+def _spendable(session: Session, member_id: int) -> list[Lot]:
+    return list(
+        session.scalars(
+            select(Lot)
+            .where(Lot.member_id == member_id, Lot.state == LotState.ACTIVE, Lot.remaining > 0)
+            # Soonest-expiring first; points that never expire last.
+            .order_by(case((Lot.expires_at.is_(None), 1), else_=0), Lot.expires_at, Lot.id)
+            .with_for_update()
+        )
+    )
+
+
+def _draw(session: Session, entry: LedgerEntry, lots: list[Lot], points: int) -> int:
+    """Take up to `points` from `lots` in order; returns what is still owed."""
+    owed = points
+    for lot in lots:
+        if owed == 0:
+            break
+        take = min(owed, lot.remaining)
+        if take == 0:
+            continue
+        lot.remaining -= take
+        owed -= take
+        if lot.remaining == 0:
+            lot.state = LotState.SPENT
+        session.add(LotDraw(entry_id=entry.id, lot_id=lot.id, points=take))
+    return owed
+
+
+def debit(
+    session: Session,
+    member: Member,
+    actor: Actor,
+    points: int,
+    *,
+    type: EntryType,
+    reason: str,
+    rule: str,
+    key: str,
+    at: datetime,
+    source: tuple[str, int] | None = None,
+    allow_debt: bool = False,
+) -> LedgerEntry:
+    """Spend `points` from active lots (the member must be locked). Redemptions refuse a short
+    or negative balance; a manual deduction may leave a debt (`allow_debt`)."""
+    if points <= 0:
+        raise ValidationFailed("points.amount", "Points to take must be a positive number.")
+    if not allow_debt:
+        if member.status != MemberStatus.ACTIVE:
+            raise Conflict("member.inactive", f"Member {member.number} is {member.status}.")
+        if member.available < 0:
+            raise NegativeBalance(
+                "points.negative_balance",
+                f"The available balance is {member.available:,} after a refund took back "
+                "points already spent; redeeming resumes once it is positive again.",
+                {"available": member.available},
+            )
+        if member.available < points:
+            raise InsufficientPoints(
+                "points.insufficient",
+                f"This needs {points:,} points; {member.available:,} are available"
+                + (
+                    f" ({member.pending_points:,} more are pending)."
+                    if member.pending_points
+                    else "."
+                ),
+                {"needed": points, "available": member.available},
+            )
+    entry = _entry(
+        member,
+        actor,
+        type=type,
+        points=-points,
+        reason=reason,
+        rule=rule,
+        key=key,
+        at=at,
+        source=source,
+    )
+    session.add(entry)
+    session.flush()
+    owed = _draw(session, entry, _spendable(session, member.id), points)
+    member.debt += owed
+    session.flush()
+    return entry
+
+
+def reverse(
+    session: Session,
+    member: Member,
+    actor: Actor,
+    points: int,
+    *,
+    purchase_id: int,
+    reason: str,
+    key: str,
+    at: datetime,
+    source: tuple[str, int],
+) -> LedgerEntry:
+    """Take back a refunded purchase's points: its own lots first (pending before active),
+    then other active lots; the rest becomes debt (the balance may go negative)."""
+    entry = _entry(
+        member,
+        actor,
+        type=EntryType.REVERSE,
+        points=-points,
+        reason=reason,
+        rule="refund",
+        key=key,
+        at=at,
+        source=source,
+    )
+    session.add(entry)
+    session.flush()
+    own = list(
+        session.scalars(
+            select(Lot)
+            .where(
+                Lot.purchase_id == purchase_id,
+                Lot.state.in_([LotState.PENDING, LotState.ACTIVE]),
+                Lot.remaining > 0,
+            )
+            .order_by(case((Lot.state == LotState.PENDING, 0), else_=1), Lot.id)
+            .with_for_update()
+        )
+    )
+    pending_before = sum(lot.remaining for lot in own if lot.state == LotState.PENDING)
+    owed = _draw(session, entry, own, points)
+    member.pending_points -= pending_before - sum(
+        lot.remaining for lot in own if lot.state == LotState.PENDING
+    )
+    owed = _draw(session, entry, _spendable(session, member.id), owed)
+    member.debt += owed
+    session.flush()
+    return entry
+
+
+def member_entries_sum(session: Session, member_id: int) -> int:
+    return int(
+        session.scalar(
+            select(func.coalesce(func.sum(LedgerEntry.points), 0)).where(
+                LedgerEntry.member_id == member_id
+            )
+        )
+        or 0
+    )
+
+
+def history(
+    session: Session,
+    member_id: int,
+    *,
+    before_id: int | None = None,
+    types: tuple[str, ...] = (),
+    limit: int = 50,
+) -> list[LedgerEntry]:
+    """Newest first, keyset-paginated by id: page 50 costs what page 1 does."""
+    query = (
+        select(LedgerEntry)
+        .where(LedgerEntry.member_id == member_id)
+        .order_by(LedgerEntry.id.desc())
+        .limit(limit)
+    )
+    if before_id is not None:
+        query = query.where(LedgerEntry.id < before_id)
+    if types:
+        query = query.where(LedgerEntry.type.in_(types))
+    return list(session.scalars(query))

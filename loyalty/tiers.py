@@ -1,0 +1,229 @@
+"""Tiers: upgrade the moment a threshold is crossed; downgrade only at the nightly evaluation,
+one level at a time, once the member has held the tier for the retention period.
+
+The qualifying metric is read from purchases in the rolling window: points earned minus
+points reversed, or net spend in the base currency. The evaluation is set-based: one
+INSERT … SELECT computes every member's target into a temporary table, one UPDATE moves
+them, one INSERT writes the history. No Python loop over members.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Integer,
+    MetaData,
+    Numeric,
+    Table,
+    and_,
+    case,
+    cast,
+    func,
+    insert,
+    literal,
+    select,
+    type_coerce,
+    update,
+)
+from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
+
+from core.db import rowcount
+from core.timeutil import UTCDateTime
+from loyalty import program as program_settings
+from loyalty.models import Member, MemberStatus, Program, Purchase, Tier, TierChange, TierMetric
+
+
+@dataclass(frozen=True, slots=True)
+class TierMove:
+    from_tier: str
+    to_tier: str
+    reason: str
+
+
+def window_start(program: Program, at: datetime) -> datetime:
+    # Months as 30.44 days: a rolling window needs no calendar arithmetic per member.
+    return at - timedelta(days=round(program.tier_window_months * 30.44))
+
+
+def _metric(session: Session, program: Program) -> ColumnElement[int]:
+    if program.tier_metric == TierMetric.SPEND:
+        # Whole units of the base currency. MoneyAmount is ten-thousandths on SQLite.
+        total = func.coalesce(func.sum(type_coerce(Purchase.net_base_amount, Numeric())), 0)
+        if session.get_bind().dialect.name == "sqlite":
+            return type_coerce(total / 10_000, BigInteger)
+        return cast(func.trunc(total), BigInteger)
+    return func.coalesce(func.sum(Purchase.points_earned - Purchase.points_reversed), 0)
+
+
+def metric(session: Session, program: Program, member_id: int, at: datetime) -> int:
+    value = session.scalar(
+        select(_metric(session, program)).where(
+            Purchase.member_id == member_id,
+            Purchase.occurred_at >= window_start(program, at),
+            Purchase.occurred_at <= at,
+        )
+    )
+    return int(value or 0)
+
+
+def unit(program: Program, base_currency: str) -> str:
+    return "points" if program.tier_metric == TierMetric.POINTS else base_currency
+
+
+def upgrade_if_due(
+    session: Session, member: Member, program: Program, at: datetime, base_currency: str
+) -> TierMove | None:
+    """After a purchase: move the (locked) member up as far as the metric reaches."""
+    value = metric(session, program, member.id, at)
+    ladder = program_settings.ladder(session)
+    current = next(t for t in ladder if t.id == member.tier_id)
+    reached = max((t for t in ladder if t.threshold <= value), key=lambda t: t.rank)
+    if reached.rank <= current.rank:
+        return None
+    reason = (
+        f"Reached {reached.name}: {value:,} {unit(program, base_currency)} "
+        f"in {program.tier_window_months} months"
+    )
+    member.tier_id, member.tier_since = reached.id, at
+    session.add(
+        TierChange(
+            member_id=member.id,
+            from_tier_id=current.id,
+            to_tier_id=reached.id,
+            reason=reason,
+            metric_value=value,
+            changed_at=at,
+        )
+    )
+    session.flush()
+    return TierMove(current.name, reached.name, reason)
+
+
+_scratch = MetaData()
+_evaluation = Table(
+    "tier_evaluation",
+    _scratch,
+    Column("member_id", Integer, primary_key=True),
+    Column("from_tier_id", Integer),
+    Column("to_tier_id", Integer),
+    Column("metric_value", BigInteger),
+    Column("upgrade", Integer),
+    prefixes=["TEMPORARY"],
+)
+
+
+def evaluate(session: Session, at: datetime) -> dict[str, int]:
+    """The nightly evaluation for every active member; returns counts of moves."""
+    program = program_settings.get(session)
+    connection = session.connection()
+    _evaluation.drop(connection, checkfirst=True)
+    _evaluation.create(connection)
+    try:
+        return _evaluate(session, program, at)
+    finally:
+        _evaluation.drop(connection, checkfirst=True)
+
+
+def _evaluate(session: Session, program: Program, at: datetime) -> dict[str, int]:
+    metrics = (
+        select(Purchase.member_id.label("member_id"), _metric(session, program).label("value"))
+        .where(
+            Purchase.occurred_at >= window_start(program, at),
+            Purchase.occurred_at <= at,
+            Purchase.member_id.is_not(None),
+        )
+        .group_by(Purchase.member_id)
+        .subquery()
+    )
+    current = Tier.__table__.alias("current_tier")
+    qualified = Tier.__table__.alias("qualified_tier")
+    lower = Tier.__table__.alias("lower_tier")
+    value = func.coalesce(metrics.c.value, 0)
+    # The highest tier whose threshold the metric reaches.
+    qualified_rank = (
+        select(func.max(qualified.c.rank)).where(qualified.c.threshold <= value).scalar_subquery()
+    )
+    one_down = (
+        select(lower.c.id)
+        .where(lower.c.rank < current.c.rank)
+        .order_by(lower.c.rank.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    up_to = select(qualified.c.id).where(qualified.c.rank == qualified_rank).scalar_subquery()
+    retained_until = at - timedelta(days=program.tier_retention_days)
+    candidates = (
+        select(
+            Member.id.label("member_id"),
+            Member.tier_id.label("from_tier_id"),
+            case((qualified_rank > current.c.rank, up_to), else_=one_down).label("to_tier_id"),
+            func.cast(value, BigInteger).label("metric_value"),
+            case((qualified_rank > current.c.rank, 1), else_=0).label("upgrade"),
+        )
+        .join(current, current.c.id == Member.tier_id)
+        .outerjoin(metrics, metrics.c.member_id == Member.id)
+        .where(
+            Member.status == MemberStatus.ACTIVE,
+            (qualified_rank > current.c.rank)
+            | and_(qualified_rank < current.c.rank, Member.tier_since <= retained_until),
+        )
+    )
+    session.execute(
+        insert(_evaluation).from_select(
+            ["member_id", "from_tier_id", "to_tier_id", "metric_value", "upgrade"], candidates
+        )
+    )
+    ev = _evaluation
+    # Guarded by the tier the evaluation saw: a purchase that moved the member meanwhile wins.
+    session.execute(
+        update(Member)
+        .where(Member.id == ev.c.member_id, Member.tier_id == ev.c.from_tier_id)
+        .values(tier_id=ev.c.to_tier_id, tier_since=at)
+        .execution_options(synchronize_session=False)
+    )
+    to_tier = Tier.__table__.alias("to_tier")
+    window = f"in {program.tier_window_months} months"
+    reason = case(
+        (ev.c.upgrade == 1, literal("Reached ") + to_tier.c.name),
+        else_=literal("Moved down to ")
+        + to_tier.c.name
+        + literal(f": below the previous tier's threshold {window}"),
+    )
+    moved = (
+        select(
+            ev.c.member_id,
+            ev.c.from_tier_id,
+            ev.c.to_tier_id,
+            reason,
+            ev.c.metric_value,
+            literal(at, UTCDateTime()),
+        )
+        .join(to_tier, to_tier.c.id == ev.c.to_tier_id)
+        .join(
+            Member,
+            and_(
+                Member.id == ev.c.member_id,
+                Member.tier_id == ev.c.to_tier_id,
+                Member.tier_since == literal(at, UTCDateTime()),
+            ),
+        )
+    )
+    result = session.execute(
+        insert(TierChange).from_select(
+            ["member_id", "from_tier_id", "to_tier_id", "reason", "metric_value", "changed_at"],
+            moved,
+        )
+    )
+    grouped = session.execute(select(ev.c.upgrade, func.count()).group_by(ev.c.upgrade))
+    counts = {int(up): int(n) for up, n in grouped.all()}
+    session.expire_all()
+    return {
+        "upgraded": counts.get(1, 0),
+        "downgraded": counts.get(0, 0),
+        "recorded": rowcount(result),
+    }
