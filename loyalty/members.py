@@ -136,9 +136,10 @@ def create(
         **{f.name: getattr(profile, f.name) for f in fields(Profile)},
     )
     _set_birthday(member, profile.birthday)
-    session.add(member)
     try:
+        # Add inside the savepoint: begin_nested() flushes pending objects before it starts.
         with session.begin_nested():
+            session.add(member)
             session.flush()
     except IntegrityError:
         # Lost a race with a sign-up using the same phone or email.

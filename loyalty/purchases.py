@@ -191,13 +191,14 @@ def record(
         campaign_id=campaign.id if campaign else None,
         fingerprint=fingerprint,
     )
-    session.add(purchase)
     try:
+        # Add inside the savepoint: begin_nested() flushes pending objects before it starts.
         with session.begin_nested():
+            session.add(purchase)
             session.flush()
     except IntegrityError:
-        # A guest purchase posted twice at once: the other request recorded it first.
-        session.expunge(purchase)
+        # A guest purchase posted twice at once: the other request recorded it first
+        # (the savepoint's rollback has already dropped our copy from the session).
         earlier = find(session, source, external_id)
         if earlier is None:
             raise

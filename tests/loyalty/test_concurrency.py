@@ -1,0 +1,185 @@
+"""Real threads against PostgreSQL: double spending, double redemption, double posting.
+
+Each thread has its own connection and transaction, like concurrent API requests; a
+barrier releases them together.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from core import migrations
+from core.db import make_engine, make_session_factory
+from core.errors import RetainError
+from loyalty import coupons, purchases, rewards
+from loyalty.models import Coupon, LedgerEntry, Member, Purchase, Refund
+from tests.conftest import fresh_database_url
+from tests.loyalty.conftest import ACTOR, BASE, T0, ZONE, Shop
+from tests.loyalty.test_rewards import make_reward
+
+
+@pytest.fixture(scope="module")
+def factory(request: pytest.FixtureRequest) -> Iterator[sessionmaker[Session]]:
+    engine = make_engine(fresh_database_url(request, "postgresql"), pool_size=60, max_overflow=0)
+    migrations.upgrade(engine)
+    yield make_session_factory(engine)
+    engine.dispose()
+
+
+def together(count: int, work: Callable[[Session, int], Any]) -> list[Any]:
+    """Run `work` in `count` threads released at once; each commits or rolls back."""
+    barrier = threading.Barrier(count)
+    results: list[Any] = [None] * count
+
+    def run(i: int, factory: sessionmaker[Session]) -> None:
+        with factory() as session:
+            barrier.wait()
+            try:
+                with session.begin():
+                    results[i] = work(session, i)
+            except RetainError as exc:
+                results[i] = exc
+
+    threads = [threading.Thread(target=run, args=(i, _factory)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results
+
+
+_factory: sessionmaker[Session]
+
+
+@pytest.fixture(autouse=True)
+def _bind(factory: sessionmaker[Session]) -> None:
+    global _factory
+    _factory = factory
+
+
+def setup(factory: sessionmaker[Session], make: Callable[[Shop], Any]) -> Any:
+    with factory() as session, session.begin():
+        return make(Shop(session))
+
+
+def test_fifty_redemptions_against_a_balance_for_ten(factory: sessionmaker[Session]) -> None:
+    def make(shop: Shop) -> tuple[int, int]:
+        member = shop.join(phone="13911110001")  # 100 sign-up points
+        rewards.adjust(
+            shop.db, ACTOR, member.id, 900, reason="seed", key="seed-50", at=T0, zone=ZONE
+        )
+        return member.id, make_reward(shop, cost=100).id
+
+    member_id, reward_id = setup(factory, make)
+    results = together(
+        50,
+        lambda s, i: rewards.redeem(s, ACTOR, member_id, reward_id, key=f"r{i}", at=T0),
+    )
+    assert sum(isinstance(r, rewards.Redeemed) for r in results) == 10
+    assert all(isinstance(r, rewards.Redeemed) or r.code == "points.insufficient" for r in results)
+    with factory() as session:
+        member = session.get(Member, member_id)
+        assert member is not None and member.balance == 0
+        lowest = session.scalar(
+            select(func.min(LedgerEntry.balance_after)).where(LedgerEntry.member_id == member_id)
+        )
+        assert lowest == 0
+        issued = session.scalar(select(func.count(Coupon.id)).where(Coupon.member_id == member_id))
+        assert issued == 10
+
+
+def test_twenty_redemptions_of_one_single_use_code(factory: sessionmaker[Session]) -> None:
+    def make(shop: Shop) -> str:
+        batch = coupons.create_batch(
+            shop.db,
+            ACTOR,
+            name="Once",
+            kind="fixed",
+            value=Decimal(5),
+            currency="CNY",
+            valid_days=10,
+        )
+        coupons.generate(shop.db, ACTOR, batch.id, 1)
+        code = shop.db.scalar(select(Coupon.code).where(Coupon.batch_id == batch.id))
+        assert code is not None
+        return code
+
+    code = setup(factory, make)
+    results = together(
+        20,
+        lambda s, i: coupons.redeem(s, ACTOR, code, member=None, key=f"once-{code}-{i}", at=T0),
+    )
+    assert sum(not isinstance(r, RetainError) for r in results) == 1
+    assert {r.code for r in results if isinstance(r, RetainError)} == {"coupon.used"}
+
+
+@pytest.mark.parametrize("guest", [False, True], ids=["member", "guest"])
+def test_one_purchase_posted_twenty_times_at_once(
+    factory: sessionmaker[Session], guest: bool
+) -> None:
+    phone = "13911110003" if guest else "13911110002"
+    member_id = None if guest else setup(factory, lambda shop: shop.join(phone=phone).id)
+    ext = f"SAME-{phone}"
+    data = purchases.PurchaseInput(
+        source="pos",
+        external_id=ext,
+        occurred_at=T0,
+        amount=Decimal("88.00"),
+        currency="CNY",
+        member_id=member_id,
+    )
+    results = together(
+        20, lambda s, i: purchases.record(s, ACTOR, data, base_currency=BASE, zone=ZONE)
+    )
+    assert all(isinstance(r, purchases.Outcome) for r in results), results
+    assert sum(not r.replayed for r in results) == 1
+    with factory() as session:
+        ids = session.scalars(select(Purchase.id).where(Purchase.external_id == ext)).all()
+        assert len(ids) == 1
+        entries = session.scalars(
+            select(LedgerEntry.points).where(
+                LedgerEntry.source_type == "purchase", LedgerEntry.source_id == ids[0]
+            )
+        ).all()
+        # 88 base + 200 first purchase, once; a guest earns nothing.
+        assert sorted(entries) == ([] if guest else [88, 200])
+        if not guest:
+            assert all(r.points == 288 for r in results)
+
+
+def test_the_same_refund_twice_is_applied_once(factory: sessionmaker[Session]) -> None:
+    def make(shop: Shop) -> int:
+        member = shop.join(phone="13911110004")
+        shop.buy(member, "100.00", ext="REFUND-ME")
+        return member.id
+
+    member_id = setup(factory, make)
+    data = purchases.RefundInput(
+        source="pos",
+        external_id="RF-1",
+        purchase_source="pos",
+        purchase_external_id="REFUND-ME",
+        occurred_at=T0 + timedelta(days=1),
+        amount=Decimal("40.00"),
+    )
+    results = together(
+        2, lambda s, i: purchases.refund(s, ACTOR, data, base_currency=BASE, zone=ZONE)
+    )
+    assert sorted(r.replayed for r in results) == [False, True]
+    with factory() as session:
+        assert (
+            session.scalar(select(func.count(Refund.id)).where(Refund.external_id == "RF-1")) == 1
+        )
+        purchase = purchases.find(session, "pos", "REFUND-ME")
+        assert purchase is not None and purchase.refunded_amount == Decimal("40.00")
+        # 300 earned (100 + 200 first purchase) × 40% = 120 reversed, once.
+        member = session.get(Member, member_id)
+        assert member is not None and member.balance == 100 + 300 - 120
