@@ -49,7 +49,7 @@ def _campaign_conditions(f: ReportFilter) -> list[ColumnElement[bool]]:
     return conditions
 
 
-def _of_campaigns(column: InstrumentedAttribute[int], f: ReportFilter) -> list[ColumnElement[bool]]:
+def of_campaigns(column: InstrumentedAttribute[Any], f: ReportFilter) -> list[ColumnElement[bool]]:
     conditions = _campaign_conditions(f)
     if not conditions:
         return []  # the whole table: no subquery to slow the plain report down
@@ -145,7 +145,7 @@ def _costs(session: Session, f: ReportFilter, base: str, by_day: bool) -> pd.Dat
         [
             Receipt.status.in_(("submitted", "approved", "paid")),
             *_in_range(Receipt.expense_date, f),
-            *_of_campaigns(Receipt.campaign_id, f),
+            *of_campaigns(Receipt.campaign_id, f),
         ],
         base,
         by_day,
@@ -161,7 +161,7 @@ def _manual_revenue(session: Session, f: ReportFilter, base: str, by_day: bool) 
         RevenueRecord.currency,
         [RevenueRecord.campaign_id],
         [func.sum(RevenueRecord.amount), func.sum(RevenueRecord.orders)],
-        [*_in_range(RevenueRecord.received_on, f), *_of_campaigns(RevenueRecord.campaign_id, f)],
+        [*_in_range(RevenueRecord.received_on, f), *of_campaigns(RevenueRecord.campaign_id, f)],
         base,
         by_day,
     )

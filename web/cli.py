@@ -15,6 +15,7 @@ from core.audit import Actor
 from core.db import make_engine, make_session_factory
 from core.errors import RetainError
 from core.settings import Settings, get_settings
+from loyalty import reports as loyalty_reports
 
 app = typer.Typer(help="Retain: campaign ROI and member loyalty.", no_args_is_help=True)
 user_app = typer.Typer(help="Staff accounts.", no_args_is_help=True)
@@ -228,13 +229,14 @@ def report_roi(
     settings = get_settings()
     with _session(settings) as session:
         try:
-            report = report_data.build(
+            report = loyalty_reports.roi(
                 session,
                 settings.base_currency,
                 report_data.ReportFilter(
                     start=start.date() if start else None, end=end.date() if end else None
                 ),
                 group_by,  # type: ignore[arg-type]
+                zone=settings.zone,
             )
         except RetainError as exc:
             _fail(exc)

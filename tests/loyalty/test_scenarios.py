@@ -18,8 +18,10 @@ from loyalty import program as program_settings
 from loyalty import rewards
 from loyalty.ledger import NegativeBalance
 from loyalty.models import Tier
-from tests.campaigns.conftest import Staff, make_campaign
-from tests.loyalty.conftest import ACTOR, T0, Shop
+from campaigns.report_data import ReportFilter
+from loyalty import reports as loyalty_reports
+from tests.campaigns.conftest import Staff, file_receipt, make_campaign
+from tests.loyalty.conftest import ACTOR, T0, ZONE, Shop
 from tests.loyalty.test_rewards import make_reward
 
 
@@ -146,3 +148,22 @@ def test_birthday_reward_once_per_year(shop: Shop) -> None:
     assert shop.check(member).balance == 100 + 500
     assert shop.jobs(day.replace(year=2027), "birthdays")["birthdays"]["done"] == 1
     assert shop.check(member).balance == 100 + 500 + 500
+
+
+def test_purchases_feed_the_campaign_roi_report(shop: Shop, staff: Staff) -> None:
+    """Campaign SPRING26 (approved cost 500.00): a member buys 300.00 with its code, a guest
+    100.00 with its code, and 999.00 without a code. A 50.00 refund lowers the first.
+    Revenue 300 − 50 + 100 = 350.00 over 2 orders; ratio 350 / 500 = 0.70."""
+    campaign = make_campaign(shop.db, staff)
+    file_receipt(shop.db, campaign.id, "500.00")
+    member = shop.join()
+    shop.buy(member, "300.00", campaign_code="SPRING26", ext="C1")
+    shop.buy(None, "100.00", campaign_code="SPRING26")
+    shop.buy(member, "999.00")
+    shop.refund("C1", "50.00")
+    for group_by in ("campaign", "month"):
+        report = loyalty_reports.roi(
+            shop.db, "CNY", ReportFilter(campaign_ids=(campaign.id,)), group_by, zone=ZONE
+        )
+        assert report.total.values["revenue"] == Decimal("350.00")
+        assert report.total.values["orders"] == 2

@@ -34,6 +34,7 @@ from campaigns.schemas import (
 )
 from core.accounts.models import Role
 from core.errors import PermissionDenied, ValidationFailed
+from loyalty import reports as loyalty_reports
 from web.api.auth import Caller, require
 from web.deps import AppSettings, Db
 
@@ -253,13 +254,14 @@ def roi_report(
     owner_id: int | None = None,
     format: Literal["json", "csv", "xlsx"] = "json",
 ) -> Response:
-    report = report_data.build(
+    report = loyalty_reports.roi(
         db,
         settings.base_currency,
         report_data.ReportFilter(
             start=start, end=end, channel=channel, status=status, owner_id=owner_id
         ),
         group_by,
+        zone=settings.zone,
     )
     if format == "csv":
         return Response(

@@ -24,6 +24,7 @@ from campaigns.reports import COLUMNS, RoiRow
 from core.accounts.models import Role, User
 from core.errors import RetainError, ValidationFailed
 from core.money import parse_amount
+from loyalty import reports as loyalty_reports
 from web.deps import AppSettings, Db, actor_for, require_roles
 from web.errors import status_for
 from web.forms import optional_day
@@ -54,7 +55,10 @@ def _choices(db: Session) -> dict[str, Any]:
 def _kpis(db: Session, settings: AppSettings, f: report_data.ReportFilter) -> dict[str, RoiRow]:
     """Report rows by campaign code; empty when a rate is missing (the report page says why)."""
     try:
-        return {r.key["code"]: r for r in report_data.build(db, settings.base_currency, f).rows}
+        return {
+            r.key["code"]: r
+            for r in loyalty_reports.roi(db, settings.base_currency, f, zone=settings.zone).rows
+        }
     except RetainError:
         return {}
 
@@ -249,9 +253,12 @@ def campaign_detail(
     campaign = planning.get(db, campaign_id)
     only = report_data.ReportFilter(campaign_ids=(campaign.id,))
     try:
-        report = report_data.build(db, settings.base_currency, only)
+        report = loyalty_reports.roi(db, settings.base_currency, only, zone=settings.zone)
         kpi = report.rows[0] if report.rows else None
-        chart = chart_data(report, report_data.build(db, settings.base_currency, only, "month"))
+        chart = chart_data(
+            report,
+            loyalty_reports.roi(db, settings.base_currency, only, "month", zone=settings.zone),
+        )
     except RetainError:  # e.g. a missing rate: the page says so, the report page says which
         kpi, chart = None, None
     receipt_rows = list(

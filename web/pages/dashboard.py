@@ -17,6 +17,7 @@ from core.accounts.models import ApiKey, Role, User, UserStatus
 from core.errors import RetainError
 from core.settings import Settings
 from core.timeutil import utcnow
+from loyalty import reports as loyalty_reports
 from web.deps import AppSettings, Db, StaffUser
 from web.health import database_ok
 from web.rendering import htmx_block, render
@@ -46,8 +47,8 @@ def _admin_summary(db: Session) -> dict[str, Any]:
 def budget_alerts(db: Session, settings: Settings) -> list[dict[str, Any]]:
     """Live campaigns whose approved cost has passed 90% or 100% of their budget."""
     try:
-        report = report_data.build(
-            db, settings.base_currency, report_data.ReportFilter(statuses=LIVE)
+        report = loyalty_reports.roi(
+            db, settings.base_currency, report_data.ReportFilter(statuses=LIVE), zone=settings.zone
         )
     except RetainError:
         return []

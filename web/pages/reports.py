@@ -15,6 +15,7 @@ from campaigns.models import CampaignStatus, Channel
 from campaigns.reports import COLUMNS, GROUPS, GroupBy, RoiReport
 from core.accounts.models import Role, User
 from core.errors import RetainError
+from loyalty import reports as loyalty_reports
 from web.deps import AppSettings, Db, require_roles
 from web.rendering import render
 
@@ -84,7 +85,11 @@ def _build(db: Db, settings: AppSettings, request: Request) -> tuple[RoiReport, 
     filters, problems = parse_filter(params)
     group = params.get("group_by", "campaign")
     group_by: GroupBy = group if group in GROUPS else "campaign"
-    return report_data.build(db, settings.base_currency, filters, group_by), group_by, problems
+    return (
+        loyalty_reports.roi(db, settings.base_currency, filters, group_by, zone=settings.zone),
+        group_by,
+        problems,
+    )
 
 
 @router.get("/reports/roi")
@@ -100,7 +105,9 @@ def roi_page(request: Request, user: Staff, db: Db, settings: AppSettings) -> Re
         by_month = (
             report
             if group_by == "month"
-            else report_data.build(db, settings.base_currency, filters, "month")
+            else loyalty_reports.roi(
+                db, settings.base_currency, filters, "month", zone=settings.zone
+            )
         )
         context.update(report=report, problems=problems, chart=chart_data(report, by_month))
     except RetainError as exc:  # e.g. a missing exchange rate: say which one
