@@ -367,3 +367,34 @@ def history(
     if types:
         query = query.where(LedgerEntry.type.in_(types))
     return list(session.scalars(query))
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """What a member's points look like now: pending lots and what expires soon."""
+
+    pending: list[tuple[int, datetime]]  # (points, when they unlock)
+    expiring_30: int
+    expiring_90: int
+
+
+def summary(session: Session, member_id: int, at: datetime) -> Summary:
+    pending = session.execute(
+        select(Lot.remaining, Lot.available_at)
+        .where(Lot.member_id == member_id, Lot.state == LotState.PENDING, Lot.remaining > 0)
+        .order_by(Lot.available_at)
+    ).all()
+
+    def expiring(days: int) -> int:
+        return int(
+            session.scalar(
+                select(func.coalesce(func.sum(Lot.remaining), 0)).where(
+                    Lot.member_id == member_id,
+                    Lot.state.in_([LotState.ACTIVE, LotState.PENDING]),
+                    Lot.expires_at <= at + timedelta(days=days),
+                )
+            )
+            or 0
+        )
+
+    return Summary([(p, when) for p, when in pending], expiring(30), expiring(90))

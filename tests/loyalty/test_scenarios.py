@@ -14,12 +14,12 @@ import pytest
 from sqlalchemy import select
 
 from campaigns.models import Campaign
+from campaigns.report_data import ReportFilter
 from loyalty import program as program_settings
+from loyalty import reports as loyalty_reports
 from loyalty import rewards
 from loyalty.ledger import NegativeBalance
 from loyalty.models import Tier
-from campaigns.report_data import ReportFilter
-from loyalty import reports as loyalty_reports
 from tests.campaigns.conftest import Staff, file_receipt, make_campaign
 from tests.loyalty.conftest import ACTOR, T0, ZONE, Shop
 from tests.loyalty.test_rewards import make_reward

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from web.api import campaigns, system
+from web.api import campaigns, loyalty, system
 
 router = APIRouter(prefix="/api/v1")
 router.include_router(system.router)
 router.include_router(campaigns.router)
+router.include_router(loyalty.router)
