@@ -120,9 +120,13 @@ def earn(
         lines.append(
             Credit(
                 program.repeat_bonus,
-                f"Repeat bonus: {program.repeat_count} purchases in {program.repeat_days} days",
+                repeat_reason(program),
                 "repeat_purchase",
                 EntryType.BONUS,
             )
         )
     return [line for line in lines if line.points > 0]
+
+
+def repeat_reason(program: Program) -> str:
+    return f"Repeat bonus: {program.repeat_count} purchases in {program.repeat_days} days"

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from zoneinfo import ZoneInfo
 
@@ -68,10 +68,40 @@ class PurchaseInput:
     lines: tuple[Line, ...] = ()
 
     def fingerprint(self) -> str:
-        data = asdict(self)
-        data["occurred_at"] = self.occurred_at.isoformat()
-        data["coupon_codes"] = sorted(self.coupon_codes)
-        return hashlib.sha256(json.dumps(data, default=str, sort_keys=True).encode()).hexdigest()
+        return fingerprint(
+            {
+                "source": self.source,
+                "external_id": self.external_id,
+                "occurred_at": self.occurred_at,
+                "amount": self.amount,
+                "currency": self.currency,
+                "member_id": self.member_id,
+                "discount": self.discount,
+                "channel": self.channel,
+                "store": self.store,
+                "campaign_code": self.campaign_code,
+                "coupon_codes": sorted(self.coupon_codes),
+                "lines": [
+                    [ln.sku, ln.quantity, str(ln.unit_price), ln.category] for ln in self.lines
+                ],
+            }
+        )
+
+
+def fingerprint(fields: dict[str, object]) -> str:
+    """What a posting said, hashed: the same purchase posted again hashes the same. Amounts
+    are normalised, so "88", "88.0" and "88.00" are one amount."""
+    plain = {
+        k: (
+            v.astimezone(UTC).isoformat()
+            if isinstance(v, datetime)
+            else f"{v.normalize():f}"
+            if isinstance(v, Decimal)
+            else v
+        )
+        for k, v in fields.items()
+    }
+    return hashlib.sha256(json.dumps(plain, sort_keys=True, default=str).encode()).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)

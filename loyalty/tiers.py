@@ -32,7 +32,6 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
-from core.db import rowcount
 from core.timeutil import UTCDateTime
 from loyalty import program as program_settings
 from loyalty.models import Member, MemberStatus, Program, Purchase, Tier, TierChange, TierMetric
@@ -117,19 +116,22 @@ _evaluation = Table(
 )
 
 
-def evaluate(session: Session, at: datetime) -> dict[str, int]:
-    """The nightly evaluation for every active member; returns counts of moves."""
+def evaluate(session: Session, at: datetime, *, upgrades_only: bool = False) -> dict[str, int]:
+    """The nightly evaluation for every active member; returns counts of moves.
+    `upgrades_only` (after a bulk import) moves members up and nobody down."""
     program = program_settings.get(session)
     connection = session.connection()
     _evaluation.drop(connection, checkfirst=True)
     _evaluation.create(connection)
     try:
-        return _evaluate(session, program, at)
+        return _evaluate(session, program, at, upgrades_only)
     finally:
         _evaluation.drop(connection, checkfirst=True)
 
 
-def _evaluate(session: Session, program: Program, at: datetime) -> dict[str, int]:
+def _evaluate(
+    session: Session, program: Program, at: datetime, upgrades_only: bool
+) -> dict[str, int]:
     metrics = (
         select(Purchase.member_id.label("member_id"), _metric(session, program).label("value"))
         .where(
@@ -155,7 +157,8 @@ def _evaluate(session: Session, program: Program, at: datetime) -> dict[str, int
         .limit(1)
         .scalar_subquery()
     )
-    up_to = select(qualified.c.id).where(qualified.c.rank == qualified_rank).scalar_subquery()
+    target = Tier.__table__.alias("target_tier")
+    up_to = select(target.c.id).where(target.c.rank == qualified_rank).scalar_subquery()
     retained_until = at - timedelta(days=program.tier_retention_days)
     candidates = (
         select(
@@ -170,7 +173,11 @@ def _evaluate(session: Session, program: Program, at: datetime) -> dict[str, int
         .where(
             Member.status == MemberStatus.ACTIVE,
             (qualified_rank > current.c.rank)
-            | and_(qualified_rank < current.c.rank, Member.tier_since <= retained_until),
+            | and_(
+                literal(not upgrades_only),
+                qualified_rank < current.c.rank,
+                Member.tier_since <= retained_until,
+            ),
         )
     )
     session.execute(
@@ -213,17 +220,14 @@ def _evaluate(session: Session, program: Program, at: datetime) -> dict[str, int
             ),
         )
     )
-    result = session.execute(
+    session.execute(
         insert(TierChange).from_select(
             ["member_id", "from_tier_id", "to_tier_id", "reason", "metric_value", "changed_at"],
             moved,
         )
     )
-    grouped = session.execute(select(ev.c.upgrade, func.count()).group_by(ev.c.upgrade))
-    counts = {int(up): int(n) for up, n in grouped.all()}
+    # Count the moves that happened (a purchase may have moved a member meanwhile).
+    done = moved.with_only_columns(ev.c.upgrade, func.count()).group_by(ev.c.upgrade)
+    counts = {int(up): int(n) for up, n in session.execute(done).all()}
     session.expire_all()
-    return {
-        "upgraded": counts.get(1, 0),
-        "downgraded": counts.get(0, 0),
-        "recorded": rowcount(result),
-    }
+    return {"upgraded": counts.get(1, 0), "downgraded": counts.get(0, 0)}

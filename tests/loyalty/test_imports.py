@@ -1,0 +1,114 @@
+"""CSV import of purchases: every bad row reported by line, nothing half-imported, reruns
+skip what is there, and the bulk path credits what the service would."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from campaigns import rates
+from loyalty import imports
+from loyalty import program as program_settings
+from loyalty.models import Member, Purchase
+from tests.campaigns.conftest import Staff, make_campaign
+from tests.loyalty.conftest import ACTOR, BASE, ZONE, Shop
+
+
+def factory(db: Session) -> Any:
+    connection = db.connection()
+    return lambda: Session(
+        bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False
+    )
+
+
+def csv_for(prefix: str, numbers: list[str]) -> bytes:
+    a, b = numbers
+    rows = [
+        "source,external_id,occurred_at,amount,currency,member_number,campaign_code,channel",
+        f"pos,{prefix}1,2026-03-02T10:00:00+08:00,120.50,CNY,{a},SPRING26,",
+        f"pos,{prefix}2,2026-03-05 18:30,80,CNY,{a},,",  # local time, no campaign
+        f"pos,{prefix}3,2026-03-20T09:00:00Z,10,USD,{a},,wechat",  # 3rd in 30 days: repeat
+        f"pos,{prefix}4,2026-03-03T10:00:00+08:00,99.99,CNY,{b},SPRING26,",
+        f"pos,{prefix}5,2026-03-04T10:00:00+08:00,45,CNY,,SPRING26,",  # a guest
+    ]
+    return ("\n".join(rows) + "\n").encode()
+
+
+def test_bulk_path_credits_what_the_service_does(shop: Shop, staff: Staff) -> None:
+    campaign = make_campaign(shop.db, staff)
+    rates.set_rate(shop.db, staff.finance, "USD", campaign.starts_on, Decimal("7.1"), BASE)
+    program_settings.save_rule(
+        shop.db, ACTOR, name="Double points", campaign_id=campaign.id, multiplier=Decimal(2)
+    )
+    bulk = [shop.join(f"Bulk {n}") for n in range(2)]
+    served = [shop.join(f"Row {n}") for n in range(2)]
+    shop.db.flush()
+    first = imports.import_purchases(
+        factory(shop.db), ACTOR, csv_for("B", [m.number for m in bulk]), base=BASE, zone=ZONE
+    )
+    second = imports.import_purchases(
+        factory(shop.db),
+        ACTOR,
+        csv_for("S", [m.number for m in served]),
+        base=BASE,
+        zone=ZONE,
+        row_by_row=True,
+    )
+    assert (first.imported, second.imported, second.by_service) == (5, 5, 5)
+    assert first.points == second.points > 0
+    for a, b in zip(bulk, served, strict=True):
+        assert shop.entries(a) == shop.entries(b)
+        assert shop.check(a).balance == shop.check(b).balance
+        assert shop.fresh(a).pending_points == shop.fresh(b).pending_points
+    rules = [e[2] for e in shop.entries(bulk[0])]
+    assert "Double points — Spring sale" in rules and any("Repeat bonus" in r for r in rules)
+    # 10 USD at 7.1 = 71.00 CNY: 71 points.
+    usd = shop.db.scalar(select(Purchase).where(Purchase.external_id == "B3"))
+    assert usd is not None and usd.base_amount == Decimal("71.0000")
+
+
+def test_bad_rows_are_reported_by_line_and_nothing_is_imported(shop: Shop) -> None:
+    member = shop.join()
+    data = (
+        "source,external_id,occurred_at,amount,member_number\n"
+        f"pos,A1,2026-03-02T10:00:00+08:00,10,{member.number}\n"
+        "pos,A2,yesterday,10,\n"
+        "pos,A3,2026-03-02T10:00:00+08:00,-5,\n"
+        "pos,A1,2026-03-02T10:00:00+08:00,10,\n"
+        "pos,A5,2026-03-02T10:00:00+08:00,10,M99999999\n"
+    ).encode()
+    with pytest.raises(imports.ImportFailed) as failed:
+        imports.import_purchases(factory(shop.db), ACTOR, data, base=BASE, zone=ZONE)
+    assert [(e["line"], e["message"].split(" ")[0]) for e in failed.value.details] == [
+        (3, "occurred_at"),
+        (4, "amount"),
+        (5, "the"),
+        (6, "unknown"),
+    ]
+    assert shop.db.scalar(select(func.count(Purchase.id))) == 0
+
+
+def test_a_rerun_skips_what_was_imported(shop: Shop) -> None:
+    member = shop.join()
+    data = (
+        "source,external_id,occurred_at,amount,member_number\n"
+        f"pos,A1,2026-03-02T10:00:00+08:00,10,{member.number}\n"
+        f"pos,A2,2026-03-03T10:00:00+08:00,20,{member.number}\n"
+    ).encode()
+    progress: list[int] = []
+    run: Callable[[bytes], imports.ImportReport] = lambda d: imports.import_purchases(  # noqa: E731
+        factory(shop.db), ACTOR, d, base=BASE, zone=ZONE, progress=progress.append
+    )
+    assert run(data).imported == 2 and progress == [2]
+    again = run(data)
+    assert (again.imported, again.skipped) == (0, 2)
+    changed = data.replace(b",20,", b",25,")
+    with pytest.raises(imports.ImportFailed, match="problem"):
+        run(changed)
+    assert shop.check(shop.fresh(member)).balance == 100 + 10 + 20 + 200
+    assert isinstance(shop.db.get(Member, member.id), Member)
