@@ -13,8 +13,10 @@ from typer.testing import CliRunner
 
 from core.accounts import api_keys, users
 from core.accounts.models import ApiKey
+from core.audit import Actor
 from core.db import make_engine, make_session_factory
 from core.settings import get_settings
+from loyalty import members
 from web.cli import app
 
 runner = CliRunner()
@@ -49,6 +51,8 @@ def invoke(*args: str, input: str | None = None) -> str:
         ["import", "revenue"],
         ["import", "rates"],
         ["report", "roi"],
+        ["import", "purchases"],
+        ["jobs", "run"],
     ],
 )
 def test_every_command_has_help(command: list[str]) -> None:
@@ -180,3 +184,36 @@ def test_imports_and_the_roi_report(data_dir: Path) -> None:
     assert out.read_bytes()[:2] == b"PK"  # an XLSX is a zip
     bad_group = runner.invoke(app, ["report", "roi", "--group-by", "week", "--out", str(out)])
     assert bad_group.exit_code == 1 and "must be one of" in bad_group.output
+
+
+def test_import_purchases_then_run_the_jobs(data_dir: Path) -> None:
+    invoke("migrate")
+    settings = get_settings()
+    factory = make_session_factory(make_engine(settings.sqlalchemy_url))
+    with factory() as session, session.begin():
+        member = members.create(
+            session,
+            Actor.cli(),
+            members.Profile(name="Li Lei", phone="13800001111"),
+            zone=settings.zone,
+        )
+        number = member.number
+    good = data_dir / "purchases.csv"
+    good.write_text(
+        "source,external_id,occurred_at,amount,member_number\n"
+        f"pos,A1,2026-03-02T10:00:00+08:00,120,{number}\n"
+        "pos,A2,2026-03-02T11:00:00+08:00,30,\n"
+    )
+    assert "Imported 2 purchase(s)" in invoke("import", "purchases", str(good))
+    assert "0 purchase(s)" in invoke("import", "purchases", str(good))  # a rerun skips
+    bad = data_dir / "bad.csv"
+    bad.write_text("source,external_id,occurred_at,amount\npos,B1,soon,12\n")
+    result = runner.invoke(app, ["import", "purchases", str(bad)])
+    assert result.exit_code == 1 and "line 2: occurred_at" in result.output
+    # The purchase's return window is long past: the job unlocks its points.
+    output = invoke("jobs", "run")
+    assert "unlock_pending: done 1" in output and "evaluate_tiers:" in output
+    assert "unlock_pending: done 0" in invoke("jobs", "run", "--only", "unlock_pending")
+    with factory() as session:
+        member = members.by_number(session, number)
+        assert (member.balance, member.pending_points) == (100 + 120 + 200, 0)

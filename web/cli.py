@@ -15,6 +15,7 @@ from core.audit import Actor
 from core.db import make_engine, make_session_factory
 from core.errors import RetainError
 from core.settings import Settings, get_settings
+from core.timeutil import utcnow
 from loyalty import reports as loyalty_reports
 
 app = typer.Typer(help="Retain: campaign ROI and member loyalty.", no_args_is_help=True)
@@ -24,10 +25,14 @@ import_app = typer.Typer(
     help="Import CSV files (UTF-8, with or without BOM).", no_args_is_help=True
 )
 report_app = typer.Typer(help="Reports.", no_args_is_help=True)
+jobs_app = typer.Typer(
+    help="Scheduled loyalty jobs (run nightly, e.g. from cron).", no_args_is_help=True
+)
 app.add_typer(user_app, name="user")
 app.add_typer(apikey_app, name="apikey")
 app.add_typer(import_app, name="import")
 app.add_typer(report_app, name="report")
+app.add_typer(jobs_app, name="jobs")
 
 
 def _session(settings: Settings) -> Session:
@@ -204,6 +209,77 @@ def import_revenue(file: CsvFile) -> None:
 def import_rates(file: CsvFile) -> None:
     """Exchange rates: date, currency, rate (units of the base currency per unit)."""
     _import("rates", file)
+
+
+@import_app.command("purchases")
+def import_purchases(
+    file: CsvFile,
+    row_by_row: Annotated[
+        bool, typer.Option(help="Every row through the purchase service (slower)")
+    ] = False,
+) -> None:
+    """Purchases: source, external_id, occurred_at, amount [, currency, member_number,
+    discount, channel, store, campaign_code, coupon_codes]. Checked whole first; reruns skip
+    rows already imported."""
+    from rich.progress import Progress
+
+    from loyalty import imports
+
+    settings = get_settings()
+    factory = make_session_factory(make_engine(settings.sqlalchemy_url))
+    data = file.read_bytes()
+    try:
+        with Progress(transient=True) as bar:
+            task = bar.add_task(f"Importing {file.name}", total=None)
+
+            def advance(rows: int) -> None:
+                bar.update(task, advance=rows)
+
+            report = imports.import_purchases(
+                factory,
+                Actor.cli(),
+                data,
+                base=settings.base_currency,
+                zone=settings.zone,
+                row_by_row=row_by_row,
+                progress=advance,
+            )
+    except imports.ImportFailed as exc:
+        typer.secho(f"Nothing was imported: {exc.message}", fg=typer.colors.RED, err=True)
+        for error in exc.details if isinstance(exc.details, list) else []:
+            typer.echo(f"  line {error['line']}: {error['message']}", err=True)
+        raise typer.Exit(1) from None
+    except RetainError as exc:
+        _fail(exc)
+    typer.echo(
+        f"Imported {report.imported:,} purchase(s) from {file.name} "
+        f"({report.skipped:,} already there); {report.points:,} points credited."
+    )
+
+
+@jobs_app.command("run")
+def jobs_run(
+    only: Annotated[
+        list[str] | None, typer.Option(help="Run just this job; repeat for several")
+    ] = None,
+) -> None:
+    """Run what is due: unlock pending points, expire lots and coupons, birthday rewards,
+    referral completion, tier evaluation. Safe to run twice or at the same time."""
+    from loyalty import jobs
+
+    unknown = set(only or []) - set(jobs.JOBS)
+    if unknown:
+        _fail(
+            RetainError(
+                "jobs.unknown",
+                f"Unknown job {', '.join(sorted(unknown))}; choose from {', '.join(jobs.JOBS)}.",
+            )
+        )
+    settings = get_settings()
+    factory = make_session_factory(make_engine(settings.sqlalchemy_url))
+    results = jobs.run_due(factory, utcnow(), settings.zone, only)
+    for name, counts in results.items():
+        typer.echo(f"{name}: " + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
 
 
 @report_app.command("roi")
