@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from core import audit
@@ -227,9 +227,14 @@ def _insert_codes(
     lands (a clash with an existing code is ~1e-9 per code; it is redrawn, never reused)."""
     todo = list(member_ids)
     while todo:
-        fresh = list(dict.fromkeys(codes.generate(len(todo))))
+        fresh = list(dict.fromkeys(codes.generate(len(todo))))[: len(todo)]
+        pairs = list(zip(fresh, todo, strict=False))
+        if session.get_bind().dialect.name == "postgresql":
+            todo = todo[len(pairs) :] + _copy_codes(
+                session, batch_id, pairs, at, valid_from, valid_until, reason
+            )
+            continue
         taken = set(session.scalars(select(Coupon.code).where(Coupon.code.in_(fresh))))
-        fresh = [c for c in fresh if c not in taken][: len(todo)]
         rows = [
             {
                 "batch_id": batch_id,
@@ -241,11 +246,58 @@ def _insert_codes(
                 "valid_until": valid_until,
                 "issued_reason": reason,
             }
-            for code, member in zip(fresh, todo, strict=False)
+            for code, member in pairs
+            if code not in taken
         ]
         session.execute(insert(Coupon), rows)
-        todo = todo[len(rows) :]
+        todo = todo[len(pairs) :] + [m for c, m in pairs if c in taken]
     return len(member_ids)
+
+
+def _copy_codes(
+    session: Session,
+    batch_id: int,
+    pairs: list[tuple[str, int | None]],
+    at: datetime,
+    valid_from: datetime | None,
+    valid_until: datetime | None,
+    reason: str,
+) -> list[int | None]:
+    """PostgreSQL: COPY the codes into a scratch table, insert those not taken; returns the
+    members whose code clashed, to draw again."""
+    connection = session.connection()
+    connection.exec_driver_sql(
+        "CREATE TEMP TABLE IF NOT EXISTS new_codes (code varchar(32), member_id integer)"
+    )
+    connection.exec_driver_sql("TRUNCATE new_codes")
+    raw: Any = connection.connection.dbapi_connection
+    with raw.cursor() as cursor, cursor.copy("COPY new_codes (code, member_id) FROM STDIN") as copy:
+        for pair in pairs:
+            copy.write_row(pair)
+    params = {
+        "batch": batch_id,
+        "at": at,
+        "start": valid_from,
+        "end": valid_until,
+        "reason": reason,
+        "state": CouponState.ISSUED.value,
+    }
+    session.execute(
+        text(
+            "INSERT INTO coupons (batch_id, code, member_id, state, issued_at, valid_from, "
+            "valid_until, issued_reason) SELECT :batch, code, member_id, :state, :at, :start, "
+            ":end, :reason FROM new_codes ON CONFLICT (code) DO NOTHING"
+        ),
+        params,
+    )
+    missed = session.execute(
+        text(
+            "SELECT n.member_id FROM new_codes n LEFT JOIN coupons c ON c.code = n.code "
+            "AND c.batch_id = :batch AND c.issued_at = :at WHERE c.id IS NULL"
+        ),
+        {"batch": batch_id, "at": at},
+    )
+    return [m for (m,) in missed]
 
 
 def issue(

@@ -22,7 +22,9 @@ Two paths load the rows:
 
 from __future__ import annotations
 
+import hashlib
 import io
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -204,25 +206,46 @@ def _lookup(session: Session, keys: pd.Series, key_column: Any, id_column: Any) 
 
 
 def _fingerprints(frame: pd.DataFrame) -> pd.Series:
-    def one(row: Any) -> str:
-        return purchases.fingerprint(
-            {
-                "source": row.source,
-                "external_id": row.external_id,
-                "occurred_at": row.occurred_at.to_pydatetime(),
-                "amount": row.amount,
-                "currency": row.currency,
-                "member_id": None if pd.isna(row.member_id) else int(row.member_id),
-                "discount": row.discount,
-                "channel": row.channel or None,
-                "store": row.store or None,
-                "campaign_code": row.campaign_code or None,
-                "coupon_codes": sorted(c.strip() for c in row.coupon_codes.split(";") if c.strip()),
-                "lines": [],
-            }
-        )
+    """`purchases.fingerprint` for every row, built as text column by column (a million
+    rows in seconds); a test checks it matches the service's for the same purchase."""
 
-    return pd.Series([one(r) for r in frame.itertuples(index=False)], index=frame.index)
+    def text(values: pd.Series) -> pd.Series:
+        return values.map(lambda v: json.dumps(v) if v else "null")
+
+    def amount(values: pd.Series) -> pd.Series:
+        return values.map(lambda v: json.dumps(f"{v.normalize():f}"))
+
+    codes = frame["coupon_codes"].map(
+        lambda v: json.dumps(sorted(c.strip() for c in v.split(";") if c.strip()))
+    )
+    member = frame["member_id"].map(lambda v: "null" if pd.isna(v) else str(int(v)))
+    when = frame["occurred_at"].map(lambda v: json.dumps(v.isoformat()))
+    body = (
+        '{"amount": '
+        + amount(frame["amount"])
+        + ', "campaign_code": '
+        + text(frame["campaign_code"])
+        + ', "channel": '
+        + text(frame["channel"])
+        + ', "coupon_codes": '
+        + codes
+        + ', "currency": '
+        + text(frame["currency"])
+        + ', "discount": '
+        + amount(frame["discount"])
+        + ', "external_id": '
+        + text(frame["external_id"])
+        + ', "lines": [], "member_id": '
+        + member
+        + ', "occurred_at": '
+        + when
+        + ', "source": '
+        + text(frame["source"])
+        + ', "store": '
+        + text(frame["store"])
+        + "}"
+    )
+    return body.map(lambda b: hashlib.sha256(b.encode()).hexdigest())
 
 
 def import_purchases(
@@ -720,22 +743,32 @@ def _start_referrals(
 
 
 def _copy(session: Session, table: Any, rows: pd.DataFrame) -> None:
-    """Bulk insert: COPY on PostgreSQL, executemany elsewhere."""
+    """Bulk insert: COPY in CSV form on PostgreSQL (pandas writes the text), executemany
+    elsewhere."""
     if rows.empty:
         return
     columns = list(rows.columns)
-    records = rows.astype(object).where(rows.notna(), None).itertuples(index=False, name=None)
     connection = session.connection()
     if connection.dialect.name == "postgresql":
+        rows = rows.copy()
+        for name in columns:  # ISO text for times, vectorised (strftime per value is slow)
+            if isinstance(rows[name].dtype, pd.DatetimeTZDtype):
+                utc = rows[name].dt.tz_convert("UTC").dt.tz_localize(None)
+                rows[name] = (utc.astype(str) + "+00:00").where(utc.notna(), None)
+        body = rows.to_csv(index=False, header=False)
         raw: Any = connection.connection.dbapi_connection  # psycopg 3: COPY support
         with (
             raw.cursor() as cursor,
-            cursor.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN") as copy,
+            cursor.copy(
+                f"COPY {table.name} ({', '.join(columns)}) FROM STDIN WITH (FORMAT csv)"
+            ) as copy,
         ):
-            for record in records:
-                copy.write_row([_plain(v) for v in record])
+            copy.write(body)
         return
-    session.execute(insert(table), [dict(zip(columns, r, strict=True)) for r in records])
+    records = rows.astype(object).where(rows.notna(), None).itertuples(index=False, name=None)
+    session.execute(
+        insert(table), [dict(zip(columns, map(_plain, r), strict=True)) for r in records]
+    )
 
 
 def _plain(value: Any) -> Any:

@@ -142,40 +142,43 @@ def _evaluate(
         .group_by(Purchase.member_id)
         .subquery()
     )
-    current = Tier.__table__.alias("current_tier")
-    qualified = Tier.__table__.alias("qualified_tier")
-    lower = Tier.__table__.alias("lower_tier")
+    # The ladder as bands: each tier with the next threshold up and the tier one below,
+    # so every member joins two rows instead of running a subquery each.
+    bands = select(
+        Tier.id,
+        Tier.rank,
+        Tier.threshold,
+        func.lead(Tier.threshold).over(order_by=Tier.rank).label("next_threshold"),
+        func.lag(Tier.id).over(order_by=Tier.rank).label("lower_id"),
+    ).subquery()
+    current = bands.alias("current_band")
+    qualified = bands.alias("qualified_band")
     value = func.coalesce(metrics.c.value, 0)
-    # The highest tier whose threshold the metric reaches.
-    qualified_rank = (
-        select(func.max(qualified.c.rank)).where(qualified.c.threshold <= value).scalar_subquery()
-    )
-    one_down = (
-        select(lower.c.id)
-        .where(lower.c.rank < current.c.rank)
-        .order_by(lower.c.rank.desc())
-        .limit(1)
-        .scalar_subquery()
-    )
-    target = Tier.__table__.alias("target_tier")
-    up_to = select(target.c.id).where(target.c.rank == qualified_rank).scalar_subquery()
     retained_until = at - timedelta(days=program.tier_retention_days)
+    up = qualified.c.rank > current.c.rank
     candidates = (
         select(
             Member.id.label("member_id"),
             Member.tier_id.label("from_tier_id"),
-            case((qualified_rank > current.c.rank, up_to), else_=one_down).label("to_tier_id"),
+            case((up, qualified.c.id), else_=current.c.lower_id).label("to_tier_id"),
             func.cast(value, BigInteger).label("metric_value"),
-            case((qualified_rank > current.c.rank, 1), else_=0).label("upgrade"),
+            case((up, 1), else_=0).label("upgrade"),
         )
         .join(current, current.c.id == Member.tier_id)
         .outerjoin(metrics, metrics.c.member_id == Member.id)
+        .join(
+            qualified,
+            and_(
+                qualified.c.threshold <= value,
+                (qualified.c.next_threshold.is_(None)) | (qualified.c.next_threshold > value),
+            ),
+        )
         .where(
             Member.status == MemberStatus.ACTIVE,
-            (qualified_rank > current.c.rank)
+            up
             | and_(
                 literal(not upgrades_only),
-                qualified_rank < current.c.rank,
+                qualified.c.rank < current.c.rank,
                 Member.tier_since <= retained_until,
             ),
         )
