@@ -51,8 +51,9 @@ def add_members(factory: sessionmaker[Session], count: int, first: int) -> None:
                 """INSERT INTO members (number, name, phone, referral_code, tier_id, tier_since,
                      joined_at, marketing_consent, status, balance, pending_points, debt, notes,
                      created_at, updated_at)
-                   SELECT 'B' || lpad(g::text, 9, '0'), 'Member ' || g, '1' || lpad(g::text, 10, '0'),
-                          'R' || lpad(g::text, 9, '0'), (SELECT id FROM tiers WHERE rank = 0),
+                   SELECT 'B' || lpad(g::text, 9, '0'), 'Member ' || g,
+                          '1' || lpad(g::text, 10, '0'), 'R' || lpad(g::text, 9, '0'),
+                          (SELECT id FROM tiers WHERE rank = 0),
                           :t0, :t0, false, 'active', 0, 0, 0, '', :t0, :t0
                    FROM generate_series(CAST(:first AS bigint), CAST(:last AS bigint)) AS g"""
             ),
@@ -112,8 +113,9 @@ def bench_nightly(factory: sessionmaker[Session]) -> None:
         # and a fifth of members have a Gold tier their purchases no longer support.
         session.execute(
             text(
-                """INSERT INTO purchases (source, external_id, member_id, occurred_at, amount, currency,
-                 discount, base_amount, refunded_amount, net_base_amount, state, points_earned,
+                """INSERT INTO purchases (source, external_id, member_id, occurred_at, amount,
+                 currency, discount, base_amount, refunded_amount, net_base_amount, state,
+                 points_earned,
                  points_reversed, fingerprint, created_at)
                SELECT 'night', m.id::text, m.id, :t0 - interval '30 days', 100, 'CNY', 0, 100, 0,
                       100, 'completed', 100 + (m.id % 7) * 900, 0, '', :t0

@@ -1,0 +1,178 @@
+"""Staff pages for coupon batches (create, generate, issue, export codes) and the reward
+catalog."""
+
+from __future__ import annotations
+
+from datetime import datetime, time
+from decimal import Decimal, InvalidOperation
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import RedirectResponse, Response, StreamingResponse
+from sqlalchemy import select
+
+from campaigns.models import Campaign
+from core.accounts.models import Role, User
+from core.errors import NotFound, RetainError, ValidationFailed
+from loyalty import coupons, program, rewards
+from loyalty.models import Batch, CouponKind, Reward
+from web.deps import AppSettings, Db, actor_for, require_roles
+from web.forms import optional_day
+from web.rendering import flash, render
+
+router = APIRouter(prefix="/loyalty")
+Staff = Annotated[User, Depends(require_roles(Role.ADMIN, Role.MARKETER, Role.FINANCE))]
+Planner = Annotated[User, Depends(require_roles(Role.ADMIN, Role.MARKETER))]
+
+
+def _number(value: str, label: str, kind: type[int] | type[Decimal] = Decimal) -> Any:
+    value = value.strip()
+    if not value:
+        return None
+    try:
+        return kind(value)
+    except (InvalidOperation, ValueError):
+        raise ValidationFailed("form.number", f"{label}: '{value}' is not a number.") from None
+
+
+def _after(request: Request, db: Db, path: str, message: str, action: Any) -> Response:
+    try:
+        result = action()
+    except RetainError as exc:
+        db.rollback()
+        flash(request, exc.message, "error")
+    else:
+        db.commit()
+        flash(request, message.format(result=result))
+    return RedirectResponse(path, status_code=303)
+
+
+@router.get("/coupons")
+def batches_page(request: Request, user: Staff, db: Db) -> Response:
+    batches = db.scalars(select(Batch).order_by(Batch.id.desc())).all()
+    campaigns = dict(db.execute(select(Campaign.id, Campaign.name).order_by(Campaign.name)).all())
+    return render(
+        request,
+        "loyalty/coupons.html",
+        {
+            "batches": [(b, coupons.offer(b)) for b in batches],
+            "campaigns": campaigns,
+            "kinds": [k.value for k in CouponKind],
+            "tiers": program.ladder(db),
+            "can_plan": user.has_any(Role.ADMIN, Role.MARKETER),
+        },
+    )
+
+
+@router.post("/coupons")
+async def create_batch(request: Request, user: Planner, db: Db, settings: AppSettings) -> Response:
+    form = {k: str(v) for k, v in (await request.form()).items()}
+    tiers = [str(v) for v in (await request.form()).getlist("tiers")]
+    zone = settings.zone
+
+    def create() -> str:
+        until = optional_day(form.get("valid_until"))
+        start = optional_day(form.get("valid_from"))
+        batch = coupons.create_batch(
+            db,
+            actor_for(request, user),
+            name=form.get("name", ""),
+            kind=form.get("kind", ""),
+            currency=form.get("currency") or settings.base_currency,
+            campaign_id=_number(form.get("campaign_id", ""), "Campaign", int),
+            value=_number(form.get("value", ""), "Value") or Decimal(0),
+            max_discount=_number(form.get("max_discount", ""), "Cap"),
+            gift=form.get("gift", ""),
+            min_spend=_number(form.get("min_spend", ""), "Minimum spend") or Decimal(0),
+            valid_from=datetime.combine(start, time(0), zone) if start else None,
+            # Valid through the last day: the end is the next local midnight.
+            valid_until=datetime.combine(until, time(23, 59, 59), zone) if until else None,
+            valid_days=_number(form.get("valid_days", ""), "Days", int),
+            total_limit=_number(form.get("total_limit", ""), "Total limit", int),
+            per_member_limit=_number(form.get("per_member_limit", ""), "Per member", int),
+            eligible_tiers=tiers,
+            public_code=form.get("public_code") or None,
+        )
+        return batch.name
+
+    return _after(request, db, "/loyalty/coupons", "Batch {result} created.", create)
+
+
+@router.post("/coupons/{batch_id}/generate")
+async def generate(request: Request, user: Planner, db: Db, batch_id: int) -> Response:
+    form = await request.form()
+
+    def run() -> int:
+        count = _number(str(form.get("count", "")), "Count", int)
+        if count is None:
+            raise ValidationFailed("batch.count", "How many codes?")
+        return coupons.generate(db, actor_for(request, user), batch_id, count)
+
+    return _after(request, db, "/loyalty/coupons", "{result:,} codes generated.", run)
+
+
+@router.post("/coupons/{batch_id}/issue")
+async def issue(request: Request, user: Planner, db: Db, batch_id: int) -> Response:
+    form = await request.form()
+
+    def run() -> int:
+        return coupons.issue_to_members(
+            db,
+            actor_for(request, user),
+            batch_id,
+            tier_codes=[str(t) for t in form.getlist("tiers")] or None,
+            region=str(form.get("region", "")).strip() or None,
+            city=str(form.get("city", "")).strip() or None,
+            reason="Issued by staff",
+        )
+
+    return _after(request, db, "/loyalty/coupons", "Issued to {result:,} members.", run)
+
+
+@router.get("/coupons/{batch_id}/codes.csv")
+def export_codes(user: Planner, db: Db, batch_id: int) -> Response:
+    batch = db.get(Batch, batch_id)
+    if batch is None:
+        raise NotFound("batch.not_found", f"No coupon batch {batch_id}.")
+    return StreamingResponse(
+        coupons.export_csv(db, batch_id),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="coupons-{batch_id}.csv"'},
+    )
+
+
+@router.get("/rewards")
+def rewards_page(request: Request, user: Staff, db: Db) -> Response:
+    batches = db.scalars(select(Batch).where(Batch.active, Batch.public_code.is_(None))).all()
+    return render(
+        request,
+        "loyalty/rewards.html",
+        {
+            "rewards": db.scalars(select(Reward).order_by(Reward.points_cost)).all(),
+            "batches": {b.id: f"{b.name} ({coupons.offer(b)})" for b in batches},
+            "tiers": program.ladder(db),
+            "can_plan": user.has_any(Role.ADMIN, Role.MARKETER),
+        },
+    )
+
+
+@router.post("/rewards")
+async def save_reward(request: Request, user: Planner, db: Db) -> Response:
+    raw = await request.form()
+    form = {k: str(v) for k, v in raw.items()}
+
+    def save() -> str:
+        reward = rewards.save(
+            db,
+            actor_for(request, user),
+            reward_id=_number(form.get("reward_id", ""), "Reward", int),
+            name=form.get("name", ""),
+            points_cost=_number(form.get("points_cost", ""), "Cost", int) or 0,
+            batch_id=_number(form.get("batch_id", ""), "Batch", int) or 0,
+            description=form.get("description", ""),
+            eligible_tiers=[str(t) for t in raw.getlist("tiers")],
+            active=form.get("active", "on") == "on",
+        )
+        return reward.name
+
+    return _after(request, db, "/loyalty/rewards", "Reward {result} saved.", save)

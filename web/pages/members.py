@@ -1,0 +1,100 @@
+"""Staff pages for members: search, a member's page (balance, ledger, tier history,
+coupons, referrals) and manual points adjustments."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import RedirectResponse, Response
+from sqlalchemy import select
+
+from core.accounts.models import Role, User
+from core.errors import RetainError
+from core.timeutil import utcnow
+from loyalty import coupons, ledger, members, referrals, rewards
+from loyalty.models import EntryType, Tier, TierChange
+from web.deps import AppSettings, Db, actor_for, require_roles
+from web.rendering import flash, render
+
+router = APIRouter(prefix="/members")
+Staff = Annotated[User, Depends(require_roles(Role.ADMIN, Role.MARKETER, Role.FINANCE))]
+Books = Annotated[User, Depends(require_roles(Role.ADMIN, Role.FINANCE))]
+
+
+@router.get("")
+def members_page(request: Request, user: Staff, db: Db, q: str = "") -> Response:
+    found = members.search(db, q, limit=100)
+    tiers = {t.id: t.name for t in db.scalars(select(Tier))}
+    return render(request, "loyalty/members.html", {"members": found, "q": q, "tiers": tiers})
+
+
+@router.get("/{number}")
+def member_page(
+    request: Request,
+    user: Staff,
+    db: Db,
+    number: str,
+    before_id: int | None = None,
+    type: str = "",
+) -> Response:
+    member = members.by_number(db, number)
+    types = (type,) if type in set(EntryType) else ()
+    entries = ledger.history(db, member.id, before_id=before_id, types=types, limit=50)
+    tiers = {t.id: t for t in db.scalars(select(Tier))}
+    history = db.scalars(
+        select(TierChange).where(TierChange.member_id == member.id).order_by(TierChange.id.desc())
+    ).all()
+    return render(
+        request,
+        "loyalty/member.html",
+        {
+            "member": member,
+            "tier": tiers[member.tier_id],
+            "tiers": tiers,
+            "summary": ledger.summary(db, member.id, utcnow()),
+            "entries": entries,
+            "more": entries[-1].id if len(entries) == 50 else None,
+            "type": type,
+            "types": [t.value for t in EntryType],
+            "history": history,
+            "wallet": [(c, b, coupons.offer(b)) for c, b in coupons.wallet(db, member.id)],
+            "referrals": referrals.of_member(db, member.id),
+            "can_adjust": user.has_any(Role.ADMIN, Role.FINANCE),
+            "adjust_key": secrets.token_urlsafe(12),
+        },
+    )
+
+
+@router.post("/{number}/adjust")
+def adjust(
+    request: Request,
+    user: Books,
+    db: Db,
+    settings: AppSettings,
+    number: str,
+    points: Annotated[int, Form()],
+    reason: Annotated[str, Form()] = "",
+    key: Annotated[str, Form()] = "",
+) -> Response:
+    member = members.by_number(db, number)
+    try:
+        # The form carries a one-time key, so a double-click posts one adjustment.
+        rewards.adjust(
+            db,
+            actor_for(request, user),
+            member.id,
+            points,
+            reason=reason,
+            key=f"page:{key or secrets.token_urlsafe(12)}",
+            at=utcnow(),
+            zone=settings.zone,
+        )
+    except RetainError as exc:
+        db.rollback()
+        flash(request, exc.message, "error")
+    else:
+        db.commit()
+        flash(request, f"{points:+,} points for {member.name}: {reason}.")
+    return RedirectResponse(f"/members/{member.number}", status_code=303)
