@@ -109,7 +109,7 @@ def demo(
         session.commit()
     typer.echo(
         f"Demo data: {len(result.created)} accounts created, {len(result.existing)} already "
-        f"there; {result.campaigns} campaigns added."
+        f"there; {result.campaigns} campaigns and {result.members:,} members added."
     )
 
 

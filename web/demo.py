@@ -14,7 +14,7 @@ from core.accounts import users
 from core.audit import Actor
 from core.errors import PermissionDenied
 from core.settings import Settings
-from web import demo_campaigns
+from web import demo_campaigns, demo_loyalty
 
 DEMO_PASSWORD = "retain-demo"  # noqa: S105 - a published demo password, demo mode only
 DEMO_STAFF = (
@@ -29,6 +29,7 @@ class DemoResult:
     created: list[str] = field(default_factory=list)
     existing: list[str] = field(default_factory=list)
     campaigns: int = 0
+    members: int = 0
 
 
 def load(session: Session, settings: Settings, today: date | None = None) -> DemoResult:
@@ -45,5 +46,7 @@ def load(session: Session, settings: Settings, today: date | None = None) -> Dem
         users.create(session, actor, email=email, name=name, roles=roles, password=DEMO_PASSWORD)
         result.created.append(email)
     session.flush()
-    result.campaigns = demo_campaigns.load(session, today or datetime.now(settings.zone).date())
+    today = today or datetime.now(settings.zone).date()
+    result.campaigns = demo_campaigns.load(session, today)
+    result.members = demo_loyalty.load(session, today, settings.zone, settings.base_currency)
     return result
