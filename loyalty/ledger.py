@@ -355,15 +355,21 @@ def history(
     types: tuple[str, ...] = (),
     limit: int = 50,
 ) -> list[LedgerEntry]:
-    """Newest first, keyset-paginated by id: page 50 costs what page 1 does."""
+    """Newest first by when it happened (a refund posted late sorts by its own time), keyset
+    paginated after the entry `before_id`: page 50 costs what page 1 does."""
     query = (
         select(LedgerEntry)
         .where(LedgerEntry.member_id == member_id)
-        .order_by(LedgerEntry.id.desc())
+        .order_by(LedgerEntry.occurred_at.desc(), LedgerEntry.id.desc())
         .limit(limit)
     )
     if before_id is not None:
-        query = query.where(LedgerEntry.id < before_id)
+        cursor = session.get(LedgerEntry, before_id)
+        if cursor is not None and cursor.member_id == member_id:
+            query = query.where(
+                (LedgerEntry.occurred_at < cursor.occurred_at)
+                | ((LedgerEntry.occurred_at == cursor.occurred_at) & (LedgerEntry.id < before_id))
+            )
     if types:
         query = query.where(LedgerEntry.type.in_(types))
     return list(session.scalars(query))

@@ -195,7 +195,7 @@ class LedgerEntry(Base):
     __table_args__ = (
         CheckConstraint(f"type in {_in(EntryType)}", name="type_valid"),
         CheckConstraint("points <> 0", name="points_not_zero"),
-        Index("ix_ledger_entries_member_id", "member_id", "id"),
+        Index("ix_ledger_entries_member_time", "member_id", "occurred_at", "id"),
         Index("ix_ledger_entries_source", "source_type", "source_id"),
     )
 

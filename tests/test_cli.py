@@ -63,9 +63,13 @@ def test_every_command_has_help(command: list[str]) -> None:
 def test_migrate_demo_user_and_key(data_dir: Path) -> None:
     invoke("migrate")
     assert (data_dir / "retain.db").exists()
-    assert "3 accounts created, 0 already there; 30 campaigns added" in invoke("demo", "--if-empty")
+    assert "3 accounts created, 0 already there; 30 campaigns and 2,000 members added" in invoke(
+        "demo", "--if-empty"
+    )
     assert "already has data" in invoke("demo", "--if-empty")
-    assert "0 accounts created, 3 already there; 0 campaigns added" in invoke("demo")  # idempotent
+    assert "0 accounts created, 3 already there; 0 campaigns and 0 members added" in invoke(
+        "demo"
+    )  # idempotent
 
     out = invoke(
         "user",

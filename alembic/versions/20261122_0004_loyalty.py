@@ -165,7 +165,7 @@ def upgrade() -> None:
     sa.UniqueConstraint('idempotency_key', name=op.f('uq_ledger_entries_idempotency_key'))
     )
     with op.batch_alter_table('ledger_entries', schema=None) as batch_op:
-        batch_op.create_index('ix_ledger_entries_member_id', ['member_id', 'id'], unique=False)
+        batch_op.create_index('ix_ledger_entries_member_time', ['member_id', 'occurred_at', 'id'], unique=False)
         batch_op.create_index('ix_ledger_entries_source', ['source_type', 'source_id'], unique=False)
 
     op.create_table('loyalty_program',
@@ -521,7 +521,7 @@ def downgrade() -> None:
     op.drop_table('loyalty_program')
     with op.batch_alter_table('ledger_entries', schema=None) as batch_op:
         batch_op.drop_index('ix_ledger_entries_source')
-        batch_op.drop_index('ix_ledger_entries_member_id')
+        batch_op.drop_index('ix_ledger_entries_member_time')
 
     op.drop_table('ledger_entries')
     with op.batch_alter_table('members', schema=None) as batch_op:

@@ -80,11 +80,12 @@ def test_sign_up_buy_refund_and_read_the_ledger(pos: TestClient) -> None:
     assert balance["balance"] == 100 + 450 - 225
     assert balance["pending_points"] == 225 and balance["available"] == 100
     page = pos.get(f"/api/v1/members/{number}/ledger", params={"limit": 2}).json()
-    assert [e["type"] for e in page["entries"]] == ["reverse", "bonus"]
+    # Newest first by when it happened: the sign-up today, then March's refund and sale.
+    assert [e["rule"] for e in page["entries"]] == ["signup", "refund"]
     rest = pos.get(
         f"/api/v1/members/{number}/ledger", params={"before_id": page["next_before_id"]}
     ).json()
-    assert [e["rule"] for e in rest["entries"]] == ["base", "signup"]
+    assert [e["rule"] for e in rest["entries"]] == ["first_purchase", "base"]
     assert rest["next_before_id"] is None
 
 
