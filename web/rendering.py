@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,17 @@ def plain(value: Any) -> str:
 
 
 templates.env.filters["plain"] = plain
+
+
+def number(value: Any) -> str:
+    """A Decimal without trailing zeros: 1.2500 → 1.25, 100.0000 → 100."""
+    if isinstance(value, Decimal):
+        text = f"{value.normalize():f}"
+        return text
+    return "" if value is None else str(value)
+
+
+templates.env.filters["number"] = number
 
 
 def flash(request: Request, message: str, kind: str = "success") -> None:
