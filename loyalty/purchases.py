@@ -38,7 +38,6 @@ from loyalty.models import (
     PurchaseState,
     Redemption,
     Refund,
-    Tier,
 )
 
 ROLES = ("admin", "finance")
@@ -288,30 +287,24 @@ def _earn(
 ) -> None:
     program = program_settings.get(session)
     at = data.occurred_at
-    tier = session.get(Tier, member.tier_id)
-    assert tier is not None
+    ladder = program_settings.ladder(session)
+    tier = next(t for t in ladder if t.id == member.tier_id)
     repeat_from = at - timedelta(days=program.repeat_days)
-    earlier_purchases = (
-        session.scalar(
-            select(func.count(Purchase.id)).where(
-                Purchase.member_id == member.id, Purchase.id != purchase.id
-            )
-        )
-        or 0
+    # One query for both counts: purchases before this one, and those in the repeat window.
+    in_window_filter = (
+        (Purchase.occurred_at > repeat_from)
+        & (Purchase.occurred_at <= at)
+        & (Purchase.state != PurchaseState.REFUNDED)
     )
-    in_window = (
-        session.scalar(
-            select(func.count(Purchase.id)).where(
-                Purchase.member_id == member.id,
-                Purchase.occurred_at > repeat_from,
-                Purchase.occurred_at <= at,
-                Purchase.state != PurchaseState.REFUNDED,
-            )
+    counts = session.execute(
+        select(func.count(Purchase.id), func.count(Purchase.id).filter(in_window_filter)).where(
+            Purchase.member_id == member.id
         )
-        or 0
-    )
+    ).one()
+    earlier_purchases, in_window = int(counts[0]) - 1, int(counts[1])
     repeat_given = (
-        session.scalar(
+        in_window >= program.repeat_count
+        and session.scalar(
             select(LedgerEntry.id)
             .where(
                 LedgerEntry.member_id == member.id,
@@ -365,7 +358,7 @@ def _earn(
     purchase.points_earned = lot.points if lot else 0
     outcome.earned = [Earned(c.points, c.reason, c.rule) for c in credits]
     outcome.pending_until = lot.available_at if lot else None
-    outcome.tier_change = tiers.upgrade_if_due(session, member, program, at, base_currency)
+    outcome.tier_change = tiers.upgrade_if_due(session, member, program, at, base_currency, ladder)
     referral = referrals.on_purchase(session, program, purchase, pending_until)
     if referral is not None:
         outcome.referral = (

@@ -75,12 +75,19 @@ def unit(program: Program, base_currency: str) -> str:
 
 
 def upgrade_if_due(
-    session: Session, member: Member, program: Program, at: datetime, base_currency: str
+    session: Session,
+    member: Member,
+    program: Program,
+    at: datetime,
+    base_currency: str,
+    ladder: list[Tier] | None = None,
 ) -> TierMove | None:
     """After a purchase: move the (locked) member up as far as the metric reaches."""
-    value = metric(session, program, member.id, at)
-    ladder = program_settings.ladder(session)
+    ladder = ladder or program_settings.ladder(session)
     current = next(t for t in ladder if t.id == member.tier_id)
+    if current.rank == ladder[-1].rank:
+        return None  # already at the top
+    value = metric(session, program, member.id, at)
     reached = max((t for t in ladder if t.threshold <= value), key=lambda t: t.rank)
     if reached.rank <= current.rank:
         return None
