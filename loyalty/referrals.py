@@ -10,7 +10,7 @@ A full refund of the qualifying purchase before completion cancels the referral.
 from __future__ import annotations
 
 import re
-from datetime import date, datetime
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import pandas as pd
@@ -234,31 +234,27 @@ def of_member(session: Session, member_id: int) -> list[tuple[Referral, Member]]
     return [(r, m) for r, m in rows]
 
 
-def revenue_by_referrer(session: Session, since: date | None = None) -> pd.DataFrame:
-    """Net revenue (base currency) from referred members, by referrer."""
+def revenue_by_referrer(session: Session) -> pd.DataFrame:
+    """Per referrer: referred members (not cancelled), their purchases and net revenue in the
+    base currency after refunds, largest first."""
     referrer = Member.__table__.alias("referrer")
+    revenue = func.coalesce(func.sum(Purchase.net_base_amount), 0)
     query = (
         select(
-            referrer.c.number.label("referrer_number"),
-            referrer.c.name.label("referrer_name"),
-            func.count(func.distinct(Referral.referee_id)).label("referees"),
-            func.count(Purchase.id).label("purchases"),
-            func.coalesce(func.sum(Purchase.net_base_amount), 0).label("revenue"),
+            referrer.c.number,
+            referrer.c.name,
+            func.count(func.distinct(Referral.referee_id)),
+            func.count(Purchase.id),
+            revenue,
         )
         .join(referrer, referrer.c.id == Referral.referrer_id)
         .outerjoin(Purchase, Purchase.member_id == Referral.referee_id)
         .where(Referral.state != ReferralState.CANCELLED)
         .group_by(referrer.c.number, referrer.c.name)
-        .order_by(func.coalesce(func.sum(Purchase.net_base_amount), 0).desc())
+        .order_by(revenue.desc(), referrer.c.number)
     )
-    if since is not None:
-        query = query.where(
-            Purchase.occurred_at >= datetime.combine(since, datetime.min.time()).astimezone()
-        )
-    rows = session.execute(query).all()
-    return pd.DataFrame(
-        rows, columns=["referrer_number", "referrer_name", "referees", "purchases", "revenue"]
-    )
+    columns = ["referrer_number", "referrer_name", "referees", "purchases", "revenue"]
+    return pd.DataFrame(session.execute(query).all(), columns=columns)
 
 
 def get(session: Session, referral_id: int) -> Referral:

@@ -237,3 +237,8 @@ class ReferralOut(BaseModel):
 class ReferralIn(BaseModel):
     referee_number: str
     referral_code: str
+
+
+class StatusIn(BaseModel):
+    status: str = Field(description="active or suspended")
+    reason: str = Field(min_length=1)

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from core import migrations
 from core.db import make_engine, make_session_factory
 from core.errors import RetainError
-from loyalty import coupons, purchases, rewards
+from loyalty import coupons, jobs, purchases, rewards
 from loyalty.models import Coupon, LedgerEntry, Member, Purchase, Refund
 from tests.conftest import fresh_database_url
 from tests.loyalty.conftest import ACTOR, BASE, T0, ZONE, Shop
@@ -183,3 +183,30 @@ def test_the_same_refund_twice_is_applied_once(factory: sessionmaker[Session]) -
         # 300 earned (100 + 200 first purchase) × 40% = 120 reversed, once.
         member = session.get(Member, member_id)
         assert member is not None and member.balance == 100 + 300 - 120
+
+
+def test_the_nightly_jobs_run_twice_at_once_do_the_work_once(
+    factory: sessionmaker[Session],
+) -> None:
+    def make(shop: Shop) -> list[int]:
+        people = [shop.join(phone=f"1391111{n:04d}") for n in range(5, 25)]
+        for n, member in enumerate(people):
+            shop.buy(member, f"{50 + n}.00", ext=f"NIGHT-{n}")
+        return [m.id for m in people]
+
+    ids = setup(factory, make)
+    # Far enough ahead that every lot has unlocked and expired (end of the next year).
+    later = T0 + timedelta(days=800)
+    results = together(2, lambda s, i: jobs.run_due(_factory, later, ZONE))
+    assert all(isinstance(r, dict) for r in results), results
+    with factory() as session:
+        expired = session.scalars(
+            select(LedgerEntry.points).where(
+                LedgerEntry.member_id.in_(ids), LedgerEntry.type == "expire"
+            )
+        ).all()
+        # One expire entry per lot (sign-up and purchase), never two.
+        assert len(expired) == 2 * len(ids)
+        for member_id in ids:
+            member = session.get(Member, member_id)
+            assert member is not None and (member.balance, member.pending_points) == (0, 0)

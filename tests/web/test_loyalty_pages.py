@@ -150,3 +150,46 @@ def test_only_admins_change_program_settings(
         follow_redirects=True,
     )
     assert "Bonus rule Weekend treat saved." in rule.text and "+50" in rule.text
+
+
+def test_marketer_gives_a_coupon_suspends_and_reads_the_referral_report(
+    client: TestClient, db: Session, make_user: Callable[..., User]
+) -> None:
+    zone = ZoneInfo("Asia/Shanghai")
+    referrer = members.create(
+        db, Actor.cli(), members.Profile(name="A", phone="13800007001"), zone=zone
+    )
+    referee = members.create(
+        db,
+        Actor.cli(),
+        members.Profile(name="B", phone="13800007002"),
+        referral_code=referrer.referral_code,
+        zone=zone,
+    )
+    db.commit()
+    token = as_user(client, make_user, "marketer")
+    client.post(
+        "/loyalty/coupons",
+        data={
+            "name": "Thanks",
+            "kind": "fixed",
+            "value": "5",
+            "valid_days": "30",
+            "csrf_token": token,
+        },
+    )
+    batch = db.scalars(select(Batch).where(Batch.name == "Thanks")).one()
+    given = client.post(
+        f"/members/{referee.number}/coupons",
+        data={"batch_id": str(batch.id), "csrf_token": token},
+        follow_redirects=True,
+    )
+    assert "given to B" in given.text and "Thanks" in given.text
+    suspended = client.post(
+        f"/members/{referee.number}/status",
+        data={"status": "suspended", "reason": "Checking", "csrf_token": token},
+        follow_redirects=True,
+    )
+    assert "B is now suspended." in suspended.text
+    report = client.get("/loyalty/referrals")
+    assert referrer.number in report.text

@@ -39,6 +39,7 @@ from loyalty.schemas import (
     RefundIn,
     RefundOut,
     RewardRedeemedOut,
+    StatusIn,
     TierChangeOut,
 )
 from web.api.auth import Caller, require
@@ -378,3 +379,25 @@ def get_batch(batch_id: int, caller: Reader, db: Db) -> dict[str, Any]:
         "issued": batch.issued_count,
         "public_uses": batch.public_uses,
     }
+
+
+@router.post("/members/{number}/status", response_model=MemberOut, summary="Suspend or reinstate")
+def member_status(number: str, body: StatusIn, caller: Writer, db: Db) -> MemberOut:
+    member = members.set_status(db, caller.actor, _member(db, number).id, body.status, body.reason)
+    db.commit()
+    return member_out(db, member)
+
+
+@router.get("/reports/referrals", summary="Revenue from referred members, by referrer")
+def referral_report(caller: Reader, db: Db) -> list[dict[str, Any]]:
+    frame = referrals.revenue_by_referrer(db)
+    return [
+        {
+            "referrer_number": number,
+            "referrer_name": name,
+            "referees": int(referees),
+            "purchases": int(bought),
+            "revenue": f"{revenue:.2f}",
+        }
+        for number, name, referees, bought, revenue in frame.itertuples(index=False)
+    ]

@@ -1,5 +1,5 @@
-"""Staff pages for coupon batches (create, generate, issue, export codes) and the reward
-catalog."""
+"""Staff pages for coupon batches (create, generate, issue, export codes), the reward
+catalog and the referral report."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from sqlalchemy import select
 from campaigns.models import Campaign
 from core.accounts.models import Role, User
 from core.errors import NotFound, RetainError, ValidationFailed
-from loyalty import coupons, program, rewards
+from loyalty import coupons, program, referrals, rewards
 from loyalty.models import Batch, CouponKind, Reward
 from web.deps import AppSettings, Db, actor_for, require_roles
 from web.forms import optional_day
@@ -176,3 +176,9 @@ async def save_reward(request: Request, user: Planner, db: Db) -> Response:
         return reward.name
 
     return _after(request, db, "/loyalty/rewards", "Reward {result} saved.", save)
+
+
+@router.get("/referrals")
+def referral_report(request: Request, user: Staff, db: Db) -> Response:
+    frame = referrals.revenue_by_referrer(db)
+    return render(request, "loyalty/referrals.html", {"rows": frame.to_dict("records")})

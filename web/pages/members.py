@@ -14,13 +14,14 @@ from core.accounts.models import Role, User
 from core.errors import RetainError
 from core.timeutil import utcnow
 from loyalty import coupons, ledger, members, referrals, rewards
-from loyalty.models import EntryType, Tier, TierChange
+from loyalty.models import Batch, EntryType, Tier, TierChange
 from web.deps import AppSettings, Db, actor_for, require_roles
 from web.rendering import flash, render
 
 router = APIRouter(prefix="/members")
 Staff = Annotated[User, Depends(require_roles(Role.ADMIN, Role.MARKETER, Role.FINANCE))]
 Books = Annotated[User, Depends(require_roles(Role.ADMIN, Role.FINANCE))]
+Planner = Annotated[User, Depends(require_roles(Role.ADMIN, Role.MARKETER))]
 
 
 @router.get("")
@@ -62,6 +63,10 @@ def member_page(
             "wallet": [(c, b, coupons.offer(b)) for c, b in coupons.wallet(db, member.id)],
             "referrals": referrals.of_member(db, member.id),
             "can_adjust": user.has_any(Role.ADMIN, Role.FINANCE),
+            "can_plan": user.has_any(Role.ADMIN, Role.MARKETER),
+            "batches": db.scalars(
+                select(Batch).where(Batch.active, Batch.public_code.is_(None)).order_by(Batch.name)
+            ).all(),
             "adjust_key": secrets.token_urlsafe(12),
         },
     )
@@ -97,4 +102,43 @@ def adjust(
     else:
         db.commit()
         flash(request, f"{points:+,} points for {member.name}: {reason}.")
+    return RedirectResponse(f"/members/{member.number}", status_code=303)
+
+
+@router.post("/{number}/coupons")
+def give_coupon(
+    request: Request, user: Planner, db: Db, number: str, batch_id: Annotated[int, Form()]
+) -> Response:
+    member = members.by_number(db, number)
+    try:
+        coupon = coupons.issue(
+            db, actor_for(request, user), batch_id, member, reason="Given by staff", at=utcnow()
+        )
+    except RetainError as exc:
+        db.rollback()
+        flash(request, exc.message, "error")
+    else:
+        db.commit()
+        flash(request, f"Coupon {coupon.code} given to {member.name}.")
+    return RedirectResponse(f"/members/{member.number}", status_code=303)
+
+
+@router.post("/{number}/status")
+def change_status(
+    request: Request,
+    user: Planner,
+    db: Db,
+    number: str,
+    status: Annotated[str, Form()],
+    reason: Annotated[str, Form()] = "",
+) -> Response:
+    member = members.by_number(db, number)
+    try:
+        members.set_status(db, actor_for(request, user), member.id, status, reason)
+    except RetainError as exc:
+        db.rollback()
+        flash(request, exc.message, "error")
+    else:
+        db.commit()
+        flash(request, f"{member.name} is now {status}.")
     return RedirectResponse(f"/members/{member.number}", status_code=303)
