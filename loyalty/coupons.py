@@ -271,9 +271,12 @@ def _copy_codes(
     )
     connection.exec_driver_sql("TRUNCATE new_codes")
     raw: Any = connection.connection.dbapi_connection
-    with raw.cursor() as cursor, cursor.copy("COPY new_codes (code, member_id) FROM STDIN") as copy:
-        for pair in pairs:
-            copy.write_row(pair)
+    body = "".join(f"{code}\t{'' if m is None else m}\n" for code, m in pairs)
+    with (
+        raw.cursor() as cursor,
+        cursor.copy("COPY new_codes (code, member_id) FROM STDIN WITH (NULL '')") as copy,
+    ):
+        copy.write(body)
     params = {
         "batch": batch_id,
         "at": at,
@@ -282,14 +285,18 @@ def _copy_codes(
         "reason": reason,
         "state": CouponState.ISSUED.value,
     }
-    session.execute(
-        text(
-            "INSERT INTO coupons (batch_id, code, member_id, state, issued_at, valid_from, "
-            "valid_until, issued_reason) SELECT :batch, code, member_id, :state, :at, :start, "
-            ":end, :reason FROM new_codes ON CONFLICT (code) DO NOTHING"
-        ),
-        params,
+    inserted = rowcount(
+        session.execute(
+            text(
+                "INSERT INTO coupons (batch_id, code, member_id, state, issued_at, valid_from, "
+                "valid_until, issued_reason) SELECT :batch, code, member_id, :state, :at, "
+                ":start, :end, :reason FROM new_codes ON CONFLICT (code) DO NOTHING"
+            ),
+            params,
+        )
     )
+    if inserted == len(pairs):
+        return []  # the usual case: no clash, nothing to look up
     missed = session.execute(
         text(
             "SELECT n.member_id FROM new_codes n LEFT JOIN coupons c ON c.code = n.code "

@@ -130,3 +130,21 @@ def test_issue_to_a_tier(shop: Shop) -> None:
     assert coupons.issue_to_members(shop.db, ACTOR, batch_id, tier_codes=["silver"], at=T0) == 1
     assert coupons.issue_to_members(shop.db, ACTOR, batch_id, tier_codes=["silver"], at=T0) == 0
     assert coupons.issue_to_members(shop.db, ACTOR, batch_id, at=T0) == 2
+
+
+def test_a_code_that_clashes_is_drawn_again(shop: Shop, monkeypatch: pytest.MonkeyPatch) -> None:
+    batch_id = batch(shop)
+    coupons.generate(shop.db, ACTOR, batch_id, 1)
+    existing = shop.db.scalars(select(Coupon.code).where(Coupon.batch_id == batch_id)).one()
+    real = codes.generate
+    draws: list[int] = []
+
+    def clashing(count: int, length: int = codes.COUPON_LENGTH) -> list[str]:
+        draws.append(count)
+        return [existing, *real(count - 1)] if len(draws) == 1 else real(count, length)
+
+    monkeypatch.setattr(codes, "generate", clashing)
+    assert coupons.generate(shop.db, ACTOR, batch_id, 3) == 3
+    assert draws == [3, 1]  # the clashing code was drawn again, alone
+    made = shop.db.scalars(select(Coupon.code).where(Coupon.batch_id == batch_id)).all()
+    assert len(made) == len(set(made)) == 4
