@@ -34,7 +34,20 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Table, bindparam, func, insert, select, text, update
+from sqlalchemy import (
+    BigInteger,
+    Table,
+    Text,
+    any_,
+    bindparam,
+    func,
+    insert,
+    literal,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session, sessionmaker
 
 from campaigns import rates
@@ -45,6 +58,7 @@ from loyalty import earning, ledger, purchases, referrals, tiers
 from loyalty import program as program_settings
 from loyalty.models import (
     EntryType,
+    ExpiryPolicy,
     LedgerEntry,
     Lot,
     LotState,
@@ -189,6 +203,15 @@ def _to_utc(values: pd.Series, zone: ZoneInfo) -> pd.Series:
     return result
 
 
+def _in(session: Session, column: Any, values: list[Any]) -> Any:
+    """`column IN values`; on PostgreSQL as `= ANY(array)`, one parameter instead of
+    thousands (the driver spends seconds splitting long IN lists)."""
+    if session.get_bind().dialect.name == "postgresql":
+        kind = Text if values and isinstance(values[0], str) else BigInteger
+        return column == any_(literal(values, ARRAY(kind)))
+    return column.in_(values)
+
+
 def _lookup(session: Session, keys: pd.Series, key_column: Any, id_column: Any) -> pd.Series:
     wanted = [k for k in keys.unique() if k]
     found: dict[str, int] = {}
@@ -198,7 +221,7 @@ def _lookup(session: Session, keys: pd.Series, key_column: Any, id_column: Any) 
             {
                 k: i
                 for k, i in session.execute(
-                    select(key_column, id_column).where(key_column.in_(chunk))
+                    select(key_column, id_column).where(_in(session, key_column, chunk))
                 )
             }
         )
@@ -315,7 +338,7 @@ def _drop_known(
                 found = session.execute(
                     select(Purchase.source, Purchase.external_id, Purchase.fingerprint).where(
                         Purchase.source == source,
-                        Purchase.external_id.in_(ids[start : start + 10_000]),
+                        _in(session, Purchase.external_id, ids[start : start + 10_000]),
                     )
                 )
                 known.update({(s, e): f for s, e, f in found})
@@ -366,7 +389,7 @@ def _lock(session: Session, member_ids: list[int]) -> pd.DataFrame:
     for start in range(0, len(member_ids), 10_000):
         rows += session.execute(
             select(Member.id, Member.tier_id, Member.balance, Member.status)
-            .where(Member.id.in_(member_ids[start : start + 10_000]))
+            .where(_in(session, Member.id, member_ids[start : start + 10_000]))
             .order_by(Member.id)
             .with_for_update()
         ).all()
@@ -499,12 +522,12 @@ def _first_and_repeat(
         chunk = ids[i : i + 10_000]
         bought_before |= set(
             session.scalars(
-                select(Purchase.member_id).where(Purchase.member_id.in_(chunk)).distinct()
+                select(Purchase.member_id).where(_in(session, Purchase.member_id, chunk)).distinct()
             )
         )
         for mid, when in session.execute(
             select(Purchase.member_id, Purchase.occurred_at).where(
-                Purchase.member_id.in_(chunk),
+                _in(session, Purchase.member_id, chunk),
                 Purchase.occurred_at > start,
                 Purchase.state != PurchaseState.REFUNDED,
             )
@@ -513,7 +536,7 @@ def _first_and_repeat(
         for mid, when in session.execute(
             select(LedgerEntry.member_id, func.max(LedgerEntry.occurred_at))
             .where(
-                LedgerEntry.member_id.in_(chunk),
+                _in(session, LedgerEntry.member_id, chunk),
                 LedgerEntry.rule == "repeat_purchase",
                 LedgerEntry.occurred_at > start,
             )
@@ -563,6 +586,19 @@ def _first_and_repeat(
                 }
             )
         )
+
+
+def _expiry(program: Program, available: pd.Series, zone: ZoneInfo) -> pd.Series:
+    """`ledger.expires_at` for many lots: by vector for "N days", once per local day for the
+    month and year policies (they depend on the day only), none for "never"."""
+    policy = ExpiryPolicy(program.expiry_policy)
+    if policy is ExpiryPolicy.NEVER:
+        return pd.Series(pd.NaT, index=available.index, dtype=available.dtype)
+    if policy is ExpiryPolicy.DAYS_AFTER_ACTIVE:
+        return available + pd.Timedelta(days=program.expiry_n)
+    days = available.dt.tz_convert(zone).dt.normalize()
+    ends = {d: ledger.expires_at(program, d.to_pydatetime(), zone) for d in days.unique()}
+    return pd.Series(pd.to_datetime(days.map(ends), utc=True), index=available.index)
 
 
 def _ids(session: Session, table: str, count: int) -> list[int]:
@@ -626,9 +662,7 @@ def _write(
     if len(with_points):
         when = frame.loc[with_points, "occurred_at"]
         available = when + window
-        expiry = {
-            d: ledger.expires_at(program, d.to_pydatetime(), zone) for d in available.unique()
-        }
+        expiry = _expiry(program, available, zone)
         pending = available > when
         _copy(
             session,
@@ -643,7 +677,7 @@ def _write(
                     "state": np.where(pending, LotState.PENDING.value, LotState.ACTIVE.value),
                     "earned_at": when,
                     "available_at": available,
-                    "expires_at": available.map(expiry),
+                    "expires_at": expiry,
                 }
             ),
         )
@@ -723,7 +757,7 @@ def _start_referrals(
     pending = (
         session.scalars(
             select(Referral.referee_id).where(
-                Referral.state == ReferralState.PENDING, Referral.referee_id.in_(buyers)
+                Referral.state == ReferralState.PENDING, _in(session, Referral.referee_id, buyers)
             )
         ).all()
         if buyers

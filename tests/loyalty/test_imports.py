@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from campaigns import rates
 from loyalty import imports
 from loyalty import program as program_settings
-from loyalty.models import Member, Purchase
+from loyalty.models import Lot, Member, Purchase
 from tests.campaigns.conftest import Staff, make_campaign
 from tests.loyalty.conftest import ACTOR, BASE, ZONE, Shop
 
@@ -23,6 +23,15 @@ def factory(db: Session) -> Any:
     return lambda: Session(
         bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False
     )
+
+
+def lots(shop: Shop, member: Member) -> list[tuple[Any, ...]]:
+    rows = shop.db.execute(
+        select(Lot.points, Lot.state, Lot.available_at, Lot.expires_at)
+        .where(Lot.member_id == member.id)
+        .order_by(Lot.available_at, Lot.points)
+    )
+    return [tuple(r) for r in rows]
 
 
 def csv_for(prefix: str, numbers: list[str]) -> bytes:
@@ -38,7 +47,9 @@ def csv_for(prefix: str, numbers: list[str]) -> bytes:
     return ("\n".join(rows) + "\n").encode()
 
 
-def test_bulk_path_credits_what_the_service_does(shop: Shop, staff: Staff) -> None:
+@pytest.mark.parametrize("policy", ["end_of_next_year", "end_of_month", "days_after_active"])
+def test_bulk_path_credits_what_the_service_does(shop: Shop, staff: Staff, policy: str) -> None:
+    shop.program(expiry_policy=policy, expiry_n=2)
     campaign = make_campaign(shop.db, staff)
     rates.set_rate(shop.db, staff.finance, "USD", campaign.starts_on, Decimal("7.1"), BASE)
     program_settings.save_rule(
@@ -64,6 +75,7 @@ def test_bulk_path_credits_what_the_service_does(shop: Shop, staff: Staff) -> No
         assert shop.entries(a) == shop.entries(b)
         assert shop.check(a).balance == shop.check(b).balance
         assert shop.fresh(a).pending_points == shop.fresh(b).pending_points
+        assert lots(shop, a) == lots(shop, b)
     rules = [e[2] for e in shop.entries(bulk[0])]
     assert "Double points — Spring sale" in rules and any("Repeat bonus" in r for r in rules)
     # 10 USD at 7.1 = 71.00 CNY: 71 points.
