@@ -122,7 +122,7 @@ def bench_import(factory: sessionmaker[Session]) -> None:
         )
     data = ("\n".join(lines) + "\n").encode()
     started = time.perf_counter()
-    report = imports.import_purchases(factory, ACTOR, data, base="CNY", zone=ZONE)
+    report = imports.import_purchases(factory, ACTOR, data, base="CNY", zone=ZONE, workers=2)
     seconds = time.perf_counter() - started
     assert report.imported == rows, report
     emit(f"csv_import_{rows}_purchases_{people}_members", seconds, "s", target("<= 120"))

@@ -26,6 +26,7 @@ import hashlib
 import io
 import json
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_FLOOR, Decimal, InvalidOperation
@@ -280,8 +281,11 @@ def import_purchases(
     zone: ZoneInfo,
     row_by_row: bool = False,
     progress: Callable[[int], None] | None = None,
+    workers: int = 1,
 ) -> ImportReport:
-    """Check the file, then load it in chunks (each chunk one transaction)."""
+    """Check the file, then load it in chunks (each chunk one transaction). With `workers`
+    > 1 on PostgreSQL, chunks load in parallel: `factory` must then open independent
+    sessions (an engine's sessionmaker, not sessions sharing one connection)."""
     actor.require(*purchases.ROLES, doing="import purchases")
     with factory() as session:
         frame = read(data, zone, session, base)
@@ -289,13 +293,23 @@ def import_purchases(
     frame["fingerprint"] = _fingerprints(frame)
     frame = _drop_known(factory, frame, report)
     service = frame["coupon_codes"] != "" if not row_by_row else pd.Series(True, frame.index)
-    for start in range(0, int((~service).sum()), CHUNK):
-        chunk = frame[~service].iloc[start : start + CHUNK]
+    chunks = _by_member(frame[~service])
+    with factory() as session:
+        # SQLite has one writer; and a factory bound to one connection cannot be shared.
+        parallel = session.get_bind().dialect.name == "postgresql" and workers > 1
+
+    def load(chunk: pd.DataFrame) -> int:
         with factory() as session, session.begin():
-            report.points += _bulk(session, actor, chunk, base, zone)
-        report.imported += len(chunk)
-        if progress:
-            progress(len(chunk))
+            return _bulk(session, actor, chunk, base, zone)
+
+    # Chunks hold whole members, so two loading at once never wait on each other's locks:
+    # one prepares rows in Python while the database indexes the other's COPY.
+    with ThreadPoolExecutor(max_workers=workers if parallel else 1) as pool:
+        for chunk, points in zip(chunks, pool.map(load, chunks), strict=True):
+            report.points += points
+            report.imported += len(chunk)
+            if progress:
+                progress(len(chunk))
     for row in frame[service].itertuples(index=False):
         with factory() as session, session.begin():
             outcome = purchases.record(session, actor, _input(row), base_currency=base, zone=zone)
@@ -308,6 +322,22 @@ def import_purchases(
         with factory() as session, session.begin():
             tiers.evaluate(session, datetime.now(UTC), upgrades_only=True)
     return report
+
+
+def _by_member(frame: pd.DataFrame) -> list[pd.DataFrame]:
+    """About CHUNK rows each, never splitting one member's purchases across chunks."""
+    if frame.empty:
+        return []
+    ordered = frame.sort_values(["member_id", "occurred_at", "line"], na_position="last")
+    member = ordered["member_id"].fillna(-1).to_numpy()
+    chunks, start = [], 0
+    while start < len(ordered):
+        end = min(start + CHUNK, len(ordered))
+        while end < len(ordered) and member[end] == member[end - 1] and member[end] != -1:
+            end += 1
+        chunks.append(ordered.iloc[start:end])
+        start = end
+    return chunks
 
 
 def _input(row: Any) -> purchases.PurchaseInput:

@@ -217,6 +217,9 @@ def import_purchases(
     row_by_row: Annotated[
         bool, typer.Option(help="Every row through the purchase service (slower)")
     ] = False,
+    workers: Annotated[
+        int, typer.Option(min=1, max=8, help="Chunks loaded at once (PostgreSQL only)")
+    ] = 2,
 ) -> None:
     """Purchases: source, external_id, occurred_at, amount [, currency, member_number,
     discount, channel, store, campaign_code, coupon_codes]. Checked whole first; reruns skip
@@ -243,6 +246,7 @@ def import_purchases(
                 zone=settings.zone,
                 row_by_row=row_by_row,
                 progress=advance,
+                workers=workers,
             )
     except imports.ImportFailed as exc:
         typer.secho(f"Nothing was imported: {exc.message}", fg=typer.colors.RED, err=True)

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from core import migrations
 from core.db import make_engine, make_session_factory
 from core.errors import RetainError
-from loyalty import coupons, jobs, purchases, rewards
+from loyalty import coupons, imports, jobs, purchases, rewards
 from loyalty.models import Coupon, LedgerEntry, Member, Purchase, Refund
 from tests.conftest import fresh_database_url
 from tests.loyalty.conftest import ACTOR, BASE, T0, ZONE, Shop
@@ -210,3 +210,44 @@ def test_the_nightly_jobs_run_twice_at_once_do_the_work_once(
         for member_id in ids:
             member = session.get(Member, member_id)
             assert member is not None and (member.balance, member.pending_points) == (0, 0)
+
+
+def test_a_bulk_import_loads_chunks_in_parallel(
+    factory: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two groups of members with the same purchases: one loaded two chunks at a time,
+    the other one chunk at a time. Their ledgers must come out the same."""
+    groups = setup(
+        factory,
+        lambda shop: [
+            [shop.join(phone=f"139222{g}{n:04d}").number for n in range(12)] for g in (1, 2)
+        ],
+    )
+    monkeypatch.setattr(imports, "CHUNK", 5)  # many small chunks
+
+    def load(numbers: list[str], tag: str, workers: int) -> None:
+        rows = ["source,external_id,occurred_at,amount,member_number"] + [
+            f"par,{tag}{i},2026-03-{1 + i % 20:02d}T10:00:00+08:00,{10 + i}.00,{numbers[i % 12]}"
+            for i in range(60)
+        ]
+        data = ("\n".join(rows) + "\n").encode()
+        report = imports.import_purchases(
+            factory, ACTOR, data, base=BASE, zone=ZONE, workers=workers
+        )
+        assert report.imported == 60
+
+    load(groups[0], "P", workers=2)
+    load(groups[1], "Q", workers=1)
+    with factory() as session:
+        for a, b in zip(*groups, strict=True):
+            ledgers = []
+            for number in (a, b):
+                member = session.scalars(select(Member).where(Member.number == number)).one()
+                entries = session.execute(
+                    select(LedgerEntry.points, LedgerEntry.rule)
+                    .where(LedgerEntry.member_id == member.id)
+                    .order_by(LedgerEntry.occurred_at, LedgerEntry.rule)
+                ).all()
+                assert member.balance == sum(p for p, _ in entries)
+                ledgers.append([tuple(e) for e in entries])
+            assert ledgers[0] == ledgers[1]
