@@ -234,16 +234,22 @@ def _fingerprints(frame: pd.DataFrame) -> pd.Series:
     rows in seconds); a test checks it matches the service's for the same purchase."""
 
     def text(values: pd.Series) -> pd.Series:
-        return values.map(lambda v: json.dumps(v) if v else "null")
+        # JSON strings by concatenation when nothing needs escaping (the usual case).
+        if values.str.contains(r'["\\\x00-\x1f\x7f-\uffff]', regex=True).any():
+            return values.map(lambda v: json.dumps(v) if v else "null")
+        return ('"' + values + '"').where(values != "", "null")
 
     def amount(values: pd.Series) -> pd.Series:
-        return values.map(lambda v: json.dumps(f"{v.normalize():f}"))
+        return '"' + values.map(lambda v: f"{v.normalize():f}") + '"'
 
-    codes = frame["coupon_codes"].map(
+    has_codes = frame["coupon_codes"] != ""
+    codes = pd.Series("[]", index=frame.index)
+    codes[has_codes] = frame.loc[has_codes, "coupon_codes"].map(
         lambda v: json.dumps(sorted(c.strip() for c in v.split(";") if c.strip()))
     )
-    member = frame["member_id"].map(lambda v: "null" if pd.isna(v) else str(int(v)))
-    when = frame["occurred_at"].map(lambda v: json.dumps(v.isoformat()))
+    member = frame["member_id"].astype("string").fillna("null")
+    utc = frame["occurred_at"].dt.tz_convert("UTC").dt.tz_localize(None)
+    when = '"' + utc.astype(str).str.replace(" ", "T", regex=False) + '+00:00"'
     body = (
         '{"amount": '
         + amount(frame["amount"])
@@ -269,7 +275,9 @@ def _fingerprints(frame: pd.DataFrame) -> pd.Series:
         + text(frame["store"])
         + "}"
     )
-    return body.map(lambda b: hashlib.sha256(b.encode()).hexdigest())
+    return pd.Series(
+        [hashlib.sha256(b.encode()).hexdigest() for b in body], index=frame.index, dtype=object
+    )
 
 
 def import_purchases(

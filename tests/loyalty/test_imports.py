@@ -133,3 +133,15 @@ def test_a_rerun_skips_what_was_imported(shop: Shop) -> None:
         run(changed)
     assert shop.check(shop.fresh(member)).balance == 100 + 10 + 20 + 200
     assert isinstance(shop.db.get(Member, member.id), Member)
+
+
+def test_bulk_fingerprints_match_the_service_for_awkward_text(shop: Shop) -> None:
+    """Quotes, Chinese and microseconds: the bulk path's fingerprint is the service's."""
+    member = shop.join()
+    data = (
+        "source,external_id,occurred_at,amount,member_number,store\n"
+        f'pos,"Q""1",2026-03-02T10:00:00.123456+08:00,10.50,{member.number},静安店\n'
+    ).encode()
+    frame = imports.read(data, ZONE, shop.db, BASE)
+    row = next(frame.itertuples(index=False))
+    assert imports._fingerprints(frame).iloc[0] == imports._input(row).fingerprint()
