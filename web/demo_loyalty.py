@@ -240,7 +240,8 @@ def load(session: Session, today: date, zone: ZoneInfo, base: str) -> int:
             amount = Decimal(max(20, int(rng.gauss(spend_level / 6, spend_level / 12))))
             day = when.astimezone(zone).date()
             running = [c for c in campaigns if c.starts_on <= day <= c.ends_on]
-            code = rng.choice(running).code if running and rng.random() < 0.5 else ""
+            # About one purchase in five comes from a campaign (its code or its coupon).
+            code = rng.choice(running).code if running and rng.random() < 0.2 else ""
             count += 1
             rows.append(
                 f"shop,D{count:06d},{when.astimezone(UTC).isoformat()},{amount:.2f},"
