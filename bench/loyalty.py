@@ -108,6 +108,65 @@ def bench_service(factory: sessionmaker[Session]) -> None:
         worker.join()
     rate = share * threads / (time.perf_counter() - started)
     emit("purchases_posted_per_second_8_threads", rate, "purchases/s", target(">= 1000"))
+    emit("driver_ceiling_6_statement_transactions_per_second_8_threads", ceiling(factory), "tx/s")
+
+
+def ceiling(factory: sessionmaker[Session], threads: int = 8, count: int = 4_000) -> float:
+    """What this machine allows one Python process at all: the six statements a purchase
+    needs at least (lock member, look for the id, insert purchase, lot, entry, update
+    balance), sent straight through the driver with no ORM and no rules, on scratch tables.
+    The service figure above is read against this one."""
+    engine = factory.kw["bind"]
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            "DROP TABLE IF EXISTS ceil_m, ceil_p, ceil_l, ceil_e;"
+            "CREATE UNLOGGED TABLE ceil_m (id bigint PRIMARY KEY, balance int);"
+            "INSERT INTO ceil_m SELECT g, 0 FROM generate_series(1, 2000) g;"
+            "CREATE UNLOGGED TABLE ceil_p (id bigserial PRIMARY KEY, src text, ext text,"
+            " member bigint, amount numeric, UNIQUE (src, ext));"
+            "CREATE INDEX ON ceil_p (member);"
+            "CREATE UNLOGGED TABLE ceil_l (id bigserial PRIMARY KEY, member bigint, points int,"
+            " purchase bigint);"
+            "CREATE UNLOGGED TABLE ceil_e (id bigserial PRIMARY KEY, member bigint, points int,"
+            " lot bigint, key text UNIQUE)"
+        )
+
+    def post(t: int) -> None:
+        raw = engine.raw_connection()
+        try:
+            cur = raw.cursor()
+            for i in range(count // threads):
+                member = (i * threads + t) % 2000 + 1
+                cur.execute("SELECT balance FROM ceil_m WHERE id = %s FOR UPDATE", (member,))
+                cur.execute("SELECT count(*) FROM ceil_p WHERE member = %s", (member,))
+                cur.execute(
+                    "INSERT INTO ceil_p (src, ext, member, amount) VALUES ('b', %s, %s, 10)"
+                    " ON CONFLICT DO NOTHING RETURNING id",
+                    (f"{t}-{i}", member),
+                )
+                (purchase,) = cur.fetchone()
+                cur.execute(
+                    "INSERT INTO ceil_l (member, points, purchase) VALUES (%s, 10, %s)"
+                    " RETURNING id",
+                    (member, purchase),
+                )
+                (lot,) = cur.fetchone()
+                cur.execute(
+                    "INSERT INTO ceil_e (member, points, lot, key) VALUES (%s, 10, %s, %s)",
+                    (member, lot, f"k{purchase}"),
+                )
+                cur.execute("UPDATE ceil_m SET balance = balance + 10 WHERE id = %s", (member,))
+                raw.commit()
+        finally:
+            raw.close()
+
+    workers = [threading.Thread(target=post, args=(t,)) for t in range(threads)]
+    started = time.perf_counter()
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    return count // threads * threads / (time.perf_counter() - started)
 
 
 def bench_import(factory: sessionmaker[Session]) -> None:
