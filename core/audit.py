@@ -18,7 +18,7 @@ from core.db import Base
 from core.errors import PermissionDenied
 from core.timeutil import UTCDateTime, utcnow
 
-ActorKind = Literal["user", "api_key", "cli", "system"]
+ActorKind = Literal["user", "api_key", "cli", "system", "member"]
 ALL_ROLES = frozenset({"admin", "marketer", "finance"})
 
 
@@ -42,6 +42,11 @@ class Actor:
     @classmethod
     def system(cls, label: str = "system") -> Actor:
         return cls("system", label, roles=ALL_ROLES)
+
+    @classmethod
+    def member(cls, number: str, ip: str | None = None) -> Actor:
+        """A member acting on their own account in the portal: no staff role."""
+        return cls("member", f"member {number}", ip=ip)
 
     def require(self, *roles: str, doing: str) -> None:
         """Refuse unless the actor holds one of `roles`."""

@@ -33,6 +33,10 @@ class Settings(BaseSettings):
     session_hours: int = Field(default=12, ge=1, le=24 * 30)
     signin_max_failures: int = Field(default=5, ge=1)
     signin_lock_minutes: int = Field(default=15, ge=1)
+    # Where member messages (activation, reset links) go; unset, they wait in the outbox.
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    smtp_from: str = "Retain <no-reply@localhost>"
 
     @field_validator("base_currency")
     @classmethod

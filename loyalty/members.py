@@ -17,7 +17,18 @@ from core.audit import Actor
 from core.errors import Conflict, NotFound, ValidationFailed
 from core.timeutil import utcnow
 from loyalty import codes, ledger, program, referrals
-from loyalty.models import EntryType, Member, MemberStatus, TierChange
+from loyalty.models import (
+    Batch,
+    Coupon,
+    CouponState,
+    EntryType,
+    LedgerEntry,
+    Member,
+    MemberStatus,
+    Purchase,
+    Referral,
+    TierChange,
+)
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 GENDERS = ("female", "male", "other")
@@ -244,6 +255,32 @@ def set_status(session: Session, actor: Actor, member_id: int, status: str, reas
     return member
 
 
+def close(session: Session, actor: Actor, member_id: int) -> Member:
+    """Close and anonymise: personal fields are erased, the member number, tier and every
+    ledger entry stay (the books must still add up). Unused personal coupons are voided.
+    The audit row keeps no personal data either."""
+    member = ledger.lock_member(session, member_id)
+    if member.status == MemberStatus.CLOSED:
+        raise Conflict("member.closed", f"Member {member.number} is already closed.")
+    member.status = MemberStatus.CLOSED
+    member.name = "Closed member"
+    for name in ("phone", "email", "birthday", "birth_month", "birth_day", "gender", "region"):
+        setattr(member, name, None)
+    member.city = member.occupation = member.industry = None
+    member.marketing_consent, member.consent_at = False, utcnow()
+    member.notes = ""
+    session.execute(
+        update(Coupon)
+        .where(Coupon.member_id == member.id, Coupon.state == CouponState.ISSUED)
+        .values(state=CouponState.VOID)
+    )
+    session.flush()
+    audit.record(
+        session, actor, "member.close", "member", member.number, after={"status": "closed"}
+    )
+    return member
+
+
 def search(session: Session, q: str, *, limit: int = 50) -> list[Member]:
     """By member number, phone, email (exact) or name (contains)."""
     text = q.strip()
@@ -266,3 +303,80 @@ def count(session: Session) -> int:
 
 def touch(session: Session, member_ids: list[int]) -> None:
     session.execute(update(Member).where(Member.id.in_(member_ids)).values(updated_at=utcnow()))
+
+
+def export(session: Session, member_id: int) -> dict[str, list[dict[str, Any]]]:
+    """Everything Retain holds about a member, table by table, for "download my data".
+    Staff-only fields (internal notes, costs, who on staff did what) are left out."""
+    member = get(session, member_id)
+    profile = snapshot(member) | {
+        "joined_at": member.joined_at.isoformat(),
+        "marketing_consent_at": member.consent_at.isoformat() if member.consent_at else None,
+        "referral_code": member.referral_code,
+        "balance": member.balance,
+        "pending_points": member.pending_points,
+    }
+    entries = session.scalars(
+        select(LedgerEntry).where(LedgerEntry.member_id == member_id).order_by(LedgerEntry.id)
+    )
+    bought = session.scalars(
+        select(Purchase).where(Purchase.member_id == member_id).order_by(Purchase.id)
+    )
+    held = session.execute(
+        select(Coupon, Batch.name)
+        .join(Batch, Batch.id == Coupon.batch_id)
+        .where(Coupon.member_id == member_id)
+        .order_by(Coupon.id)
+    )
+    made = session.scalars(
+        select(Referral).where(Referral.referrer_id == member_id).order_by(Referral.id)
+    )
+
+    def when(value: datetime | None) -> str | None:
+        return value.isoformat() if value else None
+
+    return {
+        "profile": [profile],
+        "points": [
+            {
+                "date": when(e.occurred_at),
+                "type": e.type,
+                "points": e.points,
+                "balance_after": e.balance_after,
+                "reason": e.reason,
+            }
+            for e in entries
+        ],
+        "purchases": [
+            {
+                "date": when(p.occurred_at),
+                "reference": p.external_id,
+                "store": p.store,
+                "amount": str(p.amount),
+                "currency": p.currency,
+                "refunded": str(p.refunded_amount),
+                "points_earned": p.points_earned,
+                "points_reversed": p.points_reversed,
+            }
+            for p in bought
+        ],
+        "coupons": [
+            {
+                "code": c.code,
+                "offer": name,
+                "state": c.state,
+                "issued_at": when(c.issued_at),
+                "valid_until": when(c.valid_until),
+                "redeemed_at": when(c.redeemed_at),
+            }
+            for c, name in held
+        ],
+        "referrals": [
+            {
+                "created_at": when(r.created_at),
+                "state": r.state,
+                "completed_at": when(r.completed_at),
+            }
+            for r in made
+        ],
+    }

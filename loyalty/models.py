@@ -501,3 +501,53 @@ class JobRun(Base):
     last_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_result: Mapped[dict[str, int] | None] = mapped_column(JSON)
+
+
+class MemberAccount(Base):
+    """A member's portal sign-in. Created unactivated at sign-up; a staff- or till-created
+    member gets one when they first ask for an activation link."""
+
+    __tablename__ = "member_accounts"
+
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"), primary_key=True)
+    password_hash: Mapped[str | None] = mapped_column(String(200))
+    activated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    language: Mapped[str | None] = mapped_column(String(8))  # None: from the browser
+    last_signin_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class TokenPurpose(StrEnum):
+    ACTIVATE = "activate"
+    RESET = "reset"
+
+
+class MemberToken(Base):
+    """A one-time, expiring link token (activation, password reset); only its hash is kept."""
+
+    __tablename__ = "member_tokens"
+    __table_args__ = (
+        CheckConstraint(f"purpose in {_in(TokenPurpose)}", name="purpose_valid"),
+        Index("ix_member_tokens_member", "member_id", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"))
+    purpose: Mapped[str] = mapped_column(String(16))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class MemberSession(Base):
+    """A signed-in member's browser; kept apart from staff sessions on purpose."""
+
+    __tablename__ = "member_sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -110,6 +110,49 @@ def upgrade_if_due(
     return TierMove(current.name, reached.name, reason)
 
 
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """Where a member stands, for the portal's progress bar and its two sentences."""
+
+    tier: Tier
+    next_tier: Tier | None
+    value: int  # the qualifying metric over the rolling window, now
+    unit: str  # "points" or the base currency
+    needed: int  # still needed for the next tier (0 at the top)
+    # The oldest purchase that counts leaves the window then: reach the next tier before,
+    # or more is needed after. None when nothing counts yet.
+    by: datetime | None
+    keeps: bool  # the metric still covers the current tier's threshold
+    review_from: datetime  # no downgrade before this (the retention period)
+
+
+def progress(session: Session, member: Member, at: datetime, base_currency: str) -> Progress:
+    program = program_settings.get(session)
+    ladder = program_settings.ladder(session)
+    current = next(t for t in ladder if t.id == member.tier_id)
+    higher = [t for t in ladder if t.rank > current.rank]
+    value = metric(session, program, member.id, at)
+    start = window_start(program, at)
+    oldest = session.scalar(
+        select(func.min(Purchase.occurred_at)).where(
+            Purchase.member_id == member.id,
+            Purchase.occurred_at >= start,
+            Purchase.occurred_at <= at,
+        )
+    )
+    next_tier = higher[0] if higher else None
+    return Progress(
+        tier=current,
+        next_tier=next_tier,
+        value=value,
+        unit=unit(program, base_currency),
+        needed=max(0, next_tier.threshold - value) if next_tier else 0,
+        by=oldest + (at - start) if oldest else None,
+        keeps=value >= current.threshold,
+        review_from=member.tier_since + timedelta(days=program.tier_retention_days),
+    )
+
+
 _scratch = MetaData()
 _evaluation = Table(
     "tier_evaluation",

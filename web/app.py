@@ -20,6 +20,7 @@ from web import errors, health
 from web.api.router import router as api_router
 from web.headers import SecurityHeaders
 from web.pages.router import router as pages_router
+from web.portal.router import router as portal_router
 
 STATIC_DIR = Path(__file__).parent / "static"
 SWAGGER = "/static/vendor/swagger-ui"
@@ -66,6 +67,7 @@ def create_app(
     errors.install(app)
     app.include_router(api_router)
     app.include_router(pages_router)
+    app.include_router(portal_router)
     app.include_router(health.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 

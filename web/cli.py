@@ -33,6 +33,10 @@ app.add_typer(apikey_app, name="apikey")
 app.add_typer(import_app, name="import")
 app.add_typer(report_app, name="report")
 app.add_typer(jobs_app, name="jobs")
+outbox_app = typer.Typer(
+    help="Messages to members (activation, reset links).", no_args_is_help=True
+)
+app.add_typer(outbox_app, name="outbox")
 
 
 def _session(settings: Settings) -> Session:
@@ -66,6 +70,9 @@ def serve(
         typer.echo("Demo sign-in (password " + DEMO_PASSWORD + "):")
         for email, _, roles in DEMO_STAFF:
             typer.echo(f"  {email:<24} {', '.join(roles)}")
+        from web.demo_loyalty import DEMO_MEMBER_EMAIL, DEMO_MEMBER_PASSWORD
+
+        typer.echo(f"Member portal at /my: {DEMO_MEMBER_EMAIL} / {DEMO_MEMBER_PASSWORD}")
     uvicorn.run(
         "web.app:create_app",
         factory=True,
@@ -111,6 +118,9 @@ def demo(
         f"Demo data: {len(result.created)} accounts created, {len(result.existing)} already "
         f"there; {result.campaigns} campaigns and {result.members:,} members added."
     )
+    from web.demo_loyalty import DEMO_MEMBER_EMAIL, DEMO_MEMBER_PASSWORD
+
+    typer.echo(f"Member portal (/my) sign-in: {DEMO_MEMBER_EMAIL} / {DEMO_MEMBER_PASSWORD}")
 
 
 @user_app.command("create")
@@ -284,6 +294,28 @@ def jobs_run(
     results = jobs.run_due(factory, utcnow(), settings.zone, only)
     for name, counts in results.items():
         typer.echo(f"{name}: " + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
+
+
+@outbox_app.command("send")
+def outbox_send() -> None:
+    """Deliver waiting email through RETAIN_SMTP_HOST (run it from cron, like the jobs)."""
+    from core import outbox
+
+    settings = get_settings()
+    if not settings.smtp_host:
+        _fail(
+            RetainError(
+                "outbox.no_sender",
+                "Set RETAIN_SMTP_HOST (and RETAIN_SMTP_PORT, RETAIN_SMTP_FROM) to send email; "
+                "until then admins read the messages at /admin/outbox.",
+            )
+        )
+    assert settings.smtp_host is not None
+    sender = outbox.SmtpSender(settings.smtp_host, settings.smtp_port, settings.smtp_from)
+    with _session(settings) as session:
+        sent, failed = outbox.deliver(session, sender)
+        session.commit()
+    typer.echo(f"Sent {sent:,} message(s); {failed:,} failed and stay queued.")
 
 
 @report_app.command("roi")

@@ -16,14 +16,16 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from campaigns.models import Campaign
+from core import passwords
 from core.audit import Actor
 from loyalty import coupons, imports, jobs, members, purchases, rewards
 from loyalty import program as program_settings
-from loyalty.models import Member
+from loyalty.models import Member, MemberAccount
 from loyalty.purchases import PurchaseInput, RefundInput
 
 MEMBERS = 2_000
 DEMO_MEMBER_EMAIL = "member@demo.retain"
+DEMO_MEMBER_PASSWORD = "retain-demo"  # noqa: S105 - a published demo password, demo mode only
 SURNAMES = [
     "Wang",
     "Li",
@@ -320,5 +322,13 @@ def load(session: Session, today: date, zone: ZoneInfo, base: str) -> int:
             rewards.redeem(
                 session, actor, fresh.id, voucher_reward.id, key=f"demo-{fresh.id}", at=now
             )
+    # The first member can sign in to the portal (the sign-in `retain serve` prints).
+    session.add(
+        MemberAccount(
+            member_id=people[0].id,
+            password_hash=passwords.hash_password(DEMO_MEMBER_PASSWORD),
+            activated_at=now,
+        )
+    )
     session.flush()
     return len(people) if report.imported else 0

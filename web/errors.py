@@ -21,6 +21,7 @@ from core.errors import (
     RetainError,
     ValidationFailed,
 )
+from web.portal import errors as portal_errors
 from web.rendering import render
 
 log = logging.getLogger("retain.web")
@@ -55,7 +56,7 @@ def status_for(exc: RetainError) -> int:
 
 
 def is_api(request: Request) -> bool:
-    return request.url.path.startswith("/api/")
+    return request.url.path.startswith(("/api/", "/my/api/"))
 
 
 def api_error(
@@ -65,7 +66,11 @@ def api_error(
     return JSONResponse(body, status_code=status, headers=headers or None)
 
 
-def error_page(request: Request, status: int, message: str) -> Response:
+def error_page(
+    request: Request, status: int, message: str, exc: RetainError | None = None
+) -> Response:
+    if portal_errors.is_portal(request):
+        return portal_errors.page(request, status, exc)
     title = TITLES.get(status, "Error")
     return render(
         request,
@@ -78,7 +83,8 @@ def error_page(request: Request, status: int, message: str) -> Response:
 
 def _signin_redirect(request: Request) -> Response:
     target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-    location = f"/signin?next={quote(target)}"
+    signin = "/my/signin" if portal_errors.is_portal(request) else "/signin"
+    location = f"{signin}?next={quote(target)}"
     if request.headers.get("HX-Request"):
         return Response(status_code=200, headers={"HX-Redirect": location})
     return RedirectResponse(location, status_code=303)
@@ -96,7 +102,7 @@ async def handle_domain(request: Request, exc: Exception) -> Response:
         return api_error(status, exc.code, exc.message, exc.details, **headers)
     if isinstance(exc, NotAuthenticated):
         return _signin_redirect(request)
-    return error_page(request, status, exc.message)
+    return error_page(request, status, exc.message, exc)
 
 
 async def handle_http(request: Request, exc: Exception) -> Response:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from datetime import date
 
 
@@ -13,3 +14,9 @@ def optional_day(value: str | None) -> date | None:
         return date.fromisoformat(value)
     except ValueError:
         return None
+
+
+def form_key() -> str:
+    """A one-time key for a form that changes points: a double submit (or a reload of
+    the POST) replays the first result instead of doing it twice."""
+    return secrets.token_urlsafe(12)

@@ -9,7 +9,8 @@ from sqlalchemy import MetaData
 
 import campaigns.models  # noqa: F401
 import core.accounts.models
-import core.audit  # noqa: F401
+import core.audit
+import core.outbox  # noqa: F401
 import loyalty.models  # noqa: F401
 from core.db import Base
 

@@ -66,3 +66,25 @@ def record_attempt(
 ) -> None:
     session.add(SigninAttempt(email=email, ip=ip, attempted_at=now, succeeded=succeeded))
     session.flush()
+
+
+def limit(
+    session: Session, key: str, now: datetime, max_hits: int, minutes: int, message: str
+) -> None:
+    """Count one use of `key` (for example "reset:+8613800000000") and refuse beyond
+    `max_hits` within `minutes`. Kept with sign-in attempts under its own key, so the two
+    never count against each other."""
+    since = now - timedelta(minutes=minutes)
+    hits = list(
+        session.scalars(
+            select(SigninAttempt.attempted_at)
+            .where(SigninAttempt.email == key, SigninAttempt.attempted_at > since)
+            .order_by(SigninAttempt.attempted_at)
+        )
+    )
+    if len(hits) >= max_hits:
+        wait = max(
+            1, math.ceil((hits[-max_hits] + timedelta(minutes=minutes) - now).total_seconds())
+        )
+        raise RateLimited("rate_limited", message, retry_after=wait)
+    record_attempt(session, key, None, now, succeeded=False)

@@ -3,7 +3,6 @@ coupons, referrals) and manual points adjustments."""
 
 from __future__ import annotations
 
-import secrets
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Request
@@ -16,6 +15,7 @@ from core.timeutil import utcnow
 from loyalty import coupons, ledger, members, referrals, rewards
 from loyalty.models import Batch, EntryType, Tier, TierChange
 from web.deps import AppSettings, Db, actor_for, require_roles
+from web.forms import form_key
 from web.rendering import flash, render
 
 router = APIRouter(prefix="/members")
@@ -67,7 +67,7 @@ def member_page(
             "batches": db.scalars(
                 select(Batch).where(Batch.active, Batch.public_code.is_(None)).order_by(Batch.name)
             ).all(),
-            "adjust_key": secrets.token_urlsafe(12),
+            "adjust_key": form_key(),
         },
     )
 
@@ -92,7 +92,7 @@ def adjust(
             member.id,
             points,
             reason=reason,
-            key=f"page:{key or secrets.token_urlsafe(12)}",
+            key=f"page:{key or form_key()}",
             at=utcnow(),
             zone=settings.zone,
         )

@@ -8,6 +8,7 @@ from web.csrf import verify_csrf
 from web.pages import (
     admin_audit,
     admin_keys,
+    admin_outbox,
     admin_users,
     auth,
     campaigns,
@@ -36,5 +37,6 @@ for module in (
     admin_users,
     admin_keys,
     admin_audit,
+    admin_outbox,
 ):
     router.include_router(module.router)

@@ -1,0 +1,308 @@
+"""Members' portal accounts: sign-up, one-time links (activate, reset), sign-in, sessions.
+
+Kept apart from staff accounts (`core.accounts`) on purpose: a member session is a different
+row in a different table under a different cookie key, so it can never open a staff page and
+a staff session is never a member.
+
+A member signs in with the phone or email on their member record. A member created at the
+till or by staff has no password: "Set up or reset my password" mails an activation link to
+their phone or email. Links are random tokens (only the hash is stored), single use, expiring.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from core import audit, outbox, passwords
+from core.accounts import throttle
+from core.accounts.tokens import new_token, token_hash
+from core.audit import Actor
+from core.errors import Conflict, NotAuthenticated, NotFound, ValidationFailed
+from core.timeutil import utcnow
+from loyalty import members
+from loyalty.models import (
+    Member,
+    MemberAccount,
+    MemberSession,
+    MemberStatus,
+    MemberToken,
+    TokenPurpose,
+)
+
+LINK_HOURS = {TokenPurpose.ACTIVATE: 72, TokenPurpose.RESET: 1}
+BAD_CREDENTIALS = "That phone or email and password do not match an active account."
+# Link requests per phone/email and per address within the window.
+LINK_LIMIT, LINK_WINDOW_MINUTES = 3, 15
+
+
+def find(session: Session, identifier: str) -> Member | None:
+    """The member whose phone or email this is (written any usual way), or None."""
+    text = identifier.strip()
+    if not text:
+        return None
+    try:
+        if "@" in text:
+            return session.scalar(
+                select(Member).where(Member.email == members.normalise_email(text))
+            )
+        phone = members.normalise_phone(text)
+    except ValidationFailed:
+        return None
+    return session.scalar(select(Member).where(Member.phone == phone))
+
+
+def account(session: Session, member: Member) -> MemberAccount:
+    found = session.get(MemberAccount, member.id)
+    if found is None:
+        found = MemberAccount(member_id=member.id)
+        session.add(found)
+        session.flush()
+    return found
+
+
+def _link(session: Session, member: Member, purpose: TokenPurpose, base_url: str) -> str:
+    """A fresh one-time link, queued to the member's email (else phone). Earlier unused
+    links of the same purpose stop working: only the newest one counts."""
+    now = utcnow()
+    session.execute(
+        update(MemberToken)
+        .where(
+            MemberToken.member_id == member.id,
+            MemberToken.purpose == purpose,
+            MemberToken.used_at.is_(None),
+        )
+        .values(used_at=now)
+    )
+    token = new_token()
+    session.add(
+        MemberToken(
+            member_id=member.id,
+            purpose=purpose,
+            token_hash=token_hash(token),
+            created_at=now,
+            expires_at=now + timedelta(hours=LINK_HOURS[purpose]),
+        )
+    )
+    url = f"{base_url.rstrip('/')}/my/{purpose.value}/{token}"
+    hours = LINK_HOURS[purpose]
+    if purpose is TokenPurpose.ACTIVATE:
+        subject = "Activate your Retain membership / 激活您的会员账户"
+        body = (
+            f"Hello {member.name},\n\nOpen this link within {hours} hours to choose your "
+            f"password and activate your account:\n{url}\n\n"
+            f"请在 {hours} 小时内打开以上链接，设置密码并激活账户。"
+        )
+    else:
+        subject = "Reset your Retain password / 重置密码"
+        body = (
+            f"Hello {member.name},\n\nOpen this link within {hours} hour to choose a new "
+            f"password:\n{url}\n\nIf you did not ask for this, ignore this message.\n\n"
+            f"请在 {hours} 小时内打开以上链接设置新密码。如非本人操作，请忽略。"
+        )
+    recipient = member.email or member.phone
+    assert recipient is not None  # an open member always has one (a check constraint)
+    outbox.queue(session, to=recipient, subject=subject, body=body)
+    return token
+
+
+def sign_up(
+    session: Session,
+    profile: members.Profile,
+    password: str,
+    *,
+    referral_code: str | None,
+    language: str | None,
+    base_url: str,
+    zone: ZoneInfo,
+    ip: str | None = None,
+) -> tuple[Member, str]:
+    """A new member from the portal, with an unactivated account and its activation link.
+    A phone or email that already belongs to a member is refused with the way forward."""
+    passwords.check_strength(password)
+    for identifier in (profile.email, profile.phone):
+        if identifier and find(session, identifier) is not None:
+            raise Conflict(
+                "member.exists",
+                "You are already a member. Use “Set up or reset my password” to sign in.",
+            )
+    actor = Actor("member", "portal sign-up", ip=ip)
+    member = members.create(
+        session, actor, profile, referral_code=(referral_code or "").strip() or None, zone=zone
+    )
+    session.add(
+        MemberAccount(
+            member_id=member.id,
+            password_hash=passwords.hash_password(password),
+            language=language,
+        )
+    )
+    session.flush()
+    return member, _link(session, member, TokenPurpose.ACTIVATE, base_url)
+
+
+def request_link(session: Session, identifier: str, *, base_url: str, ip: str | None) -> str | None:
+    """ "Set up or reset my password": an activation link for a member without an active
+    account, a reset link otherwise. The answer to the person is the same whether or not
+    the phone or email is known (no member lookup by trial); the token is returned for
+    tests and the demo only."""
+    now = utcnow()
+    message = "Too many link requests. Wait a few minutes, then try again."
+    key = identifier.strip().lower()
+    throttle.limit(session, f"link:{key}", now, LINK_LIMIT, LINK_WINDOW_MINUTES, message)
+    if ip:
+        throttle.limit(session, f"link-ip:{ip}", now, LINK_LIMIT * 4, LINK_WINDOW_MINUTES, message)
+    member = find(session, identifier)
+    if member is None or member.status == MemberStatus.CLOSED:
+        return None
+    found = account(session, member)
+    purpose = TokenPurpose.RESET if found.activated_at else TokenPurpose.ACTIVATE
+    return _link(session, member, purpose, base_url)
+
+
+def _token(session: Session, token: str, purpose: TokenPurpose) -> tuple[MemberToken, Member]:
+    row = session.execute(
+        select(MemberToken, Member)
+        .join(Member, Member.id == MemberToken.member_id)
+        .where(MemberToken.token_hash == token_hash(token), MemberToken.purpose == purpose)
+    ).first()
+    if row is None:
+        raise NotFound("link.not_found", "This link is not valid. Ask for a new one.")
+    link, member = row
+    if link.used_at is not None:
+        raise Conflict("link.used", "This link was already used or replaced. Ask for a new one.")
+    if link.expires_at <= utcnow():
+        raise Conflict("link.expired", "This link has expired. Ask for a new one.")
+    if member.status == MemberStatus.CLOSED:
+        raise Conflict("member.closed", "This account is closed.")
+    return link, member
+
+
+def check_link(session: Session, token: str, purpose: TokenPurpose) -> Member:
+    return _token(session, token, purpose)[1]
+
+
+def use_link(
+    session: Session, token: str, purpose: TokenPurpose, password: str | None, ip: str | None
+) -> Member:
+    """Activate (keeping the sign-up password unless a new one is given) or reset. Every
+    other signed-in browser of the member is signed out on a reset."""
+    link, member = _token(session, token, purpose)
+    found = account(session, member)
+    if password is not None or found.password_hash is None:
+        passwords.check_strength(password or "")
+        found.password_hash = passwords.hash_password(password or "")
+    now = utcnow()
+    link.used_at = now
+    found.activated_at = found.activated_at or now
+    if purpose is TokenPurpose.RESET:
+        end_all(session, member.id)
+    audit.record(
+        session, Actor.member(member.number, ip), f"member.{purpose.value}", "member", member.number
+    )
+    session.flush()
+    return member
+
+
+def authenticate(
+    session: Session,
+    identifier: str,
+    password: str,
+    ip: str | None,
+    *,
+    max_failures: int,
+    lock_minutes: int,
+) -> Member:
+    """The member for these credentials; every failure says the same, and failures count
+    towards throttling per phone/email and per address."""
+    key = f"member:{identifier.strip().lower()}"
+    now = utcnow()
+    throttle.check_allowed(session, key, ip, now, max_failures, lock_minutes)
+    member = find(session, identifier)
+    found = session.get(MemberAccount, member.id) if member else None
+    ok = passwords.verify_password(found.password_hash if found else None, password)
+    if not ok or member is None or found is None or member.status == MemberStatus.CLOSED:
+        throttle.record_attempt(session, key, ip, now, succeeded=False)
+        raise NotAuthenticated("auth.invalid_credentials", BAD_CREDENTIALS)
+    throttle.record_attempt(session, key, ip, now, succeeded=True)
+    if found.activated_at is None:
+        raise NotAuthenticated(
+            "auth.not_activated",
+            "Activate your account first: open the link we sent you, or ask for a new one.",
+        )
+    assert found.password_hash is not None
+    if passwords.needs_rehash(found.password_hash):
+        found.password_hash = passwords.hash_password(password)
+    found.last_signin_at = now
+    return member
+
+
+def start(session: Session, member: Member, *, hours: int) -> str:
+    token = new_token()
+    now = utcnow()
+    session.add(
+        MemberSession(
+            token_hash=token_hash(token),
+            member_id=member.id,
+            created_at=now,
+            expires_at=now + timedelta(hours=hours),
+        )
+    )
+    session.flush()
+    return token
+
+
+def resolve(session: Session, token: str, now: datetime | None = None) -> Member | None:
+    """The member behind a session token, or None when expired, revoked or closed."""
+    now = now or utcnow()
+    row = session.execute(
+        select(MemberSession, Member)
+        .join(Member, Member.id == MemberSession.member_id)
+        .where(MemberSession.token_hash == token_hash(token))
+    ).first()
+    if row is None:
+        return None
+    auth, member = row
+    if auth.revoked_at is not None or auth.expires_at <= now:
+        return None
+    if member.status == MemberStatus.CLOSED:
+        return None
+    return member
+
+
+def end(session: Session, token: str) -> None:
+    session.execute(
+        update(MemberSession)
+        .where(MemberSession.token_hash == token_hash(token), MemberSession.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
+    )
+
+
+def end_all(session: Session, member_id: int) -> None:
+    session.execute(
+        update(MemberSession)
+        .where(MemberSession.member_id == member_id, MemberSession.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
+    )
+
+
+def set_password(session: Session, member: Member, current: str, new: str) -> None:
+    found = account(session, member)
+    if not passwords.verify_password(found.password_hash, current):
+        raise ValidationFailed("password.wrong", "Your current password is not right.")
+    passwords.check_strength(new)
+    found.password_hash = passwords.hash_password(new)
+
+
+def close(session: Session, member: Member, password: str, ip: str | None) -> None:
+    """The member closes their own account: the profile is anonymised (members.close),
+    the password and every session go; ledger totals stay for the books."""
+    found = account(session, member)
+    if not passwords.verify_password(found.password_hash, password):
+        raise ValidationFailed("password.wrong", "Your password is not right.")
+    members.close(session, Actor.member(member.number, ip), member.id)
+    found.password_hash = None
+    end_all(session, member.id)

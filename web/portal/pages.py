@@ -1,0 +1,276 @@
+"""The member's pages: home, history, coupons, rewards and referrals. Every query is bound to
+the signed-in member; an id that is not theirs is "not found", never "forbidden", so a
+probe learns nothing about other members."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated
+
+import segno
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import RedirectResponse, Response
+from markupsafe import Markup
+from sqlalchemy import select
+
+from core.accounts import throttle
+from core.audit import Actor
+from core.errors import NotFound, RetainError
+from core.timeutil import utcnow
+from loyalty import coupons, ledger, referrals, rewards, tiers
+from loyalty.models import Batch, Coupon, CouponKind, CouponState, LedgerEntry, Member, Reward
+from web.deps import AppSettings, Db, client_ip
+from web.forms import form_key
+from web.i18n import Formatter
+from web.portal.deps import CurrentMember
+from web.portal.explain import TYPES, lines
+from web.portal.messages import say
+from web.portal.rendering import flash, render
+
+router = APIRouter()
+PAGE = 25
+REDEEM_LIMIT, REDEEM_MINUTES = 10, 10
+
+
+@router.get("/my")
+def home(request: Request, db: Db, settings: AppSettings, member: CurrentMember) -> Response:
+    now = utcnow()
+    summary = ledger.summary(db, member.id, now)
+    standing = tiers.progress(db, member, now, settings.base_currency)
+    share = None
+    if standing.next_tier is not None and standing.next_tier.threshold > 0:
+        share = min(standing.value, standing.next_tier.threshold)
+    recent = ledger.history(db, member.id, limit=5)
+    return render(
+        request,
+        "portal/home.html",
+        {
+            "summary": summary,
+            "standing": standing,
+            "bar": share,
+            "recent": lines(db, request.state.fmt, recent),
+            "active_coupons": sum(
+                1 for c, _ in coupons.wallet(db, member.id) if c.state == CouponState.ISSUED
+            ),
+        },
+    )
+
+
+def _cursor(db: Db, member: Member, before: int | None) -> int | None:
+    """A "load more" cursor must be one of the member's own entries."""
+    if before is None:
+        return None
+    entry = db.get(LedgerEntry, before)
+    if entry is None or entry.member_id != member.id:
+        raise NotFound("entry.not_found", "No such entry.")
+    return before
+
+
+@router.get("/my/history")
+def history(
+    request: Request,
+    db: Db,
+    member: CurrentMember,
+    type: str = "",
+    before: int | None = None,
+) -> Response:
+    types = (type,) if type in TYPES else ()
+    entries = ledger.history(
+        db, member.id, before_id=_cursor(db, member, before), types=types, limit=PAGE + 1
+    )
+    more = len(entries) > PAGE
+    entries = entries[:PAGE]
+    context = {
+        "rows": lines(db, request.state.fmt, entries),
+        "more": entries[-1].id if more and entries else None,
+        "type": type if types else "",
+        "types": TYPES,
+        "first_page": before is None,
+    }
+    # "Load more" (htmx) swaps in just the next rows and the next button.
+    block = "rows" if request.headers.get("HX-Request") and before is not None else None
+    return render(request, "portal/history.html", context, block=block)
+
+
+def offer(fmt: Formatter, batch: Batch) -> str:
+    """The coupon's value and conditions, in the member's language and number format."""
+    if batch.kind == CouponKind.PERCENT:
+        text = fmt.gettext("%(percent)s%% off") % {"percent": f"{batch.value.normalize():f}"}
+        if batch.max_discount is not None:
+            text += fmt.gettext(" (up to %(amount)s)") % {
+                "amount": fmt.money(batch.max_discount, batch.currency)
+            }
+    elif batch.kind == CouponKind.FIXED:
+        text = fmt.gettext("%(amount)s off") % {"amount": fmt.money(batch.value, batch.currency)}
+    else:
+        text = fmt.gettext("Gift: %(gift)s") % {"gift": batch.gift}
+    if batch.min_spend:
+        text += fmt.gettext(", on a purchase of %(amount)s or more") % {
+            "amount": fmt.money(batch.min_spend, batch.currency)
+        }
+    return text
+
+
+def qr_svg(code: str) -> Markup:
+    """The code as a QR image for the till's scanner, drawn here (no external service)."""
+    svg = segno.make(code, error="m", micro=False).svg_inline(
+        scale=5, dark="#111827", light="#ffffff", omitsize=False
+    )
+    return Markup(svg)  # noqa: S704  (segno's own markup; the code is our alphabet only)
+
+
+@router.get("/my/coupons")
+def wallet(request: Request, db: Db, member: CurrentMember) -> Response:
+    fmt: Formatter = request.state.fmt
+    now = utcnow()
+    groups: dict[str, list[dict[str, object]]] = {"active": [], "used": [], "expired": []}
+    for coupon, batch in coupons.wallet(db, member.id):
+        usable = coupon.state == CouponState.ISSUED and (
+            coupon.valid_until is None or coupon.valid_until > now
+        )
+        group = (
+            "active" if usable else "used" if coupon.state == CouponState.REDEEMED else "expired"
+        )
+        groups[group].append(
+            {
+                "coupon": coupon,
+                "offer": offer(fmt, batch),
+                "name": batch.name,
+                "qr": qr_svg(coupon.code) if usable else None,
+                "soon": usable
+                and coupon.valid_until is not None
+                and coupon.valid_until <= now + timedelta(days=7),
+            }
+        )
+    return render(request, "portal/coupons.html", {"groups": groups})
+
+
+@router.get("/my/coupons/{coupon_id}")
+def coupon_detail(request: Request, db: Db, member: CurrentMember, coupon_id: int) -> Response:
+    row = db.execute(
+        select(Coupon, Batch)
+        .join(Batch, Batch.id == Coupon.batch_id)
+        .where(Coupon.id == coupon_id, Coupon.member_id == member.id)
+    ).first()
+    if row is None:
+        raise NotFound("coupon.not_found", "No such coupon.")
+    coupon, batch = row
+    return render(
+        request,
+        "portal/coupon.html",
+        {
+            "coupon": coupon,
+            "offer": offer(request.state.fmt, batch),
+            "name": batch.name,
+            "qr": qr_svg(coupon.code) if coupon.state == CouponState.ISSUED else None,
+        },
+    )
+
+
+def _reward(db: Db, member: Member, reward_id: int) -> Reward:
+    for reward in rewards.catalog(db, member):
+        if reward.id == reward_id:
+            return reward
+    raise NotFound("reward.not_found", "This reward is not in your catalog.")
+
+
+@router.get("/my/rewards")
+def catalog(request: Request, db: Db, member: CurrentMember) -> Response:
+    items = rewards.catalog(db, member)
+    batches = {
+        b.id: b for b in db.scalars(select(Batch).where(Batch.id.in_({r.batch_id for r in items})))
+    }
+    fmt: Formatter = request.state.fmt
+    return render(
+        request,
+        "portal/rewards.html",
+        {"items": [(r, offer(fmt, batches[r.batch_id])) for r in items]},
+    )
+
+
+@router.get("/my/rewards/{reward_id}")
+def confirm(request: Request, db: Db, member: CurrentMember, reward_id: int) -> Response:
+    """The confirm step: what it costs and what is left afterwards."""
+    reward = _reward(db, member, reward_id)
+    batch = db.get(Batch, reward.batch_id)
+    assert batch is not None
+    return render(
+        request,
+        "portal/reward_confirm.html",
+        {"reward": reward, "offer": offer(request.state.fmt, batch), "key": form_key()},
+    )
+
+
+@router.post("/my/rewards/{reward_id}")
+def redeem(
+    request: Request,
+    db: Db,
+    member: CurrentMember,
+    reward_id: int,
+    key: Annotated[str, Form()] = "",
+) -> Response:
+    reward = _reward(db, member, reward_id)
+    fmt: Formatter = request.state.fmt
+    try:
+        throttle.limit(
+            db,
+            f"redeem:{member.id}",
+            utcnow(),
+            REDEEM_LIMIT,
+            REDEEM_MINUTES,
+            "Too many redemptions in a short time.",
+        )
+        done = rewards.redeem(
+            db,
+            Actor.member(member.number, client_ip(request)),
+            member.id,
+            reward.id,
+            key=key or form_key(),
+            at=utcnow(),
+        )
+    except RetainError as exc:
+        db.rollback()
+        batch = db.get(Batch, reward.batch_id)
+        assert batch is not None
+        context = {
+            "reward": reward,
+            "offer": offer(fmt, batch),
+            "key": form_key(),
+            "error": say(fmt, exc),
+        }
+        return render(request, "portal/reward_confirm.html", context, status_code=409)
+    db.commit()
+    if not done.replayed:
+        flash(request, fmt.gettext("Done! Your coupon is in your wallet."))
+    return RedirectResponse(f"/my/coupons/{done.coupon.id}", status_code=303)
+
+
+@router.get("/my/referrals")
+def referral_page(request: Request, db: Db, member: CurrentMember) -> Response:
+    link = f"{str(request.base_url).rstrip('/')}/join/{member.referral_code}"
+    made = referrals.of_member(db, member.id)
+    earned = list(
+        db.scalars(
+            select(LedgerEntry)
+            .where(
+                LedgerEntry.member_id == member.id,
+                LedgerEntry.rule == "referral_referrer",
+            )
+            .order_by(LedgerEntry.id.desc())
+        )
+    )
+    return render(
+        request,
+        "portal/referrals.html",
+        {
+            "link": link,
+            # Referees are shown by first letter only: a member's friends list is not
+            # a way to read other members' names.
+            "made": [(r, m.name[:1] + "…") for r, m in made],
+            "earned_points": sum(e.points for e in earned),
+            "share": request.state.fmt.gettext(
+                "Join me at Retain and we both get a reward: %(link)s"
+            )
+            % {"link": link},
+        },
+    )
