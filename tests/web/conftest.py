@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from fastapi import FastAPI
@@ -15,7 +17,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from core.accounts import users
 from core.accounts.models import User
 from core.audit import Actor
+from core.passwords import hash_password
 from core.settings import Settings
+from core.timeutil import utcnow
+from loyalty import members
+from loyalty.models import Member, MemberAccount
 from web.app import create_app
 from web.deps import get_db
 
@@ -89,3 +95,40 @@ def admin_client(client: TestClient, make_user: Callable[..., User]) -> TestClie
 @pytest.fixture
 def csrf(admin_client: TestClient) -> str:
     return csrf_from(admin_client, "/dashboard")
+
+
+MEMBER_PASSWORD = "member-pass-1"
+
+
+@pytest.fixture
+def make_member(db: Session) -> Callable[..., Member]:
+    """A member with an active portal account (password MEMBER_PASSWORD)."""
+
+    def make(email: str = "mei@example.com", name: str = "Han Meimei", **profile: Any) -> Member:
+        member = members.create(
+            db,
+            Actor.cli("test"),
+            members.Profile(name=name, email=email, **profile),
+            zone=ZoneInfo("Asia/Shanghai"),
+        )
+        db.add(
+            MemberAccount(
+                member_id=member.id,
+                password_hash=hash_password(MEMBER_PASSWORD),
+                activated_at=utcnow(),
+            )
+        )
+        db.commit()
+        return member
+
+    return make
+
+
+def member_sign_in(client: TestClient, identifier: str, password: str = MEMBER_PASSWORD) -> str:
+    """Sign a member in; returns the CSRF token for the portal's forms."""
+    token = csrf_from(client, "/my/signin")
+    response = client.post(
+        "/my/signin", data={"identifier": identifier, "password": password, "csrf_token": token}
+    )
+    assert response.status_code == 303, response.text
+    return csrf_from(client, "/my/profile")

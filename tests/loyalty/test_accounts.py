@@ -1,0 +1,208 @@
+"""Members' portal accounts: sign-up, one-time links, sign-in throttling, closing."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from core.audit import AuditEntry
+from core.errors import Conflict, NotAuthenticated, NotFound, RateLimited, ValidationFailed
+from core.outbox import OutboxMessage
+from core.timeutil import utcnow
+from loyalty import accounts, members
+from loyalty.models import (
+    Coupon,
+    CouponState,
+    LedgerEntry,
+    Member,
+    MemberStatus,
+    MemberToken,
+    Referral,
+    TokenPurpose,
+)
+from tests.loyalty.conftest import ZONE, Shop
+
+BASE_URL = "https://shop.example/"
+PASSWORD = "long-enough-1"
+_LINK = re.compile(r"https://shop\.example/my/(activate|reset)/(\S+)")
+
+
+def sign_up(db: Session, email: str = "mei@example.com", code: str | None = None) -> Member:
+    member, _ = accounts.sign_up(
+        db,
+        members.Profile(name="Han Meimei", email=email),
+        PASSWORD,
+        referral_code=code,
+        language="zh",
+        base_url=BASE_URL,
+        zone=ZONE,
+    )
+    return member
+
+
+def last_link(db: Session, recipient: str) -> tuple[str, str]:
+    body = db.scalar(
+        select(OutboxMessage.body)
+        .where(OutboxMessage.recipient == recipient)
+        .order_by(OutboxMessage.id.desc())
+    )
+    assert body is not None, f"no message to {recipient}"
+    found = _LINK.search(body)
+    assert found, body
+    return found.group(1), found.group(2)
+
+
+def signin(db: Session, identifier: str, password: str = PASSWORD) -> Member:
+    return accounts.authenticate(
+        db, identifier, password, "10.0.0.1", max_failures=3, lock_minutes=15
+    )
+
+
+def test_sign_up_with_a_code_sends_an_activation_link_and_starts_the_referral(
+    db: Session, shop: Shop
+) -> None:
+    friend = shop.join("Li Lei")
+    member = sign_up(db, code=friend.referral_code.lower())
+    purpose, token = last_link(db, "mei@example.com")
+    assert purpose == "activate"
+    referral = db.scalar(select(Referral).where(Referral.referee_id == member.id))
+    assert referral is not None and referral.referrer_id == friend.id
+    with pytest.raises(NotAuthenticated) as refused:
+        signin(db, "MEI@example.com")
+    assert refused.value.code == "auth.not_activated"
+    accounts.use_link(db, token, TokenPurpose.ACTIVATE, None, None)
+    assert signin(db, " Mei@Example.com ").id == member.id
+    with pytest.raises(Conflict):  # single use
+        accounts.use_link(db, token, TokenPurpose.ACTIVATE, None, None)
+
+
+def test_signing_up_again_with_a_members_phone_points_to_the_password_link(
+    db: Session, shop: Shop
+) -> None:
+    shop.join("Wang Fang", phone="+86 138-0000-1234")
+    with pytest.raises(Conflict) as refused:
+        accounts.sign_up(
+            db,
+            members.Profile(name="Wang Fang", phone="+8613800001234"),
+            PASSWORD,
+            referral_code=None,
+            language=None,
+            base_url=BASE_URL,
+            zone=ZONE,
+        )
+    assert refused.value.code == "member.exists"
+
+
+def test_a_till_member_activates_by_link_and_chooses_a_password(db: Session, shop: Shop) -> None:
+    member = shop.join("Zhao Lei", phone="13900001111", email="zhao@example.com")
+    assert accounts.request_link(db, "zhao@example.com", base_url=BASE_URL, ip=None)
+    purpose, token = last_link(db, "zhao@example.com")
+    assert purpose == "activate"
+    with pytest.raises(ValidationFailed):  # no password yet: one is required
+        accounts.use_link(db, token, TokenPurpose.ACTIVATE, None, None)
+    accounts.use_link(db, token, TokenPurpose.ACTIVATE, "a-new-password", None)
+    assert signin(db, "139 0000 1111", "a-new-password").id == member.id
+
+
+def test_reset_link_replaces_older_ones_expires_and_signs_out_everywhere(db: Session) -> None:
+    member = sign_up(db)
+    _, activation = last_link(db, "mei@example.com")
+    accounts.use_link(db, activation, TokenPurpose.ACTIVATE, None, None)
+    session_token = accounts.start(db, member, hours=12)
+    assert accounts.resolve(db, session_token) is not None
+    accounts.request_link(db, "mei@example.com", base_url=BASE_URL, ip=None)
+    purpose, first = last_link(db, "mei@example.com")
+    assert purpose == "reset"
+    accounts.request_link(db, "mei@example.com", base_url=BASE_URL, ip=None)
+    _, second = last_link(db, "mei@example.com")
+    with pytest.raises(Conflict):  # replaced by the newer link
+        accounts.use_link(db, first, TokenPurpose.RESET, "another-password", None)
+    with pytest.raises(NotFound):  # a reset token is not an activation token
+        accounts.check_link(db, second, TokenPurpose.ACTIVATE)
+    accounts.use_link(db, second, TokenPurpose.RESET, "another-password", None)
+    assert accounts.resolve(db, session_token) is None
+    assert signin(db, "mei@example.com", "another-password").id == member.id
+    # an expired link says so
+    accounts.request_link(db, "mei@example.com", base_url=BASE_URL, ip=None)
+    _, third = last_link(db, "mei@example.com")
+    row = db.scalars(select(MemberToken).order_by(MemberToken.id.desc())).first()
+    assert row is not None
+    row.expires_at = utcnow() - timedelta(seconds=1)
+    with pytest.raises(Conflict) as expired:
+        accounts.check_link(db, third, TokenPurpose.RESET)
+    assert expired.value.code == "link.expired"
+
+
+def test_link_requests_are_limited_and_unknown_contacts_look_the_same(db: Session) -> None:
+    sent_before = db.scalar(select(func.count(OutboxMessage.id)))
+    for _ in range(accounts.LINK_LIMIT):
+        assert (
+            accounts.request_link(db, "nobody@example.com", base_url=BASE_URL, ip="1.2.3.4") is None
+        )
+    assert db.scalar(select(func.count(OutboxMessage.id))) == sent_before
+    with pytest.raises(RateLimited):
+        accounts.request_link(db, "nobody@example.com", base_url=BASE_URL, ip="1.2.3.4")
+
+
+def test_sign_in_is_throttled_after_repeated_failures(db: Session) -> None:
+    member = sign_up(db)
+    _, token = last_link(db, "mei@example.com")
+    accounts.use_link(db, token, TokenPurpose.ACTIVATE, None, None)
+    for _ in range(3):
+        with pytest.raises(NotAuthenticated):
+            signin(db, "mei@example.com", "wrong-password")
+    with pytest.raises(RateLimited):  # even with the right password now
+        signin(db, "mei@example.com")
+    assert member.id  # the account itself is untouched
+
+
+def test_closing_anonymises_the_profile_and_keeps_the_books(db: Session, shop: Shop) -> None:
+    member = sign_up(db, email="close@example.com")
+    _, token = last_link(db, "close@example.com")
+    accounts.use_link(db, token, TokenPurpose.ACTIVATE, None, None)
+    shop.buy(member, "250.00")
+    balance = member.balance
+    session_token = accounts.start(db, member, hours=1)
+    with pytest.raises(ValidationFailed):
+        accounts.close(db, member, "not-my-password", None)
+    accounts.close(db, member, PASSWORD, None)
+    db.refresh(member)
+    assert member.status == MemberStatus.CLOSED
+    assert (member.name, member.email, member.phone, member.birthday) == (
+        "Closed member",
+        None,
+        None,
+        None,
+    )
+    total = db.scalar(
+        select(func.sum(LedgerEntry.points)).where(LedgerEntry.member_id == member.id)
+    )
+    assert member.balance == balance == total
+    assert accounts.resolve(db, session_token) is None
+    with pytest.raises(NotAuthenticated):
+        signin(db, "close@example.com")
+    assert (
+        db.scalar(
+            select(func.count(Coupon.id)).where(
+                Coupon.member_id == member.id, Coupon.state == CouponState.ISSUED
+            )
+        )
+        == 0
+    )
+    audit = db.scalar(select(AuditEntry).where(AuditEntry.action == "member.close"))
+    assert audit is not None and "close@example.com" not in str(audit.after)
+
+
+def test_export_holds_the_members_data_and_no_staff_notes(db: Session, shop: Shop) -> None:
+    member = shop.join("Sun Li", email="sun@example.com")
+    member.notes = "Staff only: VIP complaint 2026"
+    shop.buy(member, "88.00", ext="EXP1")
+    data = members.export(db, member.id)
+    assert data["profile"][0]["email"] == "sun@example.com"
+    assert [p["reference"] for p in data["purchases"]] == ["EXP1"]
+    assert sum(e["points"] for e in data["points"]) == member.balance
+    assert "Staff only" not in str(data)
