@@ -113,10 +113,8 @@ def test_another_members_ids_answer_404_on_every_route(
         if kind is None:
             continue
         value = two_members[kind]
-        if "{" in path:
-            url = re.sub(r"\{[^}]+\}", str(value), path)
-        else:
-            url = f"{path}?before={value}"
+        by_query = "{" not in path
+        url = f"{path}?before={value}" if by_query else re.sub(r"\{[^}]+\}", str(value), path)
         response = client.request(
             method, url, data={"key": "k", "csrf_token": token} if method == "POST" else None
         )

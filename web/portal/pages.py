@@ -114,7 +114,7 @@ def offer(fmt: Formatter, batch: Batch) -> str:
 def qr_svg(code: str) -> Markup:
     """The code as a QR image for the till's scanner, drawn here (no external service)."""
     svg = segno.make(code, error="m", micro=False).svg_inline(
-        scale=5, dark="#111827", light="#ffffff", omitsize=False
+        dark="#111827", light="#ffffff", omitsize=True
     )
     return Markup(svg)  # noqa: S704  (segno's own markup; the code is our alphabet only)
 
