@@ -1,6 +1,10 @@
-"""Response headers every page gets: security headers, and Vary/no-store for HTML."""
+"""Response headers every page gets: security headers, Vary/no-store for HTML, and
+`Server-Timing: app;dur=…` (milliseconds in the app, readable in the browser's dev tools and
+by bench/portal.py)."""
 
 from __future__ import annotations
+
+import time
 
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -20,9 +24,13 @@ class SecurityHeaders:
             await self.app(scope, receive, send)
             return
 
+        started = time.perf_counter()
+
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = MutableHeaders(scope=message)
+                elapsed = (time.perf_counter() - started) * 1000
+                headers.setdefault("Server-Timing", f"app;dur={elapsed:.2f}")
                 headers.setdefault("X-Content-Type-Options", "nosniff")
                 headers.setdefault("X-Frame-Options", "DENY")
                 headers.setdefault("Referrer-Policy", "same-origin")
