@@ -91,5 +91,7 @@ def deliver(session: Session, sender: Sender, limit: int = 500) -> tuple[int, in
             message.error, failed = str(exc)[:500], failed + 1
         else:
             message.sent_at, message.error, sent = utcnow(), None, sent + 1
+            # The body holds a working link; once delivered, it has no reason to stay.
+            message.body = "(delivered; the text is not kept)"
     session.flush()
     return sent, failed

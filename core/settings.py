@@ -33,6 +33,9 @@ class Settings(BaseSettings):
     session_hours: int = Field(default=12, ge=1, le=24 * 30)
     signin_max_failures: int = Field(default=5, ge=1)
     signin_lock_minutes: int = Field(default=15, ge=1)
+    # The address members reach Retain at, for links in messages (required in production:
+    # a link must never be built from a request's Host header).
+    public_url: str | None = None
     # Where member messages (activation, reset links) go; unset, they wait in the outbox.
     smtp_host: str | None = None
     smtp_port: int = 25
@@ -79,6 +82,19 @@ class Settings(BaseSettings):
             if url.startswith(prefix):
                 return "postgresql+psycopg://" + url[len(prefix) :]
         return url
+
+    def link_base(self, request_base: str) -> str:
+        """Where links in messages point. Outside production the request's own address is
+        fine (a developer's laptop); production insists on RETAIN_PUBLIC_URL, so a forged
+        Host header can never send a member a reset link to someone else's site."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        if self.is_production:
+            raise ConfigError(
+                "config.public_url",
+                "RETAIN_PUBLIC_URL is not set; production needs it to put links in messages.",
+            )
+        return request_base.rstrip("/")
 
     def resolve_secret_key(self) -> str:
         """The signing key: from the environment, or generated once into the data folder.

@@ -4,9 +4,13 @@ Kept apart from staff accounts (`core.accounts`) on purpose: a member session is
 row in a different table under a different cookie key, so it can never open a staff page and
 a staff session is never a member.
 
-A member signs in with the phone or email on their member record. A member created at the
-till or by staff has no password: "Set up or reset my password" mails an activation link to
-their phone or email. Links are random tokens (only the hash is stored), single use, expiring.
+A member signs in with the phone or email on their member record. The password is always
+chosen through a link sent to that phone or email, never on the sign-up form: otherwise
+someone could sign up with another person's email, pick the password, and own the account
+the moment its real owner clicks "activate". A member created at the till or by staff gets
+the same link from "Set up or reset my password". Links are random tokens (only the hash is
+stored), single use (claimed with one conditional UPDATE), expiring, and a newer one voids
+the older ones.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from core import audit, outbox, passwords
 from core.accounts import throttle
 from core.accounts.tokens import new_token, token_hash
 from core.audit import Actor
+from core.db import rowcount
 from core.errors import Conflict, NotAuthenticated, NotFound, ValidationFailed
 from core.timeutil import utcnow
 from loyalty import members
@@ -37,6 +42,18 @@ LINK_HOURS = {TokenPurpose.ACTIVATE: 72, TokenPurpose.RESET: 1}
 BAD_CREDENTIALS = "That phone or email and password do not match an active account."
 # Link requests per phone/email and per address within the window.
 LINK_LIMIT, LINK_WINDOW_MINUTES = 3, 15
+
+
+def canonical(identifier: str) -> str:
+    """The phone or email as stored, so "138-0000 0000" and "13800000000" count as one for
+    throttling; anything that is neither is kept as typed (it matches no one anyway)."""
+    text = identifier.strip()
+    try:
+        if "@" in text:
+            return members.normalise_email(text) or ""
+        return members.normalise_phone(text) or ""
+    except ValidationFailed:
+        return text.lower()
 
 
 def find(session: Session, identifier: str) -> Member | None:
@@ -112,36 +129,29 @@ def _link(session: Session, member: Member, purpose: TokenPurpose, base_url: str
 def sign_up(
     session: Session,
     profile: members.Profile,
-    password: str,
     *,
     referral_code: str | None,
     language: str | None,
     base_url: str,
     zone: ZoneInfo,
     ip: str | None = None,
-) -> tuple[Member, str]:
-    """A new member from the portal, with an unactivated account and its activation link.
-    A phone or email that already belongs to a member is refused with the way forward."""
-    passwords.check_strength(password)
+) -> Member | None:
+    """A new member from the portal, with an account to activate by the link just queued.
+    When the phone or email already belongs to a member, no one is created: they get a link
+    to set their password instead, and the answer looks the same (sign-up does not tell a
+    stranger who is a member)."""
     for identifier in (profile.email, profile.phone):
         if identifier and find(session, identifier) is not None:
-            raise Conflict(
-                "member.exists",
-                "You are already a member. Use “Set up or reset my password” to sign in.",
-            )
+            request_link(session, identifier, base_url=base_url, ip=ip)
+            return None
     actor = Actor("member", "portal sign-up", ip=ip)
     member = members.create(
         session, actor, profile, referral_code=(referral_code or "").strip() or None, zone=zone
     )
-    session.add(
-        MemberAccount(
-            member_id=member.id,
-            password_hash=passwords.hash_password(password),
-            language=language,
-        )
-    )
+    session.add(MemberAccount(member_id=member.id, language=language))
     session.flush()
-    return member, _link(session, member, TokenPurpose.ACTIVATE, base_url)
+    _link(session, member, TokenPurpose.ACTIVATE, base_url)
+    return member
 
 
 def request_link(session: Session, identifier: str, *, base_url: str, ip: str | None) -> str | None:
@@ -151,7 +161,7 @@ def request_link(session: Session, identifier: str, *, base_url: str, ip: str | 
     tests and the demo only."""
     now = utcnow()
     message = "Too many link requests. Wait a few minutes, then try again."
-    key = identifier.strip().lower()
+    key = canonical(identifier)
     throttle.limit(session, f"link:{key}", now, LINK_LIMIT, LINK_WINDOW_MINUTES, message)
     if ip:
         throttle.limit(session, f"link-ip:{ip}", now, LINK_LIMIT * 4, LINK_WINDOW_MINUTES, message)
@@ -186,20 +196,25 @@ def check_link(session: Session, token: str, purpose: TokenPurpose) -> Member:
 
 
 def use_link(
-    session: Session, token: str, purpose: TokenPurpose, password: str | None, ip: str | None
+    session: Session, token: str, purpose: TokenPurpose, password: str, ip: str | None
 ) -> Member:
-    """Activate (keeping the sign-up password unless a new one is given) or reset. Every
-    other signed-in browser of the member is signed out on a reset."""
+    """Set the password and activate (or reset). Every signed-in browser of the member is
+    signed out. Two clicks at once: one claims the link, the other is told it was used."""
     link, member = _token(session, token, purpose)
-    found = account(session, member)
-    if password is not None or found.password_hash is None:
-        passwords.check_strength(password or "")
-        found.password_hash = passwords.hash_password(password or "")
+    passwords.check_strength(password)
     now = utcnow()
-    link.used_at = now
+    claimed = session.execute(
+        update(MemberToken)
+        .where(MemberToken.id == link.id, MemberToken.used_at.is_(None))
+        .values(used_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if rowcount(claimed) != 1:
+        raise Conflict("link.used", "This link was already used or replaced. Ask for a new one.")
+    found = account(session, member)
+    found.password_hash = passwords.hash_password(password)
     found.activated_at = found.activated_at or now
-    if purpose is TokenPurpose.RESET:
-        end_all(session, member.id)
+    end_all(session, member.id)
     audit.record(
         session, Actor.member(member.number, ip), f"member.{purpose.value}", "member", member.number
     )
@@ -218,7 +233,7 @@ def authenticate(
 ) -> Member:
     """The member for these credentials; every failure says the same, and failures count
     towards throttling per phone/email and per address."""
-    key = f"member:{identifier.strip().lower()}"
+    key = f"member:{canonical(identifier)}"
     now = utcnow()
     throttle.check_allowed(session, key, ip, now, max_failures, lock_minutes)
     member = find(session, identifier)
@@ -281,28 +296,48 @@ def end(session: Session, token: str) -> None:
     )
 
 
-def end_all(session: Session, member_id: int) -> None:
-    session.execute(
-        update(MemberSession)
-        .where(MemberSession.member_id == member_id, MemberSession.revoked_at.is_(None))
-        .values(revoked_at=utcnow())
+def end_all(session: Session, member_id: int, keep: str | None = None) -> None:
+    """Sign the member out everywhere, except the browser holding session `keep`."""
+    query = update(MemberSession).where(
+        MemberSession.member_id == member_id, MemberSession.revoked_at.is_(None)
     )
+    if keep is not None:
+        query = query.where(MemberSession.token_hash != token_hash(keep))
+    session.execute(query.values(revoked_at=utcnow()))
 
 
-def set_password(session: Session, member: Member, current: str, new: str) -> None:
+def confirm_password(session: Session, member: Member, password: str) -> MemberAccount:
     found = account(session, member)
-    if not passwords.verify_password(found.password_hash, current):
-        raise ValidationFailed("password.wrong", "Your current password is not right.")
+    if not passwords.verify_password(found.password_hash, password):
+        raise ValidationFailed("password.wrong", "Your password is not right.")
+    return found
+
+
+def set_password(
+    session: Session, member: Member, current: str, new: str, *, keep: str | None
+) -> None:
+    """A new password: other browsers are signed out, this one (`keep`) stays."""
+    found = confirm_password(session, member, current)
     passwords.check_strength(new)
     found.password_hash = passwords.hash_password(new)
+    end_all(session, member.id, keep=keep)
+
+
+def contact_changed(session: Session, member: Member, *, keep: str | None) -> None:
+    """After the phone or email changed: links sent to the old one stop working, and other
+    browsers are signed out."""
+    session.execute(
+        update(MemberToken)
+        .where(MemberToken.member_id == member.id, MemberToken.used_at.is_(None))
+        .values(used_at=utcnow())
+    )
+    end_all(session, member.id, keep=keep)
 
 
 def close(session: Session, member: Member, password: str, ip: str | None) -> None:
     """The member closes their own account: the profile is anonymised (members.close),
     the password and every session go; ledger totals stay for the books."""
-    found = account(session, member)
-    if not passwords.verify_password(found.password_hash, password):
-        raise ValidationFailed("password.wrong", "Your password is not right.")
+    found = confirm_password(session, member, password)
     members.close(session, Actor.member(member.number, ip), member.id)
     found.password_hash = None
     end_all(session, member.id)

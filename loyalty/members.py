@@ -343,7 +343,8 @@ def export(session: Session, member_id: int) -> dict[str, list[dict[str, Any]]]:
                 "type": e.type,
                 "points": e.points,
                 "balance_after": e.balance_after,
-                "reason": e.reason,
+                # A referral line names the other member; the member gets the gist.
+                "reason": "Referral reward" if e.rule.startswith("referral_") else e.reason,
             }
             for e in entries
         ],

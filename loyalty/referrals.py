@@ -186,7 +186,8 @@ def _complete(
         batch_id=program.referee_batch_id,
         referral=referral,
         side="referee",
-        reason=f"Welcome reward: referred by {referrer.name}",
+        # Member numbers, not names: the ledger is kept for good, a name is erased on closing.
+        reason=f"Welcome reward: referred by member {referrer.number}",
         at=at,
         zone=zone,
     )
@@ -212,7 +213,7 @@ def _complete(
             batch_id=program.referrer_batch_id,
             referral=referral,
             side="referrer",
-            reason=f"Referral reward: {referee.name} joined",
+            reason=f"Referral reward: member {referee.number} joined",
             at=at,
             zone=zone,
         )

@@ -19,8 +19,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from core import migrations
 from core.db import make_engine, make_session_factory
 from core.errors import RetainError
-from loyalty import coupons, imports, jobs, purchases, rewards
-from loyalty.models import Coupon, LedgerEntry, Member, Purchase, Refund
+from core.outbox import OutboxMessage
+from loyalty import accounts, coupons, imports, jobs, members, purchases, rewards
+from loyalty.models import Coupon, LedgerEntry, Member, Purchase, Refund, TokenPurpose
 from tests.conftest import fresh_database_url
 from tests.loyalty.conftest import ACTOR, BASE, T0, ZONE, Shop
 from tests.loyalty.test_rewards import make_reward
@@ -251,3 +252,31 @@ def test_a_bulk_import_loads_chunks_in_parallel(
                 assert member.balance == sum(p for p, _ in entries)
                 ledgers.append([tuple(e) for e in entries])
             assert ledgers[0] == ledgers[1]
+
+
+def test_one_activation_link_clicked_twice_at_once_sets_one_password(
+    factory: sessionmaker[Session],
+) -> None:
+    def make(shop: Shop) -> str:
+        accounts.sign_up(
+            shop.db,
+            members.Profile(name="Race Twice", email="race-twice@example.com"),
+            referral_code=None,
+            language=None,
+            base_url="https://shop.example",
+            zone=ZONE,
+        )
+        body = shop.db.scalar(
+            select(OutboxMessage.body).where(OutboxMessage.recipient == "race-twice@example.com")
+        )
+        assert body is not None
+        return body.split("/my/activate/")[1].split()[0]
+
+    token = setup(factory, make)
+    results = together(
+        2,
+        lambda s, i: accounts.use_link(
+            s, token, TokenPurpose.ACTIVATE, f"password-number-{i}", None
+        ),
+    )
+    assert sum(isinstance(r, RetainError) for r in results) == 1

@@ -78,8 +78,6 @@ def test_join_link_sign_up_activate_and_land_on_home(
         data={
             "name": "Han Meimei",
             "phone": "13812345678",
-            "password": "a-good-password",
-            "confirm": "a-good-password",
             "referral_code": friend.referral_code,
             "marketing_consent": "true",
             "csrf_token": token,
@@ -94,7 +92,15 @@ def test_join_link_sign_up_activate_and_land_on_home(
     assert link
     page = client.get(link.group(1))
     assert "Activate your account" in page.text
-    done = client.post(link.group(1), data={"csrf_token": csrf_from(client, link.group(1))})
+    token = csrf_from(client, link.group(1))
+    mismatch = client.post(
+        link.group(1), data={"password": "a-good-password", "confirm": "other", "csrf_token": token}
+    )
+    assert mismatch.status_code == 422 and "do not match" in mismatch.text
+    done = client.post(
+        link.group(1),
+        data={"password": "a-good-password", "confirm": "a-good-password", "csrf_token": token},
+    )
     assert done.status_code == 303 and done.headers["location"] == "/my"
     home = client.get("/my")
     assert home.status_code == 200
@@ -268,6 +274,19 @@ def test_profile_birthday_is_set_once_and_data_can_be_downloaded(
     assert again.status_code == 422 and "already set" in again.text
     db.refresh(member)
     assert str(member.birthday) == "1990-05-04"
+    # a new email needs the password, and ends every other signed-in browser
+    other = TestClient(client.app, follow_redirects=False)
+    member_sign_in(other, "mei@example.com")
+    moved = {**form, "email": "mei.new@example.com"}
+    refused = client.post("/my/profile", data={**moved, "password": "wrong-password"})
+    assert refused.status_code == 422 and "password is not right" in refused.text
+    assert (
+        client.post("/my/profile", data={**moved, "password": MEMBER_PASSWORD}).status_code == 303
+    )
+    db.refresh(member)
+    assert member.email == "mei.new@example.com"
+    assert other.get("/my").status_code == 303  # signed out
+    assert client.get("/my").status_code == 200  # this browser stays in
     data = client.get("/my/profile/data.json")
     assert json.loads(data.text)["profile"][0]["birthday"] == "1990-05-04"
     archive = zipfile.ZipFile(io.BytesIO(client.get("/my/profile/data.zip").content))
@@ -305,6 +324,6 @@ def test_every_portal_string_has_a_chinese_translation_and_the_catalog_is_curren
     translated = {
         (m.id if isinstance(m.id, str) else m.id[0])
         for m in catalog
-        if m.id and (m.string if isinstance(m.string, str) else all(m.string))
+        if m.id and (m.string if isinstance(m.string, str) else all(m.string or ()))
     }
     assert found - translated == set()

@@ -129,7 +129,7 @@ def test_pages_without_ids_show_only_the_members_own_data(
     member_sign_in(client, "ada@example.com")
     bo = two_members["bo"]
     assert isinstance(bo, Member)
-    secrets = [bo.number, bo.email, bo.referral_code, str(two_members["bo_code"]), "Bo Qian"]
+    secrets = [bo.number, str(bo.email), bo.referral_code, str(two_members["bo_code"]), "Bo Qian"]
     for path, method in portal_routes(app):
         if path not in OWN or method != "GET":
             continue

@@ -12,6 +12,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from playwright.sync_api import ViewportSize
 from pydantic import SecretStr
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -28,7 +29,7 @@ from tests.web.test_browser import ARGS, CHROMIUM, SHOTS
 from web.app import create_app
 
 pytestmark = pytest.mark.browser
-PHONE = {"width": 375, "height": 812}
+PHONE: ViewportSize = {"width": 375, "height": 812}
 
 
 @pytest.fixture
@@ -115,19 +116,20 @@ def test_member_joins_redeems_and_switches_language_on_a_phone(
     assert page.input_value("#referral_code") == code
     page.fill("#name", "Han Meimei")
     page.fill("#email", "mei@example.com")
-    page.fill("#password", "a-good-password")
-    page.fill("#confirm", "a-good-password")
     shot(page, "1-signup")
     page.click("main button[type=submit]")
     page.wait_for_selector("text=Check your messages")
     shot(page, "2-link-sent")
 
     page.goto(base + activation_link(db_url, "mei@example.com"))
+    page.fill("#password", "a-good-password")
+    page.fill("#confirm", "a-good-password")
+    shot(page, "3-choose-password")
     page.click("main button[type=submit]")
     page.wait_for_url(f"{base}/my")
     page.click("text=Sign out")
     page.wait_for_url(re.compile(r".*/my/signin$"))
-    shot(page, "3-signin")
+    shot(page, "3b-signin")
     page.fill("#identifier", "mei@example.com")
     page.fill("#password", "a-good-password")
     page.click("main button[type=submit]")

@@ -9,7 +9,7 @@ from fastapi.responses import RedirectResponse, Response
 
 from core.errors import NotAuthenticated, RateLimited, RetainError, ValidationFailed
 from loyalty import accounts, members
-from loyalty.models import MemberAccount, TokenPurpose
+from loyalty.models import TokenPurpose
 from web.deps import AppSettings, Db, client_ip
 from web.i18n import LANGUAGES
 from web.pages.auth import safe_next
@@ -110,26 +110,21 @@ def signup(
     name: Annotated[str, Form()] = "",
     phone: Annotated[str, Form()] = "",
     email: Annotated[str, Form()] = "",
-    password: Annotated[str, Form()] = "",
-    confirm: Annotated[str, Form()] = "",
     referral_code: Annotated[str, Form()] = "",
     marketing_consent: Annotated[bool, Form()] = False,
 ) -> Response:
     form = {"name": name, "phone": phone, "email": email, "referral_code": referral_code}
     form["marketing_consent"] = "on" if marketing_consent else ""
     try:
-        if password != confirm:
-            raise ValidationFailed("password.mismatch", "The two passwords do not match.")
         profile = members.Profile(
             name=name, phone=phone or None, email=email or None, marketing_consent=marketing_consent
         )
         accounts.sign_up(
             db,
             profile,
-            password,
             referral_code=referral_code,
             language=request.state.fmt.language,
-            base_url=str(request.base_url),
+            base_url=settings.link_base(str(request.base_url)),
             zone=settings.zone,
             ip=client_ip(request),
         )
@@ -147,9 +142,12 @@ def link_form(request: Request) -> Response:
 
 
 @router.post("/my/password")
-def request_link(request: Request, db: Db, identifier: Annotated[str, Form()] = "") -> Response:
+def request_link(
+    request: Request, db: Db, settings: AppSettings, identifier: Annotated[str, Form()] = ""
+) -> Response:
+    base = settings.link_base(str(request.base_url))
     try:
-        accounts.request_link(db, identifier, base_url=str(request.base_url), ip=client_ip(request))
+        accounts.request_link(db, identifier, base_url=base, ip=client_ip(request))
     except RetainError as exc:
         db.commit()  # the request still counts towards the limit
         context = {"identifier": identifier, "error": say(request.state.fmt, exc)}
@@ -161,17 +159,11 @@ def request_link(request: Request, db: Db, identifier: Annotated[str, Form()] = 
 
 def _link_open(request: Request, db: Db, kind: TokenPurpose, token: str) -> Response:
     try:
-        found = accounts.check_link(db, token, kind)
+        accounts.check_link(db, token, kind)
     except RetainError as exc:
         context = {"error": say(request.state.fmt, exc)}
         return render(request, "portal/link_problem.html", context, status_code=410)
-    account = db.get(MemberAccount, found.id)
-    needs_password = kind is TokenPurpose.RESET or account is None or not account.password_hash
-    return render(
-        request,
-        "portal/set_password.html",
-        {"purpose": kind.value, "token": token, "needs_password": needs_password},
-    )
+    return render(request, "portal/set_password.html", {"purpose": kind.value, "token": token})
 
 
 def _link_use(
@@ -186,11 +178,10 @@ def _link_use(
     try:
         if password != confirm:
             raise ValidationFailed("password.mismatch", "The two passwords do not match.")
-        found = accounts.use_link(db, token, kind, password or None, client_ip(request))
+        found = accounts.use_link(db, token, kind, password, client_ip(request))
     except RetainError as exc:
         db.rollback()
-        context = {"purpose": kind.value, "token": token, "needs_password": True}
-        context["error"] = say(request.state.fmt, exc)
+        context = {"purpose": kind.value, "token": token, "error": say(request.state.fmt, exc)}
         return render(request, "portal/set_password.html", context, status_code=_status(exc))
     session_token = accounts.start(db, found, hours=settings.session_hours)
     db.commit()

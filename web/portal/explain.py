@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from loyalty.models import LedgerEntry, Purchase, Refund
+from loyalty.models import Coupon, LedgerEntry, Purchase, Refund
 from web.i18n import Formatter
 from web.portal.messages import N_
 
@@ -71,6 +71,13 @@ def lines(session: Session, fmt: Formatter, entries: Sequence[LedgerEntry]) -> l
         )
         refunds = {refund_id: purchase_id for refund_id, purchase_id in found}
         purchase_ids |= set(refunds.values())
+    redeemed = [e.id for e in entries if e.type == "redeem"]
+    bought: dict[int, str] = {}
+    if redeemed:
+        found_codes = session.execute(
+            select(Coupon.reward_entry_id, Coupon.code).where(Coupon.reward_entry_id.in_(redeemed))
+        )
+        bought = {entry_id: code for entry_id, code in found_codes if entry_id is not None}
     purchases: dict[int, Purchase] = {}
     if purchase_ids:
         purchases = {
@@ -78,6 +85,8 @@ def lines(session: Session, fmt: Formatter, entries: Sequence[LedgerEntry]) -> l
         }
 
     def about(entry: LedgerEntry) -> str | None:
+        if entry.id in bought:
+            return fmt.gettext("Coupon %(code)s") % {"code": bought[entry.id]}
         purchase_id = entry.source_id if entry.source_type == "purchase" else None
         if entry.source_type == "refund" and entry.source_id in refunds:
             purchase_id = refunds[entry.source_id]

@@ -35,6 +35,7 @@ MESSAGES = {
     "member.contact": N_("Give a phone number or an email address."),
     "member.gender": N_("Choose a gender from the list, or leave it empty."),
     "member.birthday": N_("The birthday cannot be in the future."),
+    "member.birthday_format": N_("Give the birthday as a date."),
     "member.birthday_set": N_("Your birthday is already set; ask us if it needs correcting."),
     "member.phone_taken": N_("This phone number belongs to another member."),
     "member.email_taken": N_("This email address belongs to another member."),

@@ -246,8 +246,10 @@ def redeem(
 
 
 @router.get("/my/referrals")
-def referral_page(request: Request, db: Db, member: CurrentMember) -> Response:
-    link = f"{str(request.base_url).rstrip('/')}/join/{member.referral_code}"
+def referral_page(
+    request: Request, db: Db, settings: AppSettings, member: CurrentMember
+) -> Response:
+    link = f"{settings.link_base(str(request.base_url))}/join/{member.referral_code}"
     made = referrals.of_member(db, member.id)
     earned = list(
         db.scalars(

@@ -49,6 +49,7 @@ def save(
     birthday: Annotated[str, Form()] = "",
     marketing_consent: Annotated[bool, Form()] = False,
     language: Annotated[str, Form()] = "",
+    password: Annotated[str, Form()] = "",
 ) -> Response:
     changes: dict[str, Any] = {
         "name": name,
@@ -59,14 +60,20 @@ def save(
     try:
         day: date | None = optional_day(birthday)
         if birthday and day is None:
-            raise ValidationFailed("member.birthday", "Give the birthday as a date.")
+            raise ValidationFailed("member.birthday_format", "Give the birthday as a date.")
         if day is not None and day != member.birthday:
             if member.birthday is not None:
                 raise ValidationFailed("member.birthday_set", "The birthday is already set.")
             changes["birthday"] = day
+        before = (member.phone, member.email)
         members.update_profile(
             db, Actor.member(member.number, client_ip(request)), member.id, **changes
         )
+        if (member.phone, member.email) != before:
+            # Whoever changes where links go must know the password; old links and other
+            # browsers stop working.
+            accounts.confirm_password(db, member, password)
+            accounts.contact_changed(db, member, keep=request.session.get(MEMBER_KEY))
         if language in LANGUAGES:
             accounts.account(db, member).language = language
             request.session["lang"] = language
@@ -97,7 +104,7 @@ def change_password(
     try:
         if password != confirm:
             raise ValidationFailed("password.mismatch", "The two passwords do not match.")
-        accounts.set_password(db, member, current, password)
+        accounts.set_password(db, member, current, password, keep=request.session.get(MEMBER_KEY))
     except RetainError as exc:
         db.rollback()
         return _page(request, db, member, password_error=say(request.state.fmt, exc), status=422)
