@@ -327,3 +327,25 @@ def test_every_portal_string_has_a_chinese_translation_and_the_catalog_is_curren
         if m.id and (m.string if isinstance(m.string, str) else all(m.string or ()))
     }
     assert found - translated == set()
+
+
+def test_referrals_page_shows_the_code_link_and_what_referring_earned(
+    client: TestClient, db: Session, make_member: Callable[..., Member]
+) -> None:
+    member = make_member()
+    friend = make_member("friend@example.com", "Zhou Xun")
+    db.add(Referral(referrer_id=member.id, referee_id=friend.id, created_at=utcnow()))
+    batch = coupons.create_batch(
+        db, ACTOR, name="Thanks", kind="fixed", value=Decimal(10), currency="CNY", valid_days=9
+    )
+    coupons.issue(
+        db, ACTOR, batch.id, member, reason="Referral reward: member M1 joined", at=utcnow()
+    )
+    db.commit()
+    member_sign_in(client, "mei@example.com")
+    page = client.get("/my/referrals")
+    assert member.referral_code in page.text
+    assert f"http://testserver/join/{member.referral_code}" in page.text
+    assert "Z…" in page.text and "Zhou Xun" not in page.text  # friends by initial only
+    assert "Waiting for a first purchase" in page.text
+    assert "1 coupon earned from referrals" in page.text

@@ -11,7 +11,7 @@ import segno
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 from markupsafe import Markup
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from core.accounts import throttle
 from core.audit import Actor
@@ -261,6 +261,12 @@ def referral_page(
             .order_by(LedgerEntry.id.desc())
         )
     )
+    # When the program rewards referrers with coupons instead of points.
+    coupons_earned = db.scalar(
+        select(func.count(Coupon.id)).where(
+            Coupon.member_id == member.id, Coupon.issued_reason.startswith("Referral reward")
+        )
+    )
     return render(
         request,
         "portal/referrals.html",
@@ -270,6 +276,7 @@ def referral_page(
             # a way to read other members' names.
             "made": [(r, m.name[:1] + "…") for r, m in made],
             "earned_points": sum(e.points for e in earned),
+            "earned_coupons": coupons_earned or 0,
             "share": request.state.fmt.gettext(
                 "Join me at Retain and we both get a reward: %(link)s"
             )
