@@ -90,6 +90,19 @@ class Program(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 
+class ConfigVersion(Base):
+    """A random token that database triggers replace on any change to the program, tiers or
+    bonus rules. The purchase path caches its copy of the settings under it: one cheap read
+    tells whether the copy is current. Random, not a counter: a rolled-back change must
+    never leave a cached copy that a later, different change would match."""
+
+    __tablename__ = "loyalty_config_version"
+    __table_args__ = (CheckConstraint("id = 1", name="single_row"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True, default=1)
+    token: Mapped[str] = mapped_column(String(40))
+
+
 class Tier(Base):
     """A rung of the ladder. `threshold` is in points or base-currency units (the metric)."""
 

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import threading
+from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from itertools import pairwise
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import inspect, select
 from sqlalchemy.orm import Session
 
+from campaigns.models import Campaign
 from core import audit
 from core.audit import Actor
 from core.errors import NotFound, ValidationFailed
 from loyalty.models import BonusRule, ExpiryPolicy, Program, Tier, TierMetric
+
+T = TypeVar("T", Program, Tier, BonusRule)
 
 # Program fields an admin may change, with the check each must pass.
 _NON_NEGATIVE_INTS = (
@@ -42,6 +47,51 @@ EDITABLE = (
     "referee_batch_id",
     *_NON_NEGATIVE_INTS,
 )
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """A read-only copy of the settings a purchase needs, shared across requests."""
+
+    program: Program
+    ladder: list[Tier]
+    rules: list[BonusRule]  # active ones, in evaluation order
+
+
+_configs: dict[str, Config] = {}
+_configs_lock = threading.Lock()
+
+
+def _copy(row: T) -> T:
+    """A transient copy: plain attributes, tied to no session, safe to share between threads."""
+    cls = type(row)
+    return cls(**{attr.key: getattr(row, attr.key) for attr in inspect(cls).column_attrs})
+
+
+def config(session: Session, token: str) -> Config:
+    """The settings under version `token` (see ConfigVersion), loaded once per process and
+    version. Changing anything gives a new token, so a stale copy is never used."""
+    found = _configs.get(token)
+    if found is None:
+        found = Config(
+            _copy(get(session)),
+            [_copy(t) for t in ladder(session)],
+            [_copy(r) for r in rules(session, active_only=True)],
+        )
+        with _configs_lock:
+            if len(_configs) > 32:
+                _configs.clear()
+            _configs[token] = found
+    return found
+
+
+def campaign_names(session: Session, rules: list[BonusRule]) -> dict[int, str]:
+    """Names of the campaigns bonus rules belong to, for "Double points — Spring sale"."""
+    ids = {r.campaign_id for r in rules if r.campaign_id}
+    if not ids:
+        return {}
+    found = session.execute(select(Campaign.id, Campaign.name).where(Campaign.id.in_(ids)))
+    return {campaign_id: name for campaign_id, name in found}
 
 
 def get(session: Session) -> Program:
