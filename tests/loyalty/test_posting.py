@@ -1,0 +1,162 @@
+"""The fast path (loyalty/posting.py) and the unit-of-work path write the same rows.
+
+One sequence of purchases (first purchase, repeat bonus, campaign and category bonus
+rules, a tier upgrade, a referral's first purchase, a retry, lines) is posted twice, once
+each way, for two members with identical histories; every row and every answer must match.
+Repeated for the spend metric and for a zero-day return window with a debt to pay back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from loyalty import program as program_settings
+from loyalty import purchases, rewards
+from loyalty.models import LedgerEntry, Lot, Member, Purchase, PurchaseLine, Referral, TierChange
+from loyalty.purchases import Line
+from tests.campaigns.conftest import Staff, make_campaign
+from tests.loyalty.conftest import ACTOR, T0, ZONE, Shop
+
+
+@pytest.fixture
+def both_ways(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    def set_fast(on: bool) -> None:
+        monkeypatch.setattr(purchases, "FAST_PATH", on)
+
+    yield set_fast
+
+
+def _sequence(shop: Shop, tag: str, phone: str, friend_code: str) -> list[tuple[Any, ...]]:
+    member = shop.join(f"Member {tag}", phone=phone, referral=friend_code)
+    answers: list[tuple[Any, ...]] = []
+    plan: list[dict[str, Any]] = [
+        {"amount": "150.00"},  # first purchase; starts the referral
+        {"amount": "80.00", "days": 2, "channel": "in_store"},
+        {"amount": "60.00", "days": 4},  # third in 30 days: repeat bonus
+        {"amount": "900.00", "days": 6, "campaign_code": "SPRING26"},  # crosses Silver
+        {
+            "amount": "300.00",
+            "days": 8,
+            "lines": (
+                Line("TEA-1", 2, Decimal("100.00"), "Tea"),
+                Line("CUP-1", 1, Decimal("100.00"), "cups"),
+            ),
+        },
+        {"amount": "45.50", "days": 40, "discount": Decimal("4.50")},
+    ]
+    for n, step in enumerate(plan):
+        outcome = shop.buy(
+            member,
+            step["amount"],
+            at=T0 + timedelta(days=step.get("days", 0)),
+            ext=f"{tag}-{n}",
+            **{k: v for k, v in step.items() if k not in ("amount", "days")},
+        )
+        answers.append(
+            (
+                [(e.points, e.reason, e.rule) for e in outcome.earned],
+                outcome.pending_until,
+                outcome.tier_change,
+                outcome.referral,
+                outcome.member.balance if outcome.member else None,
+            )
+        )
+    retry = shop.buy(member, "150.00", at=T0, ext=f"{tag}-0")  # the first one again
+    answers.append((retry.replayed, [(e.points, e.rule) for e in retry.earned]))
+    return answers
+
+
+def _rows(db: Session, member_id: int, tag: str) -> dict[str, Any]:
+    def strip(values: dict[str, Any], *drop: str) -> dict[str, Any]:
+        return {k: v for k, v in values.items() if k not in ("id", *drop)}
+
+    def table(model: Any, where: Any, *drop: str) -> list[dict[str, Any]]:
+        return [
+            strip({c.key: getattr(row, c.key) for c in model.__table__.columns}, *drop)
+            for row in db.scalars(select(model).where(where).order_by(model.id))
+        ]
+
+    mine = select(Purchase.id).where(Purchase.member_id == member_id)
+    member = db.get(Member, member_id)
+    assert member is not None
+    entries = table(LedgerEntry, LedgerEntry.member_id == member_id, "source_id", "lot_id")
+    for entry in entries:
+        entry["idempotency_key"] = entry["idempotency_key"].split(":")[0] + entry["rule"]
+    return {
+        "member": (member.balance, member.pending_points, member.debt, member.tier_id),
+        "purchases": [
+            {**p, "external_id": p["external_id"].removeprefix(tag)}
+            for p in table(
+                Purchase, Purchase.member_id == member_id, "member_id", "created_at", "fingerprint"
+            )
+        ],
+        "lines": table(PurchaseLine, PurchaseLine.purchase_id.in_(mine), "purchase_id"),
+        "lots": table(Lot, Lot.member_id == member_id, "member_id", "purchase_id"),
+        "entries": [{k: v for k, v in e.items() if k != "member_id"} for e in entries],
+        "tiers": table(TierChange, TierChange.member_id == member_id, "member_id"),
+        "referral": table(Referral, Referral.referee_id == member_id, "referee_id", "purchase_id"),
+    }
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {},
+        {"tier_metric": "spend"},
+        {"return_window_days": 0},
+    ],
+    ids=["points", "spend", "no-return-window"],
+)
+def test_fast_and_general_paths_write_the_same_rows(
+    shop: Shop, staff: Staff, both_ways: Any, settings: dict[str, Any]
+) -> None:
+    campaign = make_campaign(shop.db, staff)
+    program_settings.save_rule(
+        shop.db, ACTOR, name="Double points", campaign_id=campaign.id, multiplier=Decimal(2)
+    )
+    program_settings.save_rule(
+        shop.db, ACTOR, name="Tea week", category="tea", fixed_points=50, priority=5
+    )
+    if settings:
+        shop.program(**settings)
+    friend = shop.join("Friend", phone="13700000001")
+    results = {}
+    for tag, fast, phone in (("F", True, "13700000002"), ("G", False, "13700000003")):
+        both_ways(fast)
+        answers = _sequence(shop, tag, phone, friend.referral_code)
+        member_id = shop.db.scalar(select(Member.id).where(Member.phone == phone))
+        assert member_id is not None
+        shop.check(shop.db.get(Member, member_id))  # type: ignore[arg-type]
+        results[tag] = (answers, _rows(shop.db, member_id, tag))
+    fast_answers, fast_rows = results["F"]
+    general_answers, general_rows = results["G"]
+    assert fast_rows == general_rows
+    assert fast_answers == general_answers
+    assert fast_rows["tiers"], "the sequence crosses a tier"
+    assert fast_rows["referral"][0]["state"] == "qualifying"
+
+
+def test_a_debt_is_paid_back_by_an_active_lot_the_same_way(shop: Shop, both_ways: Any) -> None:
+    shop.program(return_window_days=0)
+    results = []
+    for fast, phone in ((True, "13700000012"), (False, "13700000013")):
+        both_ways(fast)
+        member = shop.join("Debtor", phone=phone)
+        rewards.adjust(
+            shop.db, ACTOR, member.id, -250, reason="Correction", key=phone, at=T0, zone=ZONE
+        )
+        shop.buy(member, "100.00", ext=f"D{phone}")
+        m = shop.check(member)
+        lots = shop.db.scalars(select(Lot).where(Lot.member_id == m.id).order_by(Lot.id)).all()
+        results.append(
+            (m.balance, m.debt, [(lot.points, lot.remaining, lot.state) for lot in lots])
+        )
+    assert results[0] == results[1]
+    assert results[0][1] == 0  # the new lot paid the debt
