@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import CursorResult, Engine, MetaData, Result, create_engine, event
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 # Stable constraint names so Alembic migrations are reproducible on every database.
@@ -46,8 +48,36 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN"))
         return engine
-    kwargs.setdefault("pool_pre_ping", True)
-    return create_engine(url, **kwargs)
+    engine = create_engine(url, **kwargs)
+    if not kwargs.get("pool_pre_ping"):
+        event.listen(engine, "checkin", _mark_idle)
+        event.listen(engine, "checkout", _ping_if_idle)
+    return engine
+
+
+# A connection back from the database's restart or a dropped network is found by a ping
+# before use; but a ping on every checkout is a round trip on every request, and on the
+# busiest path (posting purchases) it cost a sixth of the throughput. Connections used in
+# the last few seconds skip it: one that died in between fails its request once and is
+# replaced (SQLAlchemy invalidates it on the disconnect error), as without any ping.
+IDLE_PING_SECONDS = 5.0
+
+
+def _mark_idle(_dbapi_connection: Any, record: Any) -> None:
+    record.info["idle_since"] = time.monotonic()
+
+
+def _ping_if_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+    idle_since = record.info.get("idle_since")
+    if idle_since is not None and time.monotonic() - idle_since < IDLE_PING_SECONDS:
+        return
+    try:
+        dbapi_connection.execute("SELECT 1")
+        dbapi_connection.rollback()
+    except Exception as exc:  # any failure: this connection is not usable
+        # The pool discards this connection and checks out another (SQLAlchemy's recipe
+        # for custom pessimistic pings).
+        raise DisconnectionError(str(exc)) from exc
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -53,12 +53,14 @@ EDITABLE = (
 class Config:
     """A read-only copy of the settings a purchase needs, shared across requests."""
 
+    token: str
     program: Program
     ladder: list[Tier]
     rules: list[BonusRule]  # active ones, in evaluation order
 
 
 _configs: dict[str, Config] = {}
+_latest: list[Config] = []  # the one loaded last, a good guess for the next purchase
 _configs_lock = threading.Lock()
 
 
@@ -74,6 +76,7 @@ def config(session: Session, token: str) -> Config:
     found = _configs.get(token)
     if found is None:
         found = Config(
+            token,
             _copy(get(session)),
             [_copy(t) for t in ladder(session)],
             [_copy(r) for r in rules(session, active_only=True)],
@@ -82,7 +85,14 @@ def config(session: Session, token: str) -> Config:
             if len(_configs) > 32:
                 _configs.clear()
             _configs[token] = found
+    _latest[:] = [found]
     return found
+
+
+def latest() -> Config | None:
+    """The settings most recently used in this process (they may have changed since: check
+    the token)."""
+    return _latest[0] if _latest else None
 
 
 def campaign_names(session: Session, rules: list[BonusRule]) -> dict[int, str]:

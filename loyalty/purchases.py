@@ -118,14 +118,14 @@ class Earned:
 class Outcome:
     """What happened, for the response: points and why, coupons, tier, referral."""
 
-    purchase: Purchase
+    purchase: Purchase | posting.PostedPurchase
     replayed: bool = False
     earned: list[Earned] = field(default_factory=list)
     pending_until: datetime | None = None
     coupons: list[Redemption] = field(default_factory=list)
     tier_change: tiers.TierMove | None = None
     referral: str | None = None
-    member: Member | None = None
+    member: Member | posting.PostedMember | None = None
     note: str | None = None
 
     @property
