@@ -1,6 +1,7 @@
 """Loyalty at scale on PostgreSQL. Prints JSON lines:
 
-- purchases posted through the service, one transaction each, per second (target ≥ 1,000/s);
+- purchases posted through the service, one transaction each, per second (target ≥ 1,000/s
+  in one process; 8 threads, each on its own members, as tills are);
 - CSV import of 1,000,000 purchases for 100,000 members (target ≤ 120 s);
 - nightly tier evaluation plus expiry over 1,000,000 members (target ≤ 60 s);
 - generating 1,000,000 unique coupon codes (target ≤ 30 s).

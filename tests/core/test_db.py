@@ -58,3 +58,25 @@ def test_a_failed_business_action_leaves_nothing_behind(engine: Engine) -> None:
     with factory() as session:
         assert session.scalar(select(func.count()).where(AuditEntry.action == marker)) == 0
         assert session.scalar(select(func.count()).where(User.email.startswith(marker))) == 0
+
+
+def test_an_idle_postgresql_connection_that_died_is_replaced_before_use(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Connections ping only after being idle (core.db.IDLE_PING_SECONDS); a dead one is
+    then swapped for a fresh one instead of failing the request."""
+    import core.db
+    from tests.conftest import fresh_database_url
+
+    engine = make_engine(fresh_database_url(request, "postgresql"), pool_size=1, max_overflow=0)
+    with engine.connect() as conn:
+        first = conn.execute(text("SELECT pg_backend_pid()")).scalar()
+    killer = make_engine(str(engine.url.render_as_string(hide_password=False)))
+    with killer.connect() as conn:
+        conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": first})
+    killer.dispose()
+    monkeypatch.setattr(core.db, "IDLE_PING_SECONDS", 0.0)  # everything counts as idle
+    with engine.connect() as conn:
+        second = conn.execute(text("SELECT pg_backend_pid()")).scalar()
+    assert second != first
+    engine.dispose()

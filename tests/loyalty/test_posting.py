@@ -14,12 +14,22 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from loyalty import program as program_settings
 from loyalty import purchases, rewards
-from loyalty.models import LedgerEntry, Lot, Member, Purchase, PurchaseLine, Referral, TierChange
+from loyalty.models import (
+    ConfigVersion,
+    LedgerEntry,
+    Lot,
+    Member,
+    Purchase,
+    PurchaseLine,
+    Referral,
+    Tier,
+    TierChange,
+)
 from loyalty.purchases import Line
 from tests.campaigns.conftest import Staff, make_campaign
 from tests.loyalty.conftest import ACTOR, T0, ZONE, Shop
@@ -160,3 +170,19 @@ def test_a_debt_is_paid_back_by_an_active_lot_the_same_way(shop: Shop, both_ways
         )
     assert results[0] == results[1]
     assert results[0][1] == 0  # the new lot paid the debt
+
+
+def test_a_settings_change_reaches_the_next_purchase_at_once(shop: Shop) -> None:
+    """The fast path caches the settings per version token; triggers renew the token on any
+    change to the program, tiers or rules, even one made straight in SQL."""
+    member = shop.join("Cached", phone="13700000021")
+    token = shop.db.scalar(select(ConfigVersion.token))
+    first = shop.buy(member, "100.00", ext="C1", at=T0)
+    assert first.earned[0].points == 100
+    shop.program(earn_rate=Decimal(2))
+    assert shop.db.scalar(select(ConfigVersion.token)) != token
+    second = shop.buy(member, "100.00", ext="C2", at=T0 + timedelta(days=1))
+    assert second.earned[0].points == 200
+    shop.db.execute(update(Tier).where(Tier.code == "member").values(multiplier=Decimal(3)))
+    third = shop.buy(member, "100.00", ext="C3", at=T0 + timedelta(days=2))
+    assert [(e.rule, e.points) for e in third.earned][:2] == [("base", 200), ("tier", 400)]
