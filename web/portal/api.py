@@ -6,16 +6,14 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request
-from sqlalchemy import select
 
-from core.errors import NotFound
 from core.timeutil import utcnow
 from loyalty import coupons, ledger
 from loyalty.models import Batch, Coupon
 from web.deps import Db
 from web.portal.deps import CurrentMember
 from web.portal.explain import lines
-from web.portal.pages import PAGE, _cursor, offer
+from web.portal.pages import PAGE, _cursor, offer, own_coupon
 
 router = APIRouter(prefix="/my/api")
 
@@ -74,11 +72,4 @@ def wallet(request: Request, db: Db, member: CurrentMember) -> dict[str, Any]:
 
 @router.get("/coupons/{coupon_id}")
 def coupon(request: Request, db: Db, member: CurrentMember, coupon_id: int) -> dict[str, Any]:
-    row = db.execute(
-        select(Coupon, Batch)
-        .join(Batch, Batch.id == Coupon.batch_id)
-        .where(Coupon.id == coupon_id, Coupon.member_id == member.id)
-    ).first()
-    if row is None:
-        raise NotFound("coupon.not_found", "No such coupon.")
-    return _coupon(request, row[0], row[1])
+    return _coupon(request, *own_coupon(db, member, coupon_id))

@@ -145,8 +145,8 @@ def wallet(request: Request, db: Db, member: CurrentMember) -> Response:
     return render(request, "portal/coupons.html", {"groups": groups})
 
 
-@router.get("/my/coupons/{coupon_id}")
-def coupon_detail(request: Request, db: Db, member: CurrentMember, coupon_id: int) -> Response:
+def own_coupon(db: Db, member: Member, coupon_id: int) -> tuple[Coupon, Batch]:
+    """One of the member's coupons; anyone else's is "not found"."""
     row = db.execute(
         select(Coupon, Batch)
         .join(Batch, Batch.id == Coupon.batch_id)
@@ -154,7 +154,12 @@ def coupon_detail(request: Request, db: Db, member: CurrentMember, coupon_id: in
     ).first()
     if row is None:
         raise NotFound("coupon.not_found", "No such coupon.")
-    coupon, batch = row
+    return row[0], row[1]
+
+
+@router.get("/my/coupons/{coupon_id}")
+def coupon_detail(request: Request, db: Db, member: CurrentMember, coupon_id: int) -> Response:
+    coupon, batch = own_coupon(db, member, coupon_id)
     return render(
         request,
         "portal/coupon.html",
