@@ -21,7 +21,7 @@ import json
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, cast
 from zoneinfo import ZoneInfo
 
@@ -41,7 +41,6 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import psycopg as psycopg_dialect
 from sqlalchemy.orm import Session
-from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
 from sqlalchemy.sql.elements import ClauseElement, ColumnElement
 
@@ -226,12 +225,13 @@ class PostedMember:
 
 
 def _sync(session: Session, member_id: int, values: dict[str, Any]) -> Member | PostedMember:
-    """The caller's Member object (if this session holds one) shows the new values, as if
-    read back; otherwise a plain record carries them for the response."""
+    """The caller's Member object (if this session holds one) reloads what changed on its
+    next use (expired, not overwritten: a savepoint rolled back later must not leave it
+    showing values the database no longer has); otherwise a plain record carries the new
+    values for the response."""
     held = session.identity_map.get(identity_key(Member, member_id))
     if isinstance(held, Member):
-        for key, value in values.items():
-            set_committed_value(held, key, value)
+        session.expire(held, [k for k in values if k not in ("number", "status")])
         return held
     return PostedMember(
         member_id,
@@ -266,9 +266,11 @@ _WRITE_PG = text(
          SELECT :member_id, :occurred_at, x.type, x.points, x.balance_after, x.reason, x.rule,
            x.bonus_rule_id, 'purchase', l.purchase_id, l.id, :actor_kind, :actor_label,
            :actor_user_id, 'purchase:' || l.purchase_id || ':' || x.rule
-         FROM l CROSS JOIN json_to_recordset(CAST(:entries AS json))
-           AS x(type text, points bigint, balance_after bigint, reason text, rule text,
-                bonus_rule_id integer)),
+         FROM l CROSS JOIN ROWS FROM (json_to_recordset(CAST(:entries AS json))
+           AS (type text, points bigint, balance_after bigint, reason text, rule text,
+               bonus_rule_id integer))
+           WITH ORDINALITY AS x(type, points, balance_after, reason, rule, bonus_rule_id, n)
+         ORDER BY x.n),
        m AS (
          UPDATE members SET balance = :new_balance, pending_points = :new_pending,
            debt = :new_debt, tier_id = :new_tier_id, tier_since = :new_tier_since,
@@ -409,7 +411,7 @@ def post(
     if session.new or session.dirty or session.deleted:
         session.flush()  # what the caller changed in this session is visible to the SQL below
     conn = session.connection()
-    fast = conn.dialect.name == "postgresql"
+    fast = conn.dialect.name == "postgresql" and conn.dialect.driver == "psycopg"
     at = sale.occurred_at
     locked = {"member_id": sale.member_id}
     guess = program_settings.latest() if fast else None
@@ -528,7 +530,9 @@ def post(
     if tier.rank != ladder[-1].rank:
         if program.tier_metric == TierMetric.SPEND:
             # This purchase's row is not in the sum yet: add its spend.
-            value = math.floor(Decimal(metric_sum or 0) + sale.base_amount)
+            # (rounded as the column stores it, which is what the general path sums)
+            stored = sale.base_amount.quantize(Decimal("0.0001"), rounding=ROUND_HALF_UP)
+            value = math.floor(Decimal(metric_sum or 0) + stored)
         else:
             value = int(metric_sum or 0) + total  # nor its points
         reached = max((t for t in ladder if t.threshold <= value), key=lambda t: t.rank)

@@ -16,7 +16,7 @@ from campaigns.models import Campaign
 from core import audit
 from core.audit import Actor
 from core.errors import NotFound, ValidationFailed
-from loyalty.models import BonusRule, ExpiryPolicy, Program, Tier, TierMetric
+from loyalty.models import BonusRule, ConfigVersion, ExpiryPolicy, Program, Tier, TierMetric
 
 T = TypeVar("T", Program, Tier, BonusRule)
 
@@ -74,19 +74,36 @@ def config(session: Session, token: str) -> Config:
     """The settings under version `token` (see ConfigVersion), loaded once per process and
     version. Changing anything gives a new token, so a stale copy is never used."""
     found = _configs.get(token)
-    if found is None:
-        found = Config(
-            token,
-            _copy(get(session)),
-            [_copy(t) for t in ladder(session)],
-            [_copy(r) for r in rules(session, active_only=True)],
-        )
+    if found is not None:
+        _latest[:] = [found]
+        return found
+    fresh = {"populate_existing": True}  # what the database holds, not this session's copies
+    program = session.scalars(select(Program).where(Program.id == 1).execution_options(**fresh))
+    loaded = Config(
+        token,
+        _copy(program.one_or_none() or get(session)),
+        [
+            _copy(t)
+            for t in session.scalars(select(Tier).order_by(Tier.rank).execution_options(**fresh))
+        ],
+        [
+            _copy(r)
+            for r in session.scalars(
+                select(BonusRule)
+                .where(BonusRule.active)
+                .order_by(BonusRule.priority, BonusRule.id)
+                .execution_options(**fresh)
+            )
+        ],
+    )
+    # Cache only if nothing changed while loading; else use it for this purchase alone.
+    if session.scalar(select(ConfigVersion.token)) == token:
         with _configs_lock:
             if len(_configs) > 32:
                 _configs.clear()
-            _configs[token] = found
-    _latest[:] = [found]
-    return found
+            _configs[token] = loaded
+        _latest[:] = [loaded]
+    return loaded
 
 
 def latest() -> Config | None:

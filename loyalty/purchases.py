@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from campaigns import rates
 from campaigns.models import Campaign, Channel
 from core.audit import Actor
-from core.errors import Conflict, NotFound, ValidationFailed
+from core.errors import Conflict, NotFound, RetainError, ValidationFailed
 from core.money import normalise_currency
 from core.timeutil import utcnow
 from loyalty import coupons, earning, ledger, posting, referrals, tiers
@@ -285,10 +285,19 @@ def _post(
     """A member's purchase without coupons through `posting` (the fast path); None when the
     member is not active, for the general path to explain."""
     assert data.member_id is not None
-    currency = normalise_currency(data.currency)
-    local_day = data.occurred_at.astimezone(zone).date()
-    base_amount = rates.to_base(session, data.amount, currency, local_day, base_currency)
-    campaign = _campaign(session, data.campaign_code)
+    try:
+        currency = normalise_currency(data.currency)
+        local_day = data.occurred_at.astimezone(zone).date()
+        base_amount = rates.to_base(session, data.amount, currency, local_day, base_currency)
+        campaign = _campaign(session, data.campaign_code)
+        channel_id = _channel_id(session, data.channel)
+    except RetainError:
+        # A retry of something recorded before (say, a campaign code since retired) gets
+        # its first answer, as on the general path, which looks for the earlier one first.
+        earlier = find(session, source, external_id)
+        if earlier is None:
+            raise
+        return _replay(session, earlier, fingerprint)
     sale = posting.Sale(
         source=source,
         external_id=external_id,
@@ -298,7 +307,7 @@ def _post(
         currency=currency,
         discount=data.discount,
         base_amount=base_amount,
-        channel_id=_channel_id(session, data.channel),
+        channel_id=channel_id,
         campaign_id=campaign.id if campaign else None,
         store=(data.store or "").strip() or None,
         fingerprint=fingerprint,

@@ -17,6 +17,8 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from core import migrations
+from core.db import make_engine, make_session_factory
 from loyalty import program as program_settings
 from loyalty import purchases, rewards
 from loyalty.models import (
@@ -30,8 +32,9 @@ from loyalty.models import (
     Tier,
     TierChange,
 )
-from loyalty.purchases import Line
+from loyalty.purchases import Line, PurchaseInput
 from tests.campaigns.conftest import Staff, make_campaign
+from tests.conftest import fresh_database_url
 from tests.loyalty.conftest import ACTOR, T0, ZONE, Shop
 
 
@@ -186,3 +189,77 @@ def test_a_settings_change_reaches_the_next_purchase_at_once(shop: Shop) -> None
     shop.db.execute(update(Tier).where(Tier.code == "member").values(multiplier=Decimal(3)))
     third = shop.buy(member, "100.00", ext="C3", at=T0 + timedelta(days=2))
     assert [(e.rule, e.points) for e in third.earned][:2] == [("base", 200), ("tier", 400)]
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["fast", "general"])
+def test_spend_tiers_count_the_amount_as_stored(shop: Shop, both_ways: Any, fast: bool) -> None:
+    """999.99995 is stored as 1000.0000; both paths must reach Silver (threshold 1,000)."""
+    both_ways(fast)
+    shop.program(tier_metric="spend")
+    member = shop.join("Rounding", phone="13700000031")
+    outcome = shop.buy(member, "999.99995", ext=f"R{fast}")
+    assert outcome.tier_change is not None and outcome.tier_change.to_tier == "Silver"
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["fast", "general"])
+def test_a_rolled_back_savepoint_leaves_the_member_object_true(
+    shop: Shop, both_ways: Any, fast: bool
+) -> None:
+    both_ways(fast)
+    member = shop.join("Savepoint", phone="13700000032")
+    with pytest.raises(RuntimeError), shop.db.begin_nested():
+        shop.buy(member, "100.00", ext=f"SP{fast}")
+        raise RuntimeError("a later step of the same action failed")
+    assert member.balance == 100  # the welcome bonus only, as in the database
+    rewards.adjust(shop.db, ACTOR, member.id, 10, reason="Check", key=f"sp{fast}", at=T0, zone=ZONE)
+    shop.check(member)
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["fast", "general"])
+def test_a_retry_replays_even_if_its_campaign_code_was_retired(
+    shop: Shop, staff: Staff, both_ways: Any, fast: bool
+) -> None:
+    both_ways(fast)
+    campaign = make_campaign(shop.db, staff, code=f"OLD{int(fast)}")
+    member = shop.join("Retry", phone=f"1370000004{int(fast)}")
+    first = shop.buy(member, "50.00", ext=f"OLD{fast}", campaign_code=campaign.code)
+    campaign.code = f"GONE{int(fast)}"
+    shop.db.flush()
+    again = shop.buy(member, "50.00", ext=f"OLD{fast}", campaign_code=f"OLD{int(fast)}")
+    assert again.replayed and again.purchase.id == first.purchase.id
+
+
+def test_settings_read_by_another_session_are_not_cached_stale(
+    request: pytest.FixtureRequest,
+) -> None:
+    """A session that read the settings before someone changed them must still cache (and
+    use) what the database holds under the new token."""
+    engine = make_engine(fresh_database_url(request, "postgresql"))
+    migrations.upgrade(engine)
+    factory = make_session_factory(engine)
+    with factory() as session, session.begin():
+        member_id = Shop(session).join("Stale", phone="13700000051").id
+
+    def buy(session: Session, ext: str) -> int:
+        data = PurchaseInput(
+            source="pos",
+            external_id=ext,
+            occurred_at=T0,
+            amount=Decimal(100),
+            currency="CNY",
+            member_id=member_id,
+        )
+        outcome = purchases.record(session, ACTOR, data, base_currency="CNY", zone=ZONE)
+        return outcome.earned[0].points
+
+    early = factory()
+    program_settings.get(early)  # this session now holds the old settings
+    early.commit()
+    with factory() as other, other.begin():
+        program_settings.update(other, ACTOR, earn_rate=Decimal(2))
+    assert buy(early, "ST1") == 200
+    early.commit()
+    early.close()
+    with factory() as fresh, fresh.begin():
+        assert buy(fresh, "ST2") == 200
+    engine.dispose()
