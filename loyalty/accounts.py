@@ -243,11 +243,7 @@ def authenticate(
         throttle.record_attempt(session, key, ip, now, succeeded=False)
         raise NotAuthenticated("auth.invalid_credentials", BAD_CREDENTIALS)
     throttle.record_attempt(session, key, ip, now, succeeded=True)
-    if found.activated_at is None:
-        raise NotAuthenticated(
-            "auth.not_activated",
-            "Activate your account first: open the link we sent you, or ask for a new one.",
-        )
+    # A password exists only once a link was used, which also activated the account.
     assert found.password_hash is not None
     if passwords.needs_rehash(found.password_hash):
         found.password_hash = passwords.hash_password(password)

@@ -75,26 +75,13 @@ def config(session: Session, token: str) -> Config:
     version. Changing anything gives a new token, so a stale copy is never used."""
     found = _configs.get(token)
     if found is not None:
-        _latest[:] = [found]
         return found
-    fresh = {"populate_existing": True}  # what the database holds, not this session's copies
-    program = session.scalars(select(Program).where(Program.id == 1).execution_options(**fresh))
+    # What the database holds, not copies this session read before a change.
     loaded = Config(
         token,
-        _copy(program.one_or_none() or get(session)),
-        [
-            _copy(t)
-            for t in session.scalars(select(Tier).order_by(Tier.rank).execution_options(**fresh))
-        ],
-        [
-            _copy(r)
-            for r in session.scalars(
-                select(BonusRule)
-                .where(BonusRule.active)
-                .order_by(BonusRule.priority, BonusRule.id)
-                .execution_options(**fresh)
-            )
-        ],
+        _copy(get(session, fresh=True)),
+        [_copy(t) for t in ladder(session, fresh=True)],
+        [_copy(r) for r in rules(session, active_only=True, fresh=True)],
     )
     # Cache only if nothing changed while loading; else use it for this purchase alone.
     if session.scalar(select(ConfigVersion.token)) == token:
@@ -102,7 +89,7 @@ def config(session: Session, token: str) -> Config:
             if len(_configs) > 32:
                 _configs.clear()
             _configs[token] = loaded
-        _latest[:] = [loaded]
+            _latest[:] = [loaded]
     return loaded
 
 
@@ -121,8 +108,8 @@ def campaign_names(session: Session, rules: list[BonusRule]) -> dict[int, str]:
     return {campaign_id: name for campaign_id, name in found}
 
 
-def get(session: Session) -> Program:
-    program = session.get(Program, 1)
+def get(session: Session, *, fresh: bool = False) -> Program:
+    program = session.get(Program, 1, populate_existing=fresh)
     if program is None:  # the migration seeds it; a hand-emptied table gets the defaults
         program = Program(id=1)
         session.add(program)
@@ -173,8 +160,9 @@ def update(session: Session, actor: Actor, **changes: Any) -> Program:
     return program
 
 
-def ladder(session: Session) -> list[Tier]:
-    return list(session.scalars(select(Tier).order_by(Tier.rank)))
+def ladder(session: Session, *, fresh: bool = False) -> list[Tier]:
+    query = select(Tier).order_by(Tier.rank).execution_options(populate_existing=fresh)
+    return list(session.scalars(query))
 
 
 def entry_tier(session: Session) -> Tier:
@@ -235,9 +223,16 @@ def _tier_snapshot(tier: Tier) -> dict[str, Any]:
     }
 
 
-def rules(session: Session, *, active_only: bool = False) -> list[BonusRule]:
-    """Bonus rules in evaluation order: priority (lower first), then id."""
-    query = select(BonusRule).order_by(BonusRule.priority, BonusRule.id)
+def rules(
+    session: Session, *, active_only: bool = False, fresh: bool = False
+) -> list[BonusRule]:
+    """Bonus rules in evaluation order: priority (lower first), then id. `fresh` re-reads
+    rows this session already holds."""
+    query = (
+        select(BonusRule)
+        .order_by(BonusRule.priority, BonusRule.id)
+        .execution_options(populate_existing=fresh)
+    )
     return list(session.scalars(query.where(BonusRule.active) if active_only else query))
 
 

@@ -200,7 +200,7 @@ def record(
     _check(data)
     source, external_id = data.source.strip(), data.external_id.strip()
     fingerprint = data.fingerprint()
-    if data.member_id and not data.coupon_codes and (FAST_PATH):
+    if data.member_id and not data.coupon_codes and FAST_PATH:
         fast = _post(session, actor, data, source, external_id, fingerprint, base_currency, zone)
         if fast is not None:
             return fast
@@ -208,11 +208,7 @@ def record(
     earlier = find(session, source, external_id)
     if earlier is not None:
         return _replay(session, earlier, fingerprint)
-    currency = normalise_currency(data.currency)
-    local_day = data.occurred_at.astimezone(zone).date()
-    base_amount = rates.to_base(session, data.amount, currency, local_day, base_currency)
-    channel_id = _channel_id(session, data.channel)
-    campaign = _campaign(session, data.campaign_code)
+    currency, base_amount, channel_id, campaign_id = _resolve(session, data, base_currency, zone)
     purchase = Purchase(
         source=source,
         external_id=external_id,
@@ -225,7 +221,7 @@ def record(
         discount=data.discount,
         base_amount=base_amount,
         net_base_amount=base_amount,
-        campaign_id=campaign.id if campaign else None,
+        campaign_id=campaign_id,
         fingerprint=fingerprint,
     )
     try:
@@ -272,6 +268,19 @@ def record(
     return outcome
 
 
+def _resolve(
+    session: Session, data: PurchaseInput, base_currency: str, zone: ZoneInfo
+) -> tuple[str, Decimal, int | None, int | None]:
+    """Currency, amount in the base currency, channel id and campaign id; an unknown code or
+    a missing exchange rate is refused here."""
+    currency = normalise_currency(data.currency)
+    local_day = data.occurred_at.astimezone(zone).date()
+    base_amount = rates.to_base(session, data.amount, currency, local_day, base_currency)
+    channel_id = _channel_id(session, data.channel)
+    campaign = _campaign(session, data.campaign_code)
+    return currency, base_amount, channel_id, campaign.id if campaign else None
+
+
 def _post(
     session: Session,
     actor: Actor,
@@ -286,11 +295,9 @@ def _post(
     member is not active, for the general path to explain."""
     assert data.member_id is not None
     try:
-        currency = normalise_currency(data.currency)
-        local_day = data.occurred_at.astimezone(zone).date()
-        base_amount = rates.to_base(session, data.amount, currency, local_day, base_currency)
-        campaign = _campaign(session, data.campaign_code)
-        channel_id = _channel_id(session, data.channel)
+        currency, base_amount, channel_id, campaign_id = _resolve(
+            session, data, base_currency, zone
+        )
     except RetainError:
         # A retry of something recorded before (say, a campaign code since retired) gets
         # its first answer, as on the general path, which looks for the earlier one first.
@@ -308,7 +315,7 @@ def _post(
         discount=data.discount,
         base_amount=base_amount,
         channel_id=channel_id,
-        campaign_id=campaign.id if campaign else None,
+        campaign_id=campaign_id,
         store=(data.store or "").strip() or None,
         fingerprint=fingerprint,
         categories=_categories(data, base_amount),

@@ -46,14 +46,15 @@ def number(value: Any) -> str:
 templates.env.filters["number"] = number
 
 
-def flash(request: Request, message: str, kind: str = "success") -> None:
+def flash(request: Request, message: str, kind: str = "success", *, key: str = "flashes") -> None:
+    """A message for the next page. Staff and member pages keep theirs under their own
+    `key`, so one never shows the other's."""
     # Reassign, never mutate in place: the session is saved only when it sees an assignment.
-    flashes = [*request.session.get("flashes", []), {"kind": kind, "message": message}]
-    request.session["flashes"] = flashes
+    request.session[key] = [*request.session.get(key, []), {"kind": kind, "message": message}]
 
 
-def _pop_flashes(request: Request) -> list[dict[str, str]]:
-    flashes: list[dict[str, str]] = request.session.pop("flashes", [])
+def pop_flashes(request: Request, key: str = "flashes") -> list[dict[str, str]]:
+    flashes: list[dict[str, str]] = request.session.pop(key, [])
     return flashes
 
 
@@ -86,15 +87,36 @@ def render(
     ctx: dict[str, Any] = {
         "user": getattr(request.state, "user", None),
         "csrf_token": csrf_token(request),
-        "flashes": _pop_flashes(request),
+        "flashes": pop_flashes(request),
         "localtime": _localtime(request),
         "settings": request.app.state.settings,
     }
-    ctx.update(context or {})
-    response: Response = templates.TemplateResponse(
+    return respond(
+        templates,
         request,
         template,
-        ctx,
+        {**ctx, **(context or {})},
+        status_code=status_code,
+        block=block,
+        headers=headers,
+    )
+
+
+def respond(
+    environment: Jinja2Blocks,
+    request: Request,
+    template: str,
+    context: dict[str, Any],
+    *,
+    status_code: int = 200,
+    block: str | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> Response:
+    """The page, or for htmx the block being swapped, from `environment`."""
+    response: Response = environment.TemplateResponse(
+        request,
+        template,
+        context,
         status_code=status_code,
         headers=dict(headers or {}),
         block_name=block or htmx_block(request, template),

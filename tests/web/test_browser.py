@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -51,8 +52,9 @@ def server(tmp_path: Path) -> Iterator[str]:
         yield base
 
 
-@pytest.fixture
-def page(server: str) -> Iterator[Any]:
+@contextmanager
+def chromium_page(**options: Any) -> Iterator[Any]:
+    """A page in Debian's Chromium (skipped on a laptop without it; CI fails instead)."""
     if not Path(CHROMIUM).exists():
         unavailable(f"Chromium not found at {CHROMIUM}; install Debian's chromium package")
     from playwright.sync_api import Error, sync_playwright
@@ -62,9 +64,14 @@ def page(server: str) -> Iterator[Any]:
             browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         except Error as exc:
             unavailable(f"Chromium did not start: {exc}")
-        page = browser.new_page(viewport={"width": 1280, "height": 800})
-        yield page
+        yield browser.new_page(**options)
         browser.close()
+
+
+@pytest.fixture
+def page(server: str) -> Iterator[Any]:
+    with chromium_page(viewport={"width": 1280, "height": 800}) as opened:
+        yield opened
 
 
 def test_sign_in_dashboard_and_htmx_swap(server: str, page: Any) -> None:

@@ -24,8 +24,7 @@ from core.db import make_engine
 from core.outbox import OutboxMessage
 from core.settings import Settings
 from loyalty import coupons, members, rewards
-from tests.conftest import unavailable
-from tests.web.test_browser import ARGS, CHROMIUM, SHOTS
+from tests.web.test_browser import SHOTS, chromium_page
 from web.app import create_app
 
 pytestmark = pytest.mark.browser
@@ -68,18 +67,8 @@ def shop(tmp_path: Path) -> Iterator[tuple[str, str, str]]:
 
 @pytest.fixture
 def phone(shop: tuple[str, str, str]) -> Iterator[Any]:
-    if not Path(CHROMIUM).exists():
-        unavailable(f"Chromium not found at {CHROMIUM}; install Debian's chromium package")
-    from playwright.sync_api import Error, sync_playwright
-
-    with sync_playwright() as playwright:
-        try:
-            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        except Error as exc:
-            unavailable(f"Chromium did not start: {exc}")
-        page = browser.new_page(viewport=PHONE, locale="en-US")
+    with chromium_page(viewport=PHONE, locale="en-US") as page:
         yield page
-        browser.close()
 
 
 def shot(page: Any, name: str) -> None:

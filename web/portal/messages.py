@@ -19,9 +19,6 @@ MESSAGES = {
     "auth.invalid_credentials": N_(
         "That phone or email and password do not match an active account."
     ),
-    "auth.not_activated": N_(
-        "Activate your account first: open the link we sent you, or ask for a new one."
-    ),
     "auth.throttled": N_("Too many failed sign-in attempts. Wait a few minutes and try again."),
     "rate_limited": N_("Too many requests. Wait a few minutes, then try again."),
     "csrf.invalid": N_("This form has expired. Reload the page and try again."),

@@ -49,8 +49,13 @@ def home(request: Request, db: Db, settings: AppSettings, member: CurrentMember)
             "standing": standing,
             "bar": share,
             "recent": lines(db, request.state.fmt, recent),
-            "active_coupons": sum(
-                1 for c, _ in coupons.wallet(db, member.id) if c.state == CouponState.ISSUED
+            # Counted, not loaded: the same test as "ready to use" in the wallet.
+            "active_coupons": db.scalar(
+                select(func.count(Coupon.id)).where(
+                    Coupon.member_id == member.id,
+                    Coupon.state == CouponState.ISSUED,
+                    (Coupon.valid_until.is_(None)) | (Coupon.valid_until > now),
+                )
             ),
         },
     )

@@ -12,7 +12,8 @@ from jinja2_fragments.fastapi import Jinja2Blocks
 
 from web.csrf import csrf_token
 from web.i18n import NAMES, Formatter
-from web.rendering import TEMPLATES_DIR, htmx_block
+from web.rendering import TEMPLATES_DIR, pop_flashes, respond
+from web.rendering import flash as staff_flash
 
 portal_templates = Jinja2Blocks(
     env=Environment(
@@ -21,11 +22,11 @@ portal_templates = Jinja2Blocks(
 )
 
 
+FLASHES = "member_flashes"
+
+
 def flash(request: Request, message: str, kind: str = "success") -> None:
-    request.session["member_flashes"] = [
-        *request.session.get("member_flashes", []),
-        {"kind": kind, "message": message},
-    ]
+    staff_flash(request, message, kind, key=FLASHES)
 
 
 def render(
@@ -49,7 +50,7 @@ def render(
     ctx: dict[str, Any] = {
         "member": getattr(request.state, "member", None),
         "csrf_token": csrf_token(request),
-        "flashes": request.session.pop("member_flashes", []),
+        "flashes": pop_flashes(request, FLASHES),
         "fmt": fmt,
         "lang": fmt.language,
         "languages": NAMES,
@@ -57,13 +58,12 @@ def render(
         "gettext": gettext,
         "ngettext": ngettext,
     }
-    ctx.update(context or {})
-    response: Response = portal_templates.TemplateResponse(
+    return respond(
+        portal_templates,
         request,
         template,
-        ctx,
+        {**ctx, **(context or {})},
         status_code=status_code,
+        block=block,
         headers={"Content-Language": fmt.language, **dict(headers or {})},
-        block_name=block or htmx_block(request, template),
     )
-    return response
