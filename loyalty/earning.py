@@ -22,8 +22,20 @@ from dataclasses import dataclass, field
 from datetime import date
 from decimal import ROUND_FLOOR, Decimal
 
-from loyalty.ledger import Credit
 from loyalty.models import BonusRule, EntryType, Program, Tier
+
+REPEAT_RULE = "repeat_purchase"
+
+
+@dataclass(frozen=True, slots=True)
+class Credit:
+    """One line of points to credit: what, how many, and why (shown to the member)."""
+
+    points: int
+    reason: str
+    rule: str
+    type: EntryType = EntryType.EARN
+    bonus_rule_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +133,7 @@ def earn(
             Credit(
                 program.repeat_bonus,
                 repeat_reason(program),
-                "repeat_purchase",
+                REPEAT_RULE,
                 EntryType.BONUS,
             )
         )

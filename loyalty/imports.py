@@ -8,16 +8,19 @@ Every row is checked first (vectorised), and if any is bad, nothing is imported 
 bad row is reported with its line number. Rows already imported (same source and external
 id, same content) are skipped, so a file can be run again after an interruption.
 
-Two paths load the rows:
+The rows are applied as if each had been posted through `purchases.record` one by one, in
+time order (`occurred_at`, then line number), so a file gives the same points, lots, tiers
+and referrals whatever order its rows are in, and the same as posting them live in that
+order (`loyalty/history.py` says which recorded purchases count as before each one). Two
+ways to load them, with one result:
 
-- the set-based bulk path (the default) for rows without coupons: points are computed in
-  pandas with the same rules as the service (base, tier multiplier, bonus rules, first
-  purchase, repeat purchase), then purchases, lots and entries are written in bulk
-  (COPY on PostgreSQL), member balances updated in one statement per chunk, referrals
-  started, and tier upgrades applied set-based at the end. One difference, on purpose: the
-  tier multiplier is the member's tier when the chunk starts (the service upgrades mid-stream);
-- the service path, one transaction per purchase, for rows with coupon codes (single use
-  needs the row-by-row check) or for everything with `--row-by-row`.
+- the bulk path (the default): each chunk's members are locked and read, with their
+  recorded purchases (`history.Recorded`); every row is planned by `plans.purchase`, member
+  by member in time order; then the plans are written in bulk (COPY on PostgreSQL):
+  purchases, lots, entries, tier moves, the members' new totals, referrals' waits;
+- the service path, one transaction per row: members with a coupon code on any row (a
+  single-use code needs the row-by-row check, and their rows must stay in order) and
+  guests' coupon rows, or every row with `--row-by-row`.
 """
 
 from __future__ import annotations
@@ -28,8 +31,8 @@ import re
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from decimal import ROUND_FLOOR, Decimal, InvalidOperation
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
 from hashlib import sha256
 from json.encoder import encode_basestring_ascii as escape
 from typing import Any, cast
@@ -57,20 +60,19 @@ from campaigns import rates
 from campaigns.models import Campaign, Channel
 from core.audit import Actor
 from core.errors import ValidationFailed
-from loyalty import earning, ledger, purchases, referrals, tiers
-from loyalty import program as program_settings
+from loyalty import earning, history, plans, purchases, referrals, tiers
 from loyalty.models import (
-    EntryType,
-    ExpiryPolicy,
     LedgerEntry,
     Lot,
-    LotState,
     Member,
+    MemberStatus,
     Program,
     Purchase,
     PurchaseState,
     Referral,
     ReferralState,
+    TierChange,
+    TierMetric,
 )
 
 REQUIRED = ["source", "external_id", "occurred_at", "amount"]
@@ -323,7 +325,8 @@ def import_purchases(
     report = ImportReport(rows=len(frame))
     frame["fingerprint"] = _fingerprints(frame)
     frame = _drop_known(factory, frame, report)
-    service = frame["coupon_codes"] != "" if not row_by_row else pd.Series(True, frame.index)
+    frame = frame.sort_values(["occurred_at", "line"])
+    service = _by_service(frame) if not row_by_row else pd.Series(True, frame.index)
     chunks = _by_member(frame[~service])
     with factory() as session:
         # SQLite has one writer; and a factory bound to one connection cannot be shared.
@@ -349,10 +352,14 @@ def import_purchases(
         report.by_service += 1
         if progress:
             progress(1)
-    if report.imported and not row_by_row:
-        with factory() as session, session.begin():
-            tiers.evaluate(session, datetime.now(UTC), upgrades_only=True)
     return report
+
+
+def _by_service(frame: pd.DataFrame) -> pd.Series:
+    """Rows for the service: those with coupon codes, and every row of their members."""
+    coupon = frame["coupon_codes"] != ""
+    members = set(frame.loc[coupon, "member_id"].dropna())
+    return coupon | frame["member_id"].isin(members)
 
 
 def _by_member(frame: pd.DataFrame) -> list[pd.DataFrame]:
@@ -427,239 +434,134 @@ def _drop_known(
     return frame[~seen]
 
 
-def _floor(values: pd.Series) -> pd.Series:
-    return values.map(lambda v: int(v.to_integral_value(rounding=ROUND_FLOOR))).astype("int64")
-
-
 def _bulk(session: Session, actor: Actor, chunk: pd.DataFrame, base: str, zone: ZoneInfo) -> int:
-    program = program_settings.get(session)
+    """Plan every row with `plans.purchase`, member by member in time order, as if posted one
+    by one; then write the plans in bulk. Returns the points credited."""
+    settings = purchases.load_settings(session)
+    program = settings.program
     frame = chunk.copy()
     frame["day"] = frame["occurred_at"].dt.tz_convert(zone).dt.date
     table = rates.rates_frame(session, set(frame["currency"]) - {base})
     frame["base_amount"] = rates.convert(frame[["amount", "currency", "day"]], table, base)
-    members = frame["member_id"].dropna().astype("int64").unique().tolist()
-    state = _lock(session, members)
     frame = frame.sort_values(["member_id", "occurred_at", "line"], na_position="last")
-    credits = _credits(session, program, frame, state, zone)
-    _write(session, actor, program, frame, credits, state, zone)
-    return int(credits["points"].sum()) if len(credits) else 0
+    member_ids = frame["member_id"].dropna().astype("int64").unique().tolist()
+    state = _lock(session, member_ids)
+    times = list(frame["occurred_at"].dt.to_pydatetime())
+    recorded = _recorded(session, program, member_ids, min(times), state)
+    members = frame["member_id"].astype(object).where(frame["member_id"].notna(), None)
+    planned: list[plans.PurchasePlan] = []
+    balances: list[int | None] = []
+    for mid, at, amount, channel, campaign in zip(
+        members,
+        times,
+        frame["base_amount"],
+        frame["channel_id"],
+        frame["campaign_id"],
+        strict=True,
+    ):
+        member = None if mid is None else state[int(mid)]
+        sale = plans.Sale(
+            at,
+            amount,
+            None if pd.isna(channel) else int(channel),
+            None if pd.isna(campaign) else int(campaign),
+        )
+        facts = None
+        if member is not None and member.status == MemberStatus.ACTIVE:
+            facts = recorded[member.id].facts(program, at)
+        plan = plans.purchase(settings, member, facts, sale, zone=zone, base_currency=base)
+        planned.append(plan)
+        if member is None:
+            balances.append(None)
+            continue
+        member = state[member.id] = plans.after(member, plan)
+        balances.append(member.points.balance)
+        if facts is not None:
+            recorded[member.id].add(
+                at,
+                history.metric_of(program, plan.points, plans.stored(amount)),
+                repeat_bonus=any(c.rule == earning.REPEAT_RULE for c in plan.credits),
+                referral_started=plan.referral_completes_at is not None,
+            )
+    _write(session, actor, frame, times, planned, balances, state)
+    return sum(plan.points for plan in planned)
 
 
-def _lock(session: Session, member_ids: list[int]) -> pd.DataFrame:
-    rows: list[Any] = []
+def _lock(session: Session, member_ids: list[int]) -> dict[int, plans.MemberState]:
+    """Lock the chunk's members in id order and read them as the planner sees them."""
+    found: dict[int, plans.MemberState] = {}
     for start in range(0, len(member_ids), 10_000):
-        rows += session.execute(
-            select(Member.id, Member.tier_id, Member.balance, Member.status)
+        rows = session.execute(
+            select(
+                Member.id,
+                Member.number,
+                Member.status,
+                Member.tier_id,
+                Member.tier_since,
+                Member.balance,
+                Member.pending_points,
+                Member.debt,
+            )
             .where(_in(session, Member.id, member_ids[start : start + 10_000]))
             .order_by(Member.id)
             .with_for_update()
-        ).all()
-    return pd.DataFrame(rows, columns=["member_id", "tier_id", "balance", "status"]).set_index(
-        "member_id"
-    )
-
-
-def _credits(
-    session: Session, program: Program, frame: pd.DataFrame, state: pd.DataFrame, zone: ZoneInfo
-) -> pd.DataFrame:
-    """One row per credit line (purchase row index, points, reason, rule, type, rule id),
-    computed with the rules and order of `earning.earn`."""
-    earners = frame["member_id"].notna()
-    if earners.any():
-        status = frame.loc[earners, "member_id"].astype("int64").map(state["status"])
-        earners.loc[earners] = (status == "active").to_numpy()
-    rows = frame[earners]
-    if rows.empty:
-        return pd.DataFrame(
-            columns=["index", "points", "reason", "rule", "type", "rule_id", "order"]
         )
-    member = rows["member_id"].astype("int64")
-    ladder = {t.id: t for t in program_settings.ladder(session)}
-    rate = program.earn_rate
-    base = _floor(rows["base_amount"] * rate)
-    parts = [
-        pd.DataFrame(
-            {
-                "index": rows.index,
-                "points": base,
-                "reason": "Points for your purchase",
-                "rule": "base",
-                "type": EntryType.EARN.value,
-                "rule_id": None,
-                "order": 0,
-            }
-        )
-    ]
-    tier_of = member.map(state["tier_id"])
-    multiplier = tier_of.map({i: t.multiplier for i, t in ladder.items()})
-    extra = pd.Series(
-        [
-            int((b * (m - 1)).to_integral_value(rounding=ROUND_FLOOR))
-            for b, m in zip(base, multiplier, strict=True)
-        ],
-        index=rows.index,
-    )
-    names = tier_of.map(
-        {i: f"{t.name} member ×{t.multiplier.normalize():f}" for i, t in ladder.items()}
-    )
-    parts.append(
-        pd.DataFrame(
-            {
-                "index": rows.index,
-                "points": extra,
-                "reason": names,
-                "rule": "tier",
-                "type": EntryType.EARN.value,
-                "rule_id": None,
-                "order": 1,
-            }
-        )
-    )
-    stopped = pd.Series(False, index=rows.index)
-    campaign_names = dict(session.execute(select(Campaign.id, Campaign.name)).all())
-    for n, rule in enumerate(program_settings.rules(session, active_only=True)):
-        if rule.category:
-            continue  # CSV rows carry no lines, so a category rule cannot match
-        match = ~stopped
-        if rule.starts_on:
-            match &= rows["day"] >= rule.starts_on
-        if rule.ends_on:
-            match &= rows["day"] <= rule.ends_on
-        if rule.channel_id is not None:
-            match &= rows["channel_id"] == rule.channel_id
-        if rule.campaign_id is not None:
-            match &= rows["campaign_id"] == rule.campaign_id
-        if rule.min_spend is not None:
-            match &= rows["base_amount"].map(lambda v, m=rule.min_spend: v >= m)
-        match = match.fillna(False).astype(bool)
-        if not match.any():
-            continue
-        if rule.multiplier is not None:
-            points = pd.Series(
-                [
-                    int((b * (rule.multiplier - 1)).to_integral_value(rounding=ROUND_FLOOR))
-                    for b in base[match]
-                ],
-                index=rows.index[match],
+        for mid, number, status, tier_id, since, balance, pending, debt in rows:
+            found[mid] = plans.MemberState(
+                mid, number, status, tier_id, since, plans.Points(balance, pending, debt)
             )
-        else:
-            points = pd.Series(rule.fixed_points or 0, index=rows.index[match])
-        reason = rule.name
-        if rule.campaign_id is not None and rule.campaign_id in campaign_names:
-            reason = f"{rule.name} — {campaign_names[rule.campaign_id]}"
-        parts.append(
-            pd.DataFrame(
-                {
-                    "index": rows.index[match],
-                    "points": points,
-                    "reason": reason,
-                    "rule": f"bonus_rule:{rule.id}",
-                    "type": EntryType.EARN.value,
-                    "rule_id": rule.id,
-                    "order": 10 + n,
-                }
-            )
-        )
-        if rule.stop_further:
-            stopped |= match
-    _first_and_repeat(session, program, rows, member, parts)
-    credits = pd.concat(parts, ignore_index=True)
-    return credits[credits["points"] > 0]
+    return found
 
 
-def _first_and_repeat(
+def _recorded(
     session: Session,
     program: Program,
-    rows: pd.DataFrame,
-    member: pd.Series,
-    parts: list[pd.DataFrame],
-) -> None:
-    ids = member.unique().tolist()
-    bought_before: set[int] = set()
-    history: dict[int, list[datetime]] = {}
-    last_bonus: dict[int, datetime] = {}
-    start = rows["occurred_at"].min().to_pydatetime() - timedelta(days=program.repeat_days)
-    for i in range(0, len(ids), 10_000):
-        chunk = ids[i : i + 10_000]
-        bought_before |= set(
-            session.scalars(
-                select(Purchase.member_id).where(_in(session, Purchase.member_id, chunk)).distinct()
-            )
-        )
-        for mid, when in session.execute(
-            select(Purchase.member_id, Purchase.occurred_at).where(
-                _in(session, Purchase.member_id, chunk),
-                Purchase.occurred_at > start,
-                Purchase.state != PurchaseState.REFUNDED,
+    member_ids: list[int],
+    earliest: datetime,
+    state: dict[int, plans.MemberState],
+) -> dict[int, history.Recorded]:
+    """Each member's recorded purchases as `history.Recorded`: counts, the purchases from
+    the earliest window any row needs, repeat bonuses, a referral waiting."""
+    recorded = {mid: history.Recorded() for mid in member_ids}
+    since = min(history.repeat_from(program, earliest), tiers.window_start(program, earliest))
+    metric = (
+        Purchase.net_base_amount
+        if program.tier_metric == TierMetric.SPEND
+        else Purchase.points_earned - Purchase.points_reversed
+    )
+    for start in range(0, len(member_ids), 10_000):
+        chunk = member_ids[start : start + 10_000]
+        for mid, count in session.execute(
+            select(Purchase.member_id, func.count())
+            .where(_in(session, Purchase.member_id, chunk))
+            .group_by(Purchase.member_id)
+        ):
+            recorded[int(mid or 0)].count = int(count)
+        for mid, at, purchase_state, value in session.execute(
+            select(Purchase.member_id, Purchase.occurred_at, Purchase.state, metric).where(
+                _in(session, Purchase.member_id, chunk), Purchase.occurred_at >= since
             )
         ):
-            history.setdefault(int(mid or 0), []).append(when)
-        for mid, when in session.execute(
-            select(LedgerEntry.member_id, func.max(LedgerEntry.occurred_at))
-            .where(
+            recorded[int(mid or 0)].load(
+                at, purchase_state != PurchaseState.REFUNDED, Decimal(str(value))
+            )
+        for mid, at in session.execute(
+            select(LedgerEntry.member_id, LedgerEntry.occurred_at).where(
                 _in(session, LedgerEntry.member_id, chunk),
-                LedgerEntry.rule == "repeat_purchase",
-                LedgerEntry.occurred_at > start,
+                LedgerEntry.rule == earning.REPEAT_RULE,
+                LedgerEntry.occurred_at > history.repeat_from(program, earliest),
             )
-            .group_by(LedgerEntry.member_id)
         ):
-            last_bonus[mid] = when
-    first = ~member.duplicated(keep="first") & ~member.isin(bought_before)
-    if program.first_purchase_bonus and first.any():
-        parts.append(
-            pd.DataFrame(
-                {
-                    "index": rows.index[first],
-                    "points": program.first_purchase_bonus,
-                    "reason": "First purchase bonus",
-                    "rule": "first_purchase",
-                    "type": EntryType.BONUS.value,
-                    "rule_id": None,
-                    "order": 1000,
-                }
+            recorded[mid].bonuses.append(at)
+        for mid in session.scalars(
+            select(Referral.referee_id).where(
+                Referral.state == ReferralState.PENDING, _in(session, Referral.referee_id, chunk)
             )
-        )
-    if not program.repeat_bonus:
-        return
-    window = timedelta(days=program.repeat_days)
-    given: list[Any] = []
-    times = rows["occurred_at"].dt.to_pydatetime()
-    for index, mid, when in zip(rows.index, member.to_numpy(), times, strict=True):
-        seen = history.setdefault(int(mid), [])
-        seen.append(when)
-        recent = [t for t in seen if when - window < t <= when]
-        history[int(mid)] = recent
-        bonus_at = last_bonus.get(int(mid))
-        if len(recent) >= program.repeat_count and not (bonus_at and bonus_at > when - window):
-            given.append(index)
-            last_bonus[int(mid)] = when
-    if given:
-        parts.append(
-            pd.DataFrame(
-                {
-                    "index": given,
-                    "points": program.repeat_bonus,
-                    "reason": earning.repeat_reason(program),
-                    "rule": "repeat_purchase",
-                    "type": EntryType.BONUS.value,
-                    "rule_id": None,
-                    "order": 1001,
-                }
-            )
-        )
-
-
-def _expiry(program: Program, available: pd.Series, zone: ZoneInfo) -> pd.Series:
-    """`ledger.expires_at` for many lots: by vector for "N days", once per local day for the
-    month and year policies (they depend on the day only), none for "never"."""
-    policy = ExpiryPolicy(program.expiry_policy)
-    if policy is ExpiryPolicy.NEVER:
-        return pd.Series(pd.NaT, index=available.index, dtype=available.dtype)
-    if policy is ExpiryPolicy.DAYS_AFTER_ACTIVE:
-        return available + pd.Timedelta(days=program.expiry_n)
-    days = available.dt.tz_convert(zone).dt.normalize()
-    ends = {d: ledger.expires_at(program, d.to_pydatetime(), zone) for d in days.unique()}
-    return pd.Series(pd.to_datetime(days.map(ends), utc=True), index=available.index)
+        ):
+            recorded[mid].referral_pending = True
+    for one in recorded.values():
+        one.bonuses.sort()
+    return recorded
 
 
 def _ids(session: Session, table: str, count: int) -> list[int]:
@@ -685,157 +587,203 @@ def _ids(session: Session, table: str, count: int) -> list[int]:
 def _write(
     session: Session,
     actor: Actor,
-    program: Program,
     frame: pd.DataFrame,
-    credits: pd.DataFrame,
-    state: pd.DataFrame,
-    zone: ZoneInfo,
+    times: Any,
+    planned: list[plans.PurchasePlan],
+    balances: list[int | None],
+    state: dict[int, plans.MemberState],
 ) -> None:
-    purchase_ids = pd.Series(_ids(session, "purchases", len(frame)), index=frame.index)
-    totals = credits.groupby("index")["points"].sum() if len(credits) else pd.Series(dtype="int64")
-    earned = totals.reindex(frame.index, fill_value=0).astype("int64")
-    window = timedelta(days=program.return_window_days)
-    purchase_rows = pd.DataFrame(
-        {
-            "id": purchase_ids,
-            "source": frame["source"],
-            "external_id": frame["external_id"],
-            "member_id": frame["member_id"],
-            "channel_id": frame["channel_id"],
-            "store": frame["store"].replace("", None),
-            "occurred_at": frame["occurred_at"],
-            "amount": frame["amount"],
-            "currency": frame["currency"],
-            "discount": frame["discount"],
-            "base_amount": frame["base_amount"],
-            "refunded_amount": Decimal(0),
-            "net_base_amount": frame["base_amount"],
-            "campaign_id": frame["campaign_id"],
-            "state": PurchaseState.COMPLETED.value,
-            "points_earned": earned,
-            "points_reversed": 0,
-            "fingerprint": frame["fingerprint"],
-            "created_at": datetime.now(UTC),
-        }
+    """The plans as rows, in bulk: purchases, lots, entries, tier moves, the members' new
+    totals and tiers, referrals' waits. Ids are reserved first so rows can point at each
+    other."""
+    purchase_ids = _ids(session, "purchases", len(frame))
+    with_lot = [n for n, plan in enumerate(planned) if plan.credit and plan.credit.lot]
+    lot_ids = dict(zip(with_lot, _ids(session, "point_lots", len(with_lot)), strict=True))
+    members = [None if pd.isna(m) else int(m) for m in frame["member_id"]]
+    now = datetime.now(UTC)
+    _copy(
+        session,
+        Purchase.__table__,
+        _objects(
+            {
+                "id": purchase_ids,
+                "source": frame["source"],
+                "external_id": frame["external_id"],
+                "member_id": members,
+                "channel_id": _ints(frame["channel_id"]),
+                "store": frame["store"].replace("", None),
+                "occurred_at": times,
+                "amount": frame["amount"],
+                "currency": frame["currency"],
+                "discount": frame["discount"],
+                "base_amount": frame["base_amount"],
+                "refunded_amount": Decimal(0),
+                "net_base_amount": frame["base_amount"],
+                "campaign_id": _ints(frame["campaign_id"]),
+                "state": PurchaseState.COMPLETED.value,
+                "points_earned": [plan.points for plan in planned],
+                "points_reversed": 0,
+                "fingerprint": frame["fingerprint"],
+                "balance_after": balances,
+                "created_at": now,
+            }
+        ),
     )
-    _copy(session, Purchase.__table__, purchase_rows)
-    with_points = frame.index[earned > 0]
-    lot_ids = pd.Series(_ids(session, "point_lots", len(with_points)), index=with_points)
-    if len(with_points):
-        when = frame.loc[with_points, "occurred_at"]
-        available = when + window
-        expiry = _expiry(program, available, zone)
-        pending = available > when
-        _copy(
-            session,
-            Lot.__table__,
-            pd.DataFrame(
-                {
-                    "id": lot_ids,
-                    "member_id": frame.loc[with_points, "member_id"],
-                    "purchase_id": purchase_ids[with_points],
-                    "points": earned[with_points],
-                    "remaining": earned[with_points],
-                    "state": np.where(pending, LotState.PENDING.value, LotState.ACTIVE.value),
-                    "earned_at": when,
-                    "available_at": available,
-                    "expires_at": expiry,
-                }
-            ),
-        )
-        credits = credits.sort_values(["index", "order"])
-        credits["member_id"] = frame.loc[credits["index"], "member_id"].astype("int64").to_numpy()
-        # Entries in purchase order per member: balance_after is a running sum.
-        position = pd.Series(np.arange(len(frame)), index=frame.index)
-        credits["position"] = position[credits["index"]].to_numpy()
-        credits = credits.sort_values(["member_id", "position", "order"])
-        start = credits["member_id"].map(state["balance"]).astype("int64")
-        credits["balance_after"] = start + credits.groupby("member_id")["points"].cumsum()
+    lots: list[tuple[Any, ...]] = []
+    entries: list[tuple[Any, ...]] = []
+    moves: list[tuple[Any, ...]] = []
+    waits: list[dict[str, Any]] = []
+    for n, plan in enumerate(planned):
+        pid, mid, at = purchase_ids[n], members[n], times[n]
+        credit = plan.credit
+        if credit is not None and credit.lot is not None:
+            lot, lot_id = credit.lot, lot_ids[n]
+            lots.append(
+                (
+                    lot_id,
+                    mid,
+                    pid,
+                    lot.points,
+                    lot.remaining,
+                    lot.state,
+                    lot.earned_at,
+                    lot.available_at,
+                    lot.expires_at,
+                )
+            )
+            entries += [
+                (
+                    mid,
+                    at,
+                    e.type,
+                    e.points,
+                    e.balance_after,
+                    e.reason,
+                    e.rule,
+                    e.bonus_rule_id,
+                    "purchase",
+                    pid,
+                    lot_id,
+                    f"purchase:{pid}:{e.rule}",
+                )
+                for e in credit.entries
+            ]
+        move = plan.tier_move
+        if move is not None:
+            moves.append(
+                (
+                    mid,
+                    pid,
+                    move.from_tier.id,
+                    move.to_tier.id,
+                    move.reason,
+                    move.metric_value,
+                    move.at,
+                )
+            )
+        if plan.referral_completes_at is not None:
+            waits.append({"mid": mid, "pid": pid, "at": plan.referral_completes_at})
+    lot_columns = [
+        "id",
+        "member_id",
+        "purchase_id",
+        "points",
+        "remaining",
+        "state",
+        "earned_at",
+        "available_at",
+        "expires_at",
+    ]
+    _copy(session, Lot.__table__, _objects(_columns(lot_columns, lots)))
+    entry_columns = [
+        "member_id",
+        "occurred_at",
+        "type",
+        "points",
+        "balance_after",
+        "reason",
+        "rule",
+        "bonus_rule_id",
+        "source_type",
+        "source_id",
+        "lot_id",
+        "idempotency_key",
+    ]
+    if entries:
         _copy(
             session,
             LedgerEntry.__table__,
-            pd.DataFrame(
+            _objects(
                 {
-                    "member_id": credits["member_id"],
-                    "occurred_at": frame.loc[credits["index"], "occurred_at"].to_numpy(),
-                    "type": credits["type"],
-                    "points": credits["points"],
-                    "balance_after": credits["balance_after"],
-                    "reason": credits["reason"],
-                    "rule": credits["rule"],
-                    "bonus_rule_id": credits["rule_id"],
-                    "source_type": "purchase",
-                    "source_id": purchase_ids[credits["index"]].to_numpy(),
-                    "lot_id": lot_ids[credits["index"]].to_numpy(),
+                    **_columns(entry_columns, entries),
                     "actor_kind": actor.kind,
                     "actor_label": actor.label,
                     "actor_user_id": actor.user_id,
-                    "idempotency_key": [
-                        f"purchase:{p}:{r}"
-                        for p, r in zip(
-                            purchase_ids[credits["index"]], credits["rule"], strict=True
-                        )
-                    ],
                 }
             ),
         )
-        per_member = (
-            pd.DataFrame(
-                {
-                    "mid": frame.loc[with_points, "member_id"].astype("int64"),
-                    "points": earned[with_points],
-                    "pending": np.where(pending, earned[with_points], 0),
-                }
-            )
-            .groupby("mid")
-            .sum()
-            .reset_index()
-        )
+    move_columns = [
+        "member_id",
+        "purchase_id",
+        "from_tier_id",
+        "to_tier_id",
+        "reason",
+        "metric_value",
+        "changed_at",
+    ]
+    _copy(session, TierChange.__table__, _objects(_columns(move_columns, moves)))
+    changed = {m for m in members if m is not None}
+    if changed:
         session.execute(
-            # Core, not ORM: an executemany of relative updates, one per member.
+            # Core, not ORM: an executemany of the members' new totals (they are locked).
             update(members_table)
             .where(members_table.c.id == bindparam("mid"))
             .values(
-                balance=members_table.c.balance + bindparam("points"),
-                pending_points=members_table.c.pending_points + bindparam("pending"),
+                balance=bindparam("balance"),
+                pending_points=bindparam("pending"),
+                debt=bindparam("debt"),
+                tier_id=bindparam("tier_id"),
+                tier_since=bindparam("tier_since"),
             ),
             [
-                {"mid": int(mid), "points": int(points), "pending": int(pend)}
-                for mid, points, pend in per_member[["mid", "points", "pending"]].to_numpy()
+                {
+                    "mid": mid,
+                    "balance": state[mid].points.balance,
+                    "pending": state[mid].points.pending,
+                    "debt": state[mid].points.debt,
+                    "tier_id": state[mid].tier_id,
+                    "tier_since": state[mid].tier_since,
+                }
+                for mid in sorted(changed)
             ],
         )
-    _start_referrals(session, program, frame, purchase_ids, window)
+    for wait in waits:
+        referrals.start_wait(session, wait["mid"], wait["pid"], wait["at"])
     session.expire_all()
 
 
-def _start_referrals(
-    session: Session,
-    program: Program,
-    frame: pd.DataFrame,
-    purchase_ids: pd.Series,
-    window: timedelta,
-) -> None:
-    buyers = frame["member_id"].dropna().astype("int64").unique().tolist()
-    pending = (
-        session.scalars(
-            select(Referral.referee_id).where(
-                Referral.state == ReferralState.PENDING, _in(session, Referral.referee_id, buyers)
-            )
-        ).all()
-        if buyers
-        else []
+def _columns(names: list[str], rows: list[tuple[Any, ...]]) -> dict[str, list[Any]]:
+    """Rows as columns."""
+    return {name: [row[i] for row in rows] for i, name in enumerate(names)}
+
+
+def _ints(values: pd.Series) -> list[int | None]:
+    return [None if pd.isna(v) else int(v) for v in values]
+
+
+def _objects(columns: dict[str, Any]) -> pd.DataFrame:
+    """A frame of plain Python values (object columns: ints stay ints beside None)."""
+    length = max((len(v) for v in columns.values() if _is_column(v)), default=0)
+    return pd.DataFrame(
+        {
+            name: pd.Series(list(values) if _is_column(values) else [values] * length, dtype=object)
+            for name, values in columns.items()
+        }
     )
-    for referee in pending:
-        theirs = frame[
-            (frame["member_id"] == referee)
-            & (frame["base_amount"].map(lambda v: v >= program.referral_min_amount))
-        ]
-        if theirs.empty:
-            continue
-        first = theirs.index[0]
-        purchase = session.get(Purchase, int(purchase_ids[first]))
-        assert purchase is not None
-        referrals.on_purchase(session, program, purchase, purchase.occurred_at + window)
+
+
+def _is_column(value: Any) -> bool:
+    return isinstance(value, list | tuple | pd.Series | np.ndarray)
 
 
 def _copy(session: Session, table: Any, rows: pd.DataFrame) -> None:

@@ -16,9 +16,8 @@ Rules that keep it honest (tests check each after random sequences of actions):
 
 from __future__ import annotations
 
-import calendar
-from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import case, func, select
@@ -26,9 +25,10 @@ from sqlalchemy.orm import Session
 
 from core.audit import Actor
 from core.errors import Conflict, NotFound, ValidationFailed
+from loyalty import plans
+from loyalty.earning import Credit as Credit
 from loyalty.models import (
     EntryType,
-    ExpiryPolicy,
     LedgerEntry,
     Lot,
     LotDraw,
@@ -47,17 +47,6 @@ class NegativeBalance(Conflict):
     default_code = "points.negative_balance"
 
 
-@dataclass(frozen=True, slots=True)
-class Credit:
-    """One line of points to credit: what, how many, and why (shown to the member)."""
-
-    points: int
-    reason: str
-    rule: str
-    type: EntryType = EntryType.EARN
-    bonus_rule_id: int | None = None
-
-
 def lock_member(session: Session, member_id: int) -> Member:
     """The member's row, locked until the transaction ends (serialises their points)."""
     member = session.scalar(
@@ -72,22 +61,7 @@ def lock_member(session: Session, member_id: int) -> Member:
 
 
 def expires_at(program: Program, available_at: datetime, zone: ZoneInfo) -> datetime | None:
-    """When points that become active at `available_at` expire, under the program's policy.
-    Month and year ends are the member's local midnight (the configured zone)."""
-    policy = ExpiryPolicy(program.expiry_policy)
-    if policy is ExpiryPolicy.NEVER:
-        return None
-    if policy is ExpiryPolicy.DAYS_AFTER_ACTIVE:
-        return available_at + timedelta(days=program.expiry_n)
-    local = available_at.astimezone(zone).date()
-    if policy is ExpiryPolicy.END_OF_MONTH:
-        months = local.year * 12 + (local.month - 1) + program.expiry_n
-        year, month0 = divmod(months, 12)
-        last = date(year, month0 + 1, calendar.monthrange(year, month0 + 1)[1])
-    else:  # end of the next calendar year
-        last = date(local.year + 1, 12, 31)
-    # Valid through the last day: expiry is the following local midnight.
-    return datetime.combine(last + timedelta(days=1), time(0), zone).astimezone(UTC)
+    return plans.expires_at(program, available_at, zone)
 
 
 def existing(session: Session, key: str) -> LedgerEntry | None:
@@ -142,60 +116,74 @@ def credit(
     purchase_id: int | None = None,
     pending_until: datetime | None = None,
 ) -> tuple[Lot | None, list[LedgerEntry]]:
-    """Credit `lines` as one lot (pending until `pending_until`, if given). The member must be
-    locked. Entry keys are `key` plus the line's rule, so a retry writes nothing twice."""
-    lines = [line for line in lines if line.points > 0]
-    if not lines:
-        return None, []
-    total = sum(line.points for line in lines)
-    pending = pending_until is not None and pending_until > at
-    available_at = pending_until if pending and pending_until else at
-    lot = Lot(
-        member_id=member.id,
-        purchase_id=purchase_id,
-        points=total,
-        remaining=total,
-        state=LotState.PENDING if pending else LotState.ACTIVE,
-        earned_at=at,
-        available_at=available_at,
-        expires_at=expires_at(program, available_at, zone),
+    """Credit `lines` as one lot (pending until `pending_until`, if given; `plans.credit`
+    decides). The member must be locked. Entry keys are `key` plus the line's rule, so a
+    retry writes nothing twice."""
+    plan = plans.credit(
+        points_of(member), lines, at=at, program=program, zone=zone, pending_until=pending_until
     )
+    return write_credit(
+        session, member, actor, plan, key=key, at=at, source=source, purchase_id=purchase_id
+    )
+
+
+def points_of(member: Member) -> plans.Points:
+    return plans.Points(member.balance, member.pending_points, member.debt)
+
+
+def write_credit(
+    session: Session,
+    member: Member,
+    actor: Actor,
+    plan: plans.CreditPlan,
+    *,
+    key: str,
+    at: datetime,
+    source: tuple[str, int] | None,
+    purchase_id: int | None = None,
+) -> tuple[Lot | None, list[LedgerEntry]]:
+    """Write a credit plan as ORM rows and move the member's totals to the plan's."""
+    if plan.lot is None:
+        return None, []
+    lot = Lot(member_id=member.id, purchase_id=purchase_id, **asdict(plan.lot))
     session.add(lot)
     session.flush()
     entries = [
-        _entry(
-            member,
-            actor,
-            type=line.type,
-            points=line.points,
-            reason=line.reason,
-            rule=line.rule,
-            key=f"{key}:{line.rule}",
-            at=at,
-            source=source,
-            bonus_rule_id=line.bonus_rule_id,
+        LedgerEntry(
+            member_id=member.id,
+            occurred_at=at,
+            type=entry.type,
+            points=entry.points,
+            balance_after=entry.balance_after,
+            reason=entry.reason,
+            rule=entry.rule,
+            bonus_rule_id=entry.bonus_rule_id,
+            source_type=source[0] if source else None,
+            source_id=source[1] if source else None,
             lot_id=lot.id,
+            actor_kind=actor.kind,
+            actor_label=actor.label,
+            actor_user_id=actor.user_id,
+            idempotency_key=f"{key}:{entry.rule}",
         )
-        for line in lines
+        for entry in plan.entries
     ]
     session.add_all(entries)
-    if pending:
-        member.pending_points += total
-    else:
-        settle_debt(member, [lot])
+    member.balance = plan.after.balance
+    member.pending_points = plan.after.pending
+    member.debt = plan.after.debt
     session.flush()
     return lot, entries
 
 
 def settle_debt(member: Member, lots: list[Lot]) -> None:
     """Newly active lots pay back a debt left by a refund before they can be spent."""
-    for lot in lots:
-        if member.debt <= 0:
-            return
-        paid = min(member.debt, lot.remaining)
+    for lot, paid in zip(
+        lots, plans.settle(member.debt, [lot.remaining for lot in lots]), strict=True
+    ):
         lot.remaining -= paid
         member.debt -= paid
-        if lot.remaining == 0:
+        if paid and lot.remaining == 0:
             lot.state = LotState.SPENT
 
 
@@ -212,16 +200,12 @@ def _spendable(session: Session, member_id: int) -> list[Lot]:
 
 
 def _draw(session: Session, entry: LedgerEntry, lots: list[Lot], points: int) -> int:
-    """Take up to `points` from `lots` in order; returns what is still owed."""
-    owed = points
-    for lot in lots:
-        if owed == 0:
-            break
-        take = min(owed, lot.remaining)
+    """Take up to `points` from `lots` in order (`plans.draw`); returns what is still owed."""
+    takes, owed = plans.draw([lot.remaining for lot in lots], points)
+    for lot, take in zip(lots, takes, strict=True):
         if take == 0:
             continue
         lot.remaining -= take
-        owed -= take
         if lot.remaining == 0:
             lot.state = LotState.SPENT
         session.add(LotDraw(entry_id=entry.id, lot_id=lot.id, points=take))
@@ -334,17 +318,6 @@ def reverse(
     member.debt += owed
     session.flush()
     return entry
-
-
-def member_entries_sum(session: Session, member_id: int) -> int:
-    return int(
-        session.scalar(
-            select(func.coalesce(func.sum(LedgerEntry.points), 0)).where(
-                LedgerEntry.member_id == member_id
-            )
-        )
-        or 0
-    )
 
 
 def history(

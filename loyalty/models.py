@@ -185,6 +185,8 @@ class TierChange(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     member_id: Mapped[int] = mapped_column(ForeignKey("members.id"))
+    # The purchase that moved the member up, if one did (its retry answers the same move).
+    purchase_id: Mapped[int | None] = mapped_column(ForeignKey("purchases.id"))
     from_tier_id: Mapped[int | None] = mapped_column(ForeignKey("tiers.id"))
     to_tier_id: Mapped[int] = mapped_column(ForeignKey("tiers.id"))
     reason: Mapped[str] = mapped_column(Text)
@@ -338,6 +340,8 @@ class Purchase(Base):
     points_reversed: Mapped[int] = mapped_column(BigInteger, default=0)
     # A fingerprint of what was posted, so a retry with different content is refused.
     fingerprint: Mapped[str] = mapped_column(String(64))
+    # The member's balance right after posting: a retry answers what the first post did.
+    balance_after: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     @property

@@ -12,49 +12,43 @@ unit of work, because this is the path that must take 1,000 purchases a second:
    statement (data-modifying CTEs), elsewhere in four.
 
 Lines, a tier upgrade and a referral's first purchase add their own statements, rarely. Settings
-come from `program.config`, cached per version token; earning is `earning.earn`, shared.
+come from `program.config`, cached per version token. What the purchase does is decided by
+`plans.purchase` from the facts `history` defines: this file only reads and writes.
 """
 
 from __future__ import annotations
 
 import json
-import math
-from dataclasses import dataclass
-from datetime import datetime, timedelta
-from decimal import ROUND_HALF_UP, Decimal
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from decimal import Decimal
 from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
     Connection,
-    Select,
     Table,
     bindparam,
-    exists,
-    func,
     insert,
     select,
     text,
-    type_coerce,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import psycopg as psycopg_dialect
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
-from sqlalchemy.sql.elements import ClauseElement, ColumnElement
+from sqlalchemy.sql.elements import ClauseElement
 
 from core.audit import Actor
 from core.errors import NotFound
-from core.money import MoneyAmount
 from core.timeutil import UTCDateTime, utcnow
-from loyalty import earning, ledger, tiers
+from loyalty import history, plans
 from loyalty import program as program_settings
 from loyalty.models import (
     ConfigVersion,
     LedgerEntry,
     Lot,
-    LotState,
     Member,
     Purchase,
     PurchaseLine,
@@ -62,7 +56,6 @@ from loyalty.models import (
     Referral,
     ReferralState,
     TierChange,
-    TierMetric,
 )
 
 _members = cast(Table, Member.__table__)
@@ -90,50 +83,6 @@ _LOCK = (
 )
 
 
-def _facts(metric: ColumnElement[Any]) -> Select[Any]:
-    mine = _purchases.c.member_id == bindparam("member_id")
-    at = bindparam("at", type_=UTCDateTime())
-    repeat_from = bindparam("repeat_from", type_=UTCDateTime())
-    return select(
-        select(func.count()).select_from(_purchases).where(mine).scalar_subquery(),
-        select(func.count())
-        .select_from(_purchases)
-        .where(
-            mine,
-            _purchases.c.occurred_at > repeat_from,
-            _purchases.c.occurred_at <= at,
-            _purchases.c.state != PurchaseState.REFUNDED.value,
-        )
-        .scalar_subquery(),
-        exists()
-        .where(
-            _entries.c.member_id == bindparam("member_id"),
-            _entries.c.rule == "repeat_purchase",
-            _entries.c.occurred_at > repeat_from,
-        )
-        .correlate(None),
-        select(func.sum(metric))
-        .where(
-            mine,
-            _purchases.c.occurred_at >= bindparam("window_from", type_=UTCDateTime()),
-            _purchases.c.occurred_at <= at,
-        )
-        .scalar_subquery(),
-        exists()
-        .where(
-            _referrals.c.referee_id == bindparam("member_id"),
-            _referrals.c.state == ReferralState.PENDING.value,
-        )
-        .correlate(None),
-    )
-
-
-_FACTS = {
-    TierMetric.POINTS.value: _facts(_purchases.c.points_earned - _purchases.c.points_reversed),
-    TierMetric.SPEND.value: _facts(
-        type_coerce(_purchases.c.net_base_amount, cast(Any, MoneyAmount()))
-    ),
-}
 _INSERT = {
     name: module.insert(_purchases)
     .on_conflict_do_nothing(index_elements=["source", "external_id"])
@@ -190,11 +139,8 @@ class Sale:
 class Posted:
     purchase: PostedPurchase | None  # None: the id was taken (a retry); replay it
     member: Member | PostedMember
-    credits: list[ledger.Credit]
-    pending_until: datetime | None
-    tier_move: tiers.TierMove | None
-    referral_started: bool
-    returns_at: datetime
+    plan: plans.PurchasePlan
+    balance: int  # after the purchase
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,10 +192,11 @@ _WRITE_PG = text(
     """WITH p AS (
          INSERT INTO purchases (source, external_id, member_id, channel_id, store, occurred_at,
            amount, currency, discount, base_amount, refunded_amount, net_base_amount,
-           campaign_id, state, points_earned, points_reversed, fingerprint, created_at)
+           campaign_id, state, points_earned, points_reversed, fingerprint, balance_after,
+           created_at)
          VALUES (:source, :external_id, :member_id, :channel_id, :store, :occurred_at,
            :amount, :currency, :discount, :base_amount, 0, :base_amount, :campaign_id,
-           'completed', :points, 0, :fingerprint, :now)
+           'completed', :points, 0, :fingerprint, :balance_after, :now)
          ON CONFLICT (source, external_id) DO NOTHING
          RETURNING id),
        l AS (
@@ -303,13 +250,13 @@ class _Driver:
 _PG = {
     "lock": _Driver(_LOCK),
     "write": _Driver(_WRITE_PG),
-    **{metric: _Driver(statement) for metric, statement in _FACTS.items()},
+    **{metric: _Driver(statement) for metric, statement in history.STATEMENTS.items()},
 }
 
 
 @dataclass(slots=True)
-class _Plan:
-    """Everything a purchase writes, worked out before the first write."""
+class _Rows:
+    """The plan as the rows and values the statements take."""
 
     purchase: dict[str, Any]
     lot: dict[str, Any] | None
@@ -318,10 +265,10 @@ class _Plan:
     tier_change: dict[str, Any] | None
 
 
-def _write_postgresql(conn: Connection, plan: _Plan, actor: Actor) -> int | None:
+def _write_postgresql(conn: Connection, rows: _Rows, actor: Actor) -> int | None:
     """All of it in one statement (data-modifying CTEs): on a retry nothing is written."""
-    lot = plan.lot or {"remaining": 0, "state": "active", "available_at": None, "expires_at": None}
-    purchase = plan.purchase
+    lot = rows.lot or {"remaining": 0, "state": "active", "available_at": None, "expires_at": None}
+    purchase = rows.purchase
     row = _PG["write"].run(
         conn,
         {
@@ -333,11 +280,11 @@ def _write_postgresql(conn: Connection, plan: _Plan, actor: Actor) -> int | None
             "available_at": lot["available_at"],
             "expires_at": lot["expires_at"],
             # One JSON text adapts faster than six arrays.
-            "entries": json.dumps(plan.entries, ensure_ascii=False),
+            "entries": json.dumps(rows.entries, ensure_ascii=False),
             "actor_kind": actor.kind,
             "actor_label": actor.label,
             "actor_user_id": actor.user_id,
-            **{f"new_{k}": v for k, v in plan.member.items()},
+            **{f"new_{k}": v for k, v in rows.member.items()},
         },
     )
     return None if row is None else cast(int | None, row[0])
@@ -356,23 +303,24 @@ _PURCHASE_KEYS = (
     "base_amount",
     "campaign_id",
     "fingerprint",
+    "balance_after",
 )
 
 
-def _write_portable(conn: Connection, plan: _Plan, actor: Actor) -> int | None:
+def _write_portable(conn: Connection, rows: _Rows, actor: Actor) -> int | None:
     """The same rows statement by statement (SQLite has no data-modifying CTEs)."""
-    purchase_id = conn.execute(_INSERT[conn.dialect.name], plan.purchase).scalar()
+    purchase_id = conn.execute(_INSERT[conn.dialect.name], rows.purchase).scalar()
     if purchase_id is None:
         return None
-    if plan.lot is not None:
-        lot_id = conn.execute(_INSERT_LOT, {**plan.lot, "purchase_id": purchase_id}).scalar_one()
+    if rows.lot is not None:
+        lot_id = conn.execute(_INSERT_LOT, {**rows.lot, "purchase_id": purchase_id}).scalar_one()
         conn.execute(
             insert(_entries),
             [
                 {
                     **entry,
-                    "member_id": plan.purchase["member_id"],
-                    "occurred_at": plan.purchase["occurred_at"],
+                    "member_id": rows.purchase["member_id"],
+                    "occurred_at": rows.purchase["occurred_at"],
                     "source_type": "purchase",
                     "source_id": purchase_id,
                     "lot_id": lot_id,
@@ -381,27 +329,65 @@ def _write_portable(conn: Connection, plan: _Plan, actor: Actor) -> int | None:
                     "actor_user_id": actor.user_id,
                     "idempotency_key": f"purchase:{purchase_id}:{entry['rule']}",
                 }
-                for entry in plan.entries
+                for entry in rows.entries
             ],
         )
     conn.execute(
         _UPDATE_MEMBER,
         {
-            "member_id": plan.purchase["member_id"],
-            **{f"new_{k}": v for k, v in plan.member.items()},
+            "member_id": rows.purchase["member_id"],
+            **{f"new_{k}": v for k, v in rows.member.items()},
         },
     )
     return cast(int, purchase_id)
 
 
-def _asked(sale: Sale, settings: program_settings.Config) -> dict[str, Any]:
-    at, program = sale.occurred_at, settings.program
-    return {
-        "member_id": sale.member_id,
-        "at": at,
-        "repeat_from": at - timedelta(days=program.repeat_days),
-        "window_from": tiers.window_start(program, at),
-    }
+def _rows(sale: Sale, plan: plans.PurchasePlan, after: plans.MemberState) -> _Rows:
+    credit = plan.credit
+    lot = credit.lot if credit else None
+    move = plan.tier_move
+    return _Rows(
+        purchase={
+            "source": sale.source,
+            "external_id": sale.external_id,
+            "member_id": sale.member_id,
+            "channel_id": sale.channel_id,
+            "store": sale.store,
+            "occurred_at": sale.occurred_at,
+            "amount": sale.amount,
+            "currency": sale.currency,
+            "discount": sale.discount,
+            "base_amount": sale.base_amount,
+            "refunded_amount": Decimal(0),
+            "net_base_amount": sale.base_amount,
+            "campaign_id": sale.campaign_id,
+            "state": PurchaseState.COMPLETED.value,
+            "points_earned": plan.points,
+            "points_reversed": 0,
+            "fingerprint": sale.fingerprint,
+            "balance_after": after.points.balance,
+            "created_at": utcnow(),
+        },
+        lot=None if lot is None else {"member_id": sale.member_id, **asdict(lot)},
+        entries=[asdict(entry) for entry in credit.entries] if credit else [],
+        member={
+            "balance": after.points.balance,
+            "pending": after.points.pending,
+            "debt": after.points.debt,
+            "tier_id": after.tier_id,
+            "tier_since": after.tier_since,
+        },
+        tier_change=None
+        if move is None
+        else {
+            "member_id": sale.member_id,
+            "from_tier_id": move.from_tier.id,
+            "to_tier_id": move.to_tier.id,
+            "reason": move.reason,
+            "metric_value": move.metric_value,
+            "changed_at": move.at,
+        },
+    )
 
 
 def post(
@@ -421,9 +407,10 @@ def post(
         # facts are read after the lock is held, as if sent one by one.
         raw = conn.connection.driver_connection
         assert raw is not None
+        asked = history.params(guess.program, sale.member_id, at)
         with raw.pipeline():
             lock_cursor = _PG["lock"].send(raw, locked)
-            facts_cursor = _PG[guess.program.tier_metric].send(raw, _asked(sale, guess))
+            facts_cursor = _PG[guess.program.tier_metric].send(raw, asked)
         row, facts_row = lock_cursor.fetchone(), facts_cursor.fetchone()
     elif fast:
         row = _PG["lock"].run(conn, locked)
@@ -434,127 +421,36 @@ def post(
     number, status, tier_id, tier_since, balance, pending, debt, token = row
     if status != "active":
         return None
-    settings = program_settings.config(session, token)
-    program, ladder = settings.program, settings.ladder
+    config = program_settings.config(session, token)
+    program = config.program
     if guess is None or guess.token != token:  # no guess, or the settings changed since
-        asked = _asked(sale, settings)
+        asked = history.params(program, sale.member_id, at)
         if fast:
             facts_row = _PG[program.tier_metric].run(conn, asked)
         else:
-            facts_row = conn.execute(_FACTS[program.tier_metric], asked).one()
-    earlier, in_window, repeat_given, metric_sum, referral_pending = facts_row
-    tier = next(t for t in ladder if t.id == tier_id)
-    facts = earning.PurchaseFacts(
-        base_amount=sale.base_amount,
-        local_date=at.astimezone(zone).date(),
-        channel_id=sale.channel_id,
-        campaign_id=sale.campaign_id,
-        categories=sale.categories,
-        first_purchase=earlier == 0,
-        purchases_in_repeat_window=int(in_window) + 1,  # this one counts too
-        repeat_bonus_in_window=bool(repeat_given) and int(in_window) + 1 >= program.repeat_count,
+            facts_row = conn.execute(history.statement(program), asked).one()
+    settings = plans.Settings(
+        program,
+        config.ladder,
+        config.rules,
+        program_settings.campaign_names(session, config.rules),
     )
-    names = program_settings.campaign_names(session, settings.rules)
-    credits = earning.earn(program, tier, settings.rules, facts, campaign_names=names)
-    total = sum(c.points for c in credits)
-    returns_at = at + timedelta(days=program.return_window_days)
-    now = utcnow()
-    plan = _Plan(
-        purchase={
-            "source": sale.source,
-            "external_id": sale.external_id,
-            "member_id": sale.member_id,
-            "channel_id": sale.channel_id,
-            "store": sale.store,
-            "occurred_at": at,
-            "amount": sale.amount,
-            "currency": sale.currency,
-            "discount": sale.discount,
-            "base_amount": sale.base_amount,
-            "refunded_amount": Decimal(0),
-            "net_base_amount": sale.base_amount,
-            "campaign_id": sale.campaign_id,
-            "state": PurchaseState.COMPLETED.value,
-            "points_earned": total,
-            "points_reversed": 0,
-            "fingerprint": sale.fingerprint,
-            "created_at": now,
-        },
-        lot=None,
-        entries=[],
-        member={
-            "balance": balance,
-            "pending": pending,
-            "debt": debt,
-            "tier_id": tier_id,
-            "tier_since": tier_since,
-        },
-        tier_change=None,
+    member = plans.MemberState(
+        sale.member_id, number, status, tier_id, tier_since, plans.Points(balance, pending, debt)
     )
-    pending_until: datetime | None = None
-    if total:
-        is_pending = returns_at > at
-        available_at = returns_at if is_pending else at
-        paid = 0 if is_pending else min(debt, total)  # a new active lot pays back debt first
-        state = LotState.PENDING if is_pending else LotState.ACTIVE
-        if not is_pending and paid == total:
-            state = LotState.SPENT
-        plan.lot = {
-            "member_id": sale.member_id,
-            "points": total,
-            "remaining": total - paid,
-            "state": state.value,
-            "earned_at": at,
-            "available_at": available_at,
-            "expires_at": ledger.expires_at(program, available_at, zone),
-        }
-        running = balance
-        for line in credits:
-            running += line.points
-            plan.entries.append(
-                {
-                    "type": str(line.type),
-                    "points": line.points,
-                    "balance_after": running,
-                    "reason": line.reason[:200],
-                    "rule": line.rule,
-                    "bonus_rule_id": line.bonus_rule_id,
-                }
-            )
-        pending_until = available_at
-        plan.member["balance"] = running
-        plan.member["pending"] = pending + total if is_pending else pending
-        plan.member["debt"] = debt - paid
-
-    move = None
-    if tier.rank != ladder[-1].rank:
-        if program.tier_metric == TierMetric.SPEND:
-            # This purchase's row is not in the sum yet: add its spend.
-            # (rounded as the column stores it, which is what the general path sums)
-            stored = sale.base_amount.quantize(Decimal("0.0001"), rounding=ROUND_HALF_UP)
-            value = math.floor(Decimal(metric_sum or 0) + stored)
-        else:
-            value = int(metric_sum or 0) + total  # nor its points
-        reached = max((t for t in ladder if t.threshold <= value), key=lambda t: t.rank)
-        if reached.rank > tier.rank:
-            reason = (
-                f"Reached {reached.name}: {value:,} {tiers.unit(program, base_currency)} "
-                f"in {program.tier_window_months} months"
-            )
-            plan.member["tier_id"], plan.member["tier_since"] = reached.id, at
-            plan.tier_change = {
-                "member_id": sale.member_id,
-                "from_tier_id": tier.id,
-                "to_tier_id": reached.id,
-                "reason": reason,
-                "metric_value": value,
-                "changed_at": at,
-            }
-            move = tiers.TierMove(tier.name, reached.name, reason)
-
+    plan = plans.purchase(
+        settings,
+        member,
+        history.from_row(facts_row),
+        plans.Sale(at, sale.base_amount, sale.channel_id, sale.campaign_id, sale.categories),
+        zone=zone,
+        base_currency=base_currency,
+    )
+    after = plans.after(member, plan)
+    rows = _rows(sale, plan, after)
     write = _write_postgresql if fast else _write_portable
-    purchase_id = write(conn, plan, actor)
-    before = {
+    purchase_id = write(conn, rows, actor)
+    values = {
         "number": number,
         "status": status,
         "tier_id": tier_id,
@@ -564,21 +460,20 @@ def post(
         "debt": debt,
     }
     if purchase_id is None:  # a retry: nothing was written
-        return Posted(
-            None, _sync(session, sale.member_id, before), [], None, None, False, returns_at
-        )
+        return Posted(None, _sync(session, sale.member_id, values), plan, balance)
     if sale.lines:
         conn.execute(insert(_lines), [{**line, "purchase_id": purchase_id} for line in sale.lines])
-    if plan.tier_change is not None:
-        conn.execute(insert(_tier_changes), plan.tier_change)
-    started = False
-    if referral_pending and sale.base_amount >= program.referral_min_amount:
+    if rows.tier_change is not None:
+        conn.execute(insert(_tier_changes), {**rows.tier_change, "purchase_id": purchase_id})
+    if plan.referral_completes_at is not None:
         conn.execute(
             _START_REFERRAL,
-            {"member_id": sale.member_id, "purchase_id": purchase_id, "completes_at": returns_at},
+            {
+                "member_id": sale.member_id,
+                "purchase_id": purchase_id,
+                "completes_at": plan.referral_completes_at,
+            },
         )
-        started = True
-    bought = plan.purchase
     purchase = PostedPurchase(
         purchase_id,
         sale.source,
@@ -588,15 +483,13 @@ def post(
         sale.amount,
         sale.currency,
         sale.base_amount,
-        bought["points_earned"],
+        plan.points,
     )
-    after = {
-        **before,
-        "balance": plan.member["balance"],
-        "pending_points": plan.member["pending"],
-        "debt": plan.member["debt"],
-        "tier_id": plan.member["tier_id"],
-        "tier_since": plan.member["tier_since"],
-    }
-    member = _sync(session, sale.member_id, after)
-    return Posted(purchase, member, credits, pending_until, move, started, returns_at)
+    values.update(
+        balance=after.points.balance,
+        pending_points=after.points.pending,
+        debt=after.points.debt,
+        tier_id=after.tier_id,
+        tier_since=after.tier_since,
+    )
+    return Posted(purchase, _sync(session, sale.member_id, values), plan, after.points.balance)

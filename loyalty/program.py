@@ -223,9 +223,7 @@ def _tier_snapshot(tier: Tier) -> dict[str, Any]:
     }
 
 
-def rules(
-    session: Session, *, active_only: bool = False, fresh: bool = False
-) -> list[BonusRule]:
+def rules(session: Session, *, active_only: bool = False, fresh: bool = False) -> list[BonusRule]:
     """Bonus rules in evaluation order: priority (lower first), then id. `fresh` re-reads
     rows this session already holds."""
     query = (

@@ -16,9 +16,9 @@ from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from campaigns import rates
 from campaigns.models import Campaign, Channel
@@ -26,18 +26,22 @@ from core.audit import Actor
 from core.errors import Conflict, NotFound, RetainError, ValidationFailed
 from core.money import normalise_currency
 from core.timeutil import utcnow
-from loyalty import coupons, earning, ledger, posting, referrals, tiers
+from loyalty import coupons, history, ledger, plans, posting, referrals, tiers
 from loyalty import program as program_settings
 from loyalty.models import (
     Batch,
     LedgerEntry,
+    Lot,
     Member,
     MemberStatus,
     Purchase,
     PurchaseLine,
     PurchaseState,
     Redemption,
+    Referral,
     Refund,
+    Tier,
+    TierChange,
 )
 
 ROLES = ("admin", "finance")
@@ -127,6 +131,7 @@ class Outcome:
     referral: str | None = None
     member: Member | posting.PostedMember | None = None
     note: str | None = None
+    balance: int | None = None  # the member's balance right after the purchase
 
     @property
     def points(self) -> int:
@@ -164,7 +169,9 @@ def get(session: Session, purchase_id: int) -> Purchase:
     return purchase
 
 
-def _replay(session: Session, purchase: Purchase, fingerprint: str) -> Outcome:
+def _replay(session: Session, purchase: Purchase, fingerprint: str, zone: ZoneInfo) -> Outcome:
+    """The first answer again, rebuilt from what the purchase wrote: its entries, its lot's
+    unlock time, the tier move and referral wait it started, its coupons, the balance after."""
     if purchase.fingerprint != fingerprint:
         raise Conflict(
             "purchase.id_reused",
@@ -176,15 +183,37 @@ def _replay(session: Session, purchase: Purchase, fingerprint: str) -> Outcome:
         .where(LedgerEntry.source_type == "purchase", LedgerEntry.source_id == purchase.id)
         .order_by(LedgerEntry.id)
     )
-    used = session.scalars(select(Redemption).where(Redemption.purchase_id == purchase.id))
+    lot = session.scalar(
+        select(Lot.available_at).where(Lot.purchase_id == purchase.id).order_by(Lot.id).limit(1)
+    )
+    used = session.scalars(
+        select(Redemption).where(Redemption.purchase_id == purchase.id).order_by(Redemption.id)
+    )
     member = session.get(Member, purchase.member_id) if purchase.member_id else None
+    from_tier, to_tier = aliased(Tier), aliased(Tier)
+    move = session.execute(
+        select(from_tier.name, to_tier.name, TierChange.reason)
+        .join(from_tier, from_tier.id == TierChange.from_tier_id)
+        .join(to_tier, to_tier.id == TierChange.to_tier_id)
+        .where(TierChange.purchase_id == purchase.id)
+    ).first()
+    completes_at = session.scalar(
+        select(Referral.completes_at).where(Referral.purchase_id == purchase.id)
+    )
+    balance = purchase.balance_after
+    if balance is None and member is not None:  # posted before balances were kept
+        balance = member.balance
     return Outcome(
         purchase,
         replayed=True,
         earned=[Earned(e.points, e.reason, e.rule) for e in entries],
+        pending_until=lot,
         coupons=list(used),
+        tier_change=tiers.TierMove(*move) if move else None,
+        referral=None if completes_at is None else plans.referral_note(completes_at, zone),
         member=member,
         note="Already recorded; nothing was changed.",
+        balance=balance,
     )
 
 
@@ -207,8 +236,17 @@ def record(
     member = ledger.lock_member(session, data.member_id) if data.member_id else None
     earlier = find(session, source, external_id)
     if earlier is not None:
-        return _replay(session, earlier, fingerprint)
+        return _replay(session, earlier, fingerprint, zone)
     currency, base_amount, channel_id, campaign_id = _resolve(session, data, base_currency, zone)
+    settings = load_settings(session)
+    program = settings.program
+    # Read before this purchase is written: the facts are about the ones recorded before it.
+    facts = None
+    if member is not None and member.status == MemberStatus.ACTIVE:
+        row = session.execute(
+            history.statement(program), history.params(program, member.id, data.occurred_at)
+        ).one()
+        facts = history.from_row(row)
     purchase = Purchase(
         source=source,
         external_id=external_id,
@@ -235,7 +273,7 @@ def record(
         earlier = find(session, source, external_id)
         if earlier is None:
             raise
-        return _replay(session, earlier, fingerprint)
+        return _replay(session, earlier, fingerprint, zone)
     if data.lines:
         session.execute(
             insert(PurchaseLine), [{**row, "purchase_id": purchase.id} for row in _line_rows(data)]
@@ -258,14 +296,96 @@ def record(
             purchase.campaign_id = session.scalar(
                 select(Batch.campaign_id).where(Batch.id == redemption.batch_id)
             )
-    if member is None:
-        outcome.note = "Guest purchase: counted as campaign revenue; no points."
-    elif member.status != MemberStatus.ACTIVE:
-        outcome.note = f"Member {member.number} is {member.status}: no points earned."
-    else:
-        _earn(session, actor, purchase, member, data, outcome, base_amount, base_currency, zone)
+    sale = plans.Sale(
+        occurred_at=data.occurred_at,
+        base_amount=base_amount,
+        channel_id=purchase.channel_id,
+        campaign_id=purchase.campaign_id,
+        categories=_categories(data, base_amount),
+    )
+    state = None if member is None else member_state(member)
+    plan = plans.purchase(settings, state, facts, sale, zone=zone, base_currency=base_currency)
+    _write(session, actor, plan, purchase, member)
+    _answer(outcome, plan, zone)
+    outcome.balance = purchase.balance_after
     session.flush()
     return outcome
+
+
+def _answer(outcome: Outcome, plan: plans.PurchasePlan, zone: ZoneInfo) -> None:
+    """The response's account of `plan`, the same from either path."""
+    outcome.note = plan.note
+    outcome.earned = [Earned(c.points, c.reason, c.rule) for c in plan.credits]
+    outcome.pending_until = plan.pending_until
+    if plan.tier_move is not None:
+        move = plan.tier_move
+        outcome.tier_change = tiers.TierMove(move.from_tier.name, move.to_tier.name, move.reason)
+    if plan.referral_completes_at is not None:
+        outcome.referral = plans.referral_note(plan.referral_completes_at, zone)
+
+
+def member_state(member: Member) -> plans.MemberState:
+    return plans.MemberState(
+        member.id,
+        member.number,
+        member.status,
+        member.tier_id,
+        member.tier_since,
+        ledger.points_of(member),
+    )
+
+
+def load_settings(session: Session) -> plans.Settings:
+    """The program as the planner takes it, read in this session."""
+    rules = program_settings.rules(session, active_only=True)
+    return plans.Settings(
+        program_settings.get(session),
+        program_settings.ladder(session),
+        rules,
+        program_settings.campaign_names(session, rules),
+    )
+
+
+def _write(
+    session: Session,
+    actor: Actor,
+    plan: plans.PurchasePlan,
+    purchase: Purchase,
+    member: Member | None,
+) -> None:
+    """The plan as ORM rows: lot and entries, the member's totals and tier, the tier's
+    history, the referral's wait."""
+    if member is None:
+        return
+    if plan.credit is not None:
+        ledger.write_credit(
+            session,
+            member,
+            actor,
+            plan.credit,
+            key=f"purchase:{purchase.id}",
+            at=purchase.occurred_at,
+            source=("purchase", purchase.id),
+            purchase_id=purchase.id,
+        )
+    purchase.points_earned = plan.points
+    purchase.balance_after = member.balance
+    move = plan.tier_move
+    if move is not None:
+        member.tier_id, member.tier_since = move.to_tier.id, move.at
+        session.add(
+            TierChange(
+                member_id=member.id,
+                purchase_id=purchase.id,
+                from_tier_id=move.from_tier.id,
+                to_tier_id=move.to_tier.id,
+                reason=move.reason,
+                metric_value=move.metric_value,
+                changed_at=move.at,
+            )
+        )
+    if plan.referral_completes_at is not None:
+        referrals.start_wait(session, member.id, purchase.id, plan.referral_completes_at)
 
 
 def _resolve(
@@ -304,7 +424,7 @@ def _post(
         earlier = find(session, source, external_id)
         if earlier is None:
             raise
-        return _replay(session, earlier, fingerprint)
+        return _replay(session, earlier, fingerprint, zone)
     sale = posting.Sale(
         source=source,
         external_id=external_id,
@@ -327,102 +447,11 @@ def _post(
     if posted.purchase is None:
         earlier = find(session, source, external_id)
         assert earlier is not None
-        return _replay(session, earlier, fingerprint)
-    outcome = Outcome(
-        posted.purchase,
-        member=posted.member,
-        earned=[Earned(c.points, c.reason, c.rule) for c in posted.credits],
-        pending_until=posted.pending_until,
-        tier_change=posted.tier_move,
-    )
-    if posted.referral_started:
-        outcome.referral = _referral_note(posted.returns_at, zone)
+        return _replay(session, earlier, fingerprint, zone)
+    outcome = Outcome(posted.purchase, member=posted.member)
+    _answer(outcome, posted.plan, zone)
+    outcome.balance = posted.balance
     return outcome
-
-
-def _referral_note(pending_until: datetime, zone: ZoneInfo) -> str:
-    return (
-        f"First purchase for a referral: both members are rewarded on "
-        f"{pending_until.astimezone(zone):%Y-%m-%d} if it is not returned."
-    )
-
-
-def _earn(
-    session: Session,
-    actor: Actor,
-    purchase: Purchase,
-    member: Member,
-    data: PurchaseInput,
-    outcome: Outcome,
-    base_amount: Decimal,
-    base_currency: str,
-    zone: ZoneInfo,
-) -> None:
-    program = program_settings.get(session)
-    at = data.occurred_at
-    ladder = program_settings.ladder(session)
-    tier = next(t for t in ladder if t.id == member.tier_id)
-    repeat_from = at - timedelta(days=program.repeat_days)
-    # One query for both counts: purchases before this one, and those in the repeat window.
-    in_window_filter = (
-        (Purchase.occurred_at > repeat_from)
-        & (Purchase.occurred_at <= at)
-        & (Purchase.state != PurchaseState.REFUNDED)
-    )
-    counts = session.execute(
-        select(func.count(Purchase.id), func.count(Purchase.id).filter(in_window_filter)).where(
-            Purchase.member_id == member.id
-        )
-    ).one()
-    earlier_purchases, in_window = int(counts[0]) - 1, int(counts[1])
-    repeat_given = (
-        in_window >= program.repeat_count
-        and session.scalar(
-            select(LedgerEntry.id)
-            .where(
-                LedgerEntry.member_id == member.id,
-                LedgerEntry.rule == "repeat_purchase",
-                LedgerEntry.occurred_at > repeat_from,
-            )
-            .limit(1)
-        )
-        is not None
-    )
-    categories = _categories(data, base_amount)
-    facts = earning.PurchaseFacts(
-        base_amount=base_amount,
-        local_date=at.astimezone(zone).date(),
-        channel_id=purchase.channel_id,
-        campaign_id=purchase.campaign_id,
-        categories=categories,
-        first_purchase=earlier_purchases == 0,
-        purchases_in_repeat_window=in_window,
-        repeat_bonus_in_window=repeat_given,
-    )
-    rules = program_settings.rules(session, active_only=True)
-    names = program_settings.campaign_names(session, rules)
-    credits = earning.earn(program, tier, rules, facts, campaign_names=names)
-    pending_until = at + timedelta(days=program.return_window_days)
-    lot, _ = ledger.credit(
-        session,
-        member,
-        actor,
-        credits,
-        key=f"purchase:{purchase.id}",
-        at=at,
-        program=program,
-        zone=zone,
-        source=("purchase", purchase.id),
-        purchase_id=purchase.id,
-        pending_until=pending_until,
-    )
-    purchase.points_earned = lot.points if lot else 0
-    outcome.earned = [Earned(c.points, c.reason, c.rule) for c in credits]
-    outcome.pending_until = lot.available_at if lot else None
-    outcome.tier_change = tiers.upgrade_if_due(session, member, program, at, base_currency, ladder)
-    referral = referrals.on_purchase(session, program, purchase, pending_until)
-    if referral is not None:
-        outcome.referral = _referral_note(pending_until, zone)
 
 
 def _categories(data: PurchaseInput, base_amount: Decimal) -> dict[str, Decimal]:

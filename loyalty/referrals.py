@@ -14,7 +14,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import pandas as pd
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from core.audit import Actor
@@ -77,22 +77,15 @@ def start(session: Session, referee: Member, code: str, *, at: datetime) -> Refe
     return referral
 
 
-def on_purchase(
-    session: Session, program: Program, purchase: Purchase, completes_at: datetime
-) -> Referral | None:
-    """The referee's first purchase at or above the minimum starts the wait."""
-    referral = session.scalar(
-        select(Referral).where(
-            Referral.referee_id == purchase.member_id, Referral.state == ReferralState.PENDING
-        )
+def start_wait(session: Session, referee_id: int, purchase_id: int, completes_at: datetime) -> None:
+    """The referee's qualifying first purchase (`plans.purchase` decides which) starts the
+    wait: the referral completes at `completes_at` unless the purchase is refunded."""
+    session.execute(
+        update(Referral)
+        .where(Referral.referee_id == referee_id, Referral.state == ReferralState.PENDING)
+        .values(state=ReferralState.QUALIFYING, purchase_id=purchase_id, completes_at=completes_at)
+        .execution_options(synchronize_session="fetch")
     )
-    if referral is None or purchase.base_amount < program.referral_min_amount:
-        return None
-    referral.state = ReferralState.QUALIFYING
-    referral.purchase_id = purchase.id
-    referral.completes_at = completes_at
-    session.flush()
-    return referral
 
 
 def on_full_refund(session: Session, purchase: Purchase) -> Referral | None:

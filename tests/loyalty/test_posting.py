@@ -113,7 +113,7 @@ def _rows(db: Session, member_id: int, tag: str) -> dict[str, Any]:
         "lines": table(PurchaseLine, PurchaseLine.purchase_id.in_(mine), "purchase_id"),
         "lots": table(Lot, Lot.member_id == member_id, "member_id", "purchase_id"),
         "entries": [{k: v for k, v in e.items() if k != "member_id"} for e in entries],
-        "tiers": table(TierChange, TierChange.member_id == member_id, "member_id"),
+        "tiers": table(TierChange, TierChange.member_id == member_id, "member_id", "purchase_id"),
         "referral": table(Referral, Referral.referee_id == member_id, "referee_id", "purchase_id"),
     }
 

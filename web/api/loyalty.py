@@ -297,7 +297,7 @@ def post_purchase(body: PurchaseIn, caller: Till, db: Db, settings: AppSettings)
         if move is None
         else TierChangeOut(from_tier=move.from_tier, to_tier=move.to_tier, reason=move.reason),
         referral=outcome.referral,
-        balance=outcome.member.balance if outcome.member else None,
+        balance=outcome.balance,
         note=outcome.note,
     )
 
