@@ -54,13 +54,13 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from campaigns import rates
 from campaigns.models import Campaign, Channel
 from core.audit import Actor
-from core.errors import ValidationFailed
-from loyalty import earning, history, plans, purchases, referrals, tiers
+from core.errors import RetainError, ValidationFailed
+from loyalty import codes, earning, history, plans, purchases, referrals, tiers
 from loyalty.models import (
     LedgerEntry,
     Lot,
@@ -101,7 +101,9 @@ class ImportReport:
     skipped: int = 0  # already imported earlier
     points: int = 0
     by_service: int = 0
-    errors: list[dict[str, Any]] = field(default_factory=list)
+    # Rows the service refused when posting them (a coupon already used, say): each row is
+    # its own transaction, as if posted one by one; fix the row and run the file again.
+    refused: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _decimal(value: str) -> Decimal | None:
@@ -257,15 +259,17 @@ def _fingerprints(frame: pd.DataFrame) -> pd.Series:
     def amount(value: Decimal) -> str:
         return f'"{value.normalize():f}"'
 
-    def codes(value: str) -> str:
-        return json.dumps(sorted(c.strip() for c in value.split(";") if c.strip()))
+    def coupon_codes(value: str) -> str:
+        if not value:
+            return "[]"
+        return json.dumps(sorted({codes.normalise(c) for c in value.split(";") if c.strip()}))
 
     times = frame["occurred_at"].dt.tz_convert("UTC").dt.to_pydatetime()
     members = frame["member_id"].astype(object).where(frame["member_id"].notna(), None)
     rows = zip(
         frame["amount"],
-        frame["campaign_code"],
-        frame["channel"],
+        _by_value(frame["campaign_code"], str.upper),
+        _by_value(frame["channel"], str.lower),
         frame["coupon_codes"],
         frame["currency"],
         frame["discount"],
@@ -280,7 +284,7 @@ def _fingerprints(frame: pd.DataFrame) -> pd.Series:
         sha256(
             (
                 f'{{"amount": {amount(amt)}, "campaign_code": {text(campaign)}, '
-                f'"channel": {text(channel)}, "coupon_codes": {codes(coupon) if coupon else "[]"}, '
+                f'"channel": {text(channel)}, "coupon_codes": {coupon_codes(coupon)}, '
                 f'"currency": {text(currency)}, "discount": {amount(discount)}, '
                 f'"external_id": {text(ext)}, "lines": [], '
                 f'"member_id": {"null" if member is None else int(member)}, '
@@ -306,7 +310,7 @@ def _fingerprints(frame: pd.DataFrame) -> pd.Series:
 
 
 def import_purchases(
-    factory: sessionmaker[Session],
+    factory: Callable[[], Session],
     actor: Actor,
     data: bytes,
     *,
@@ -345,11 +349,24 @@ def import_purchases(
             if progress:
                 progress(len(chunk))
     for row in frame[service].itertuples(index=False):
-        with factory() as session, session.begin():
-            outcome = purchases.record(session, actor, _input(row), base_currency=base, zone=zone)
-        report.points += outcome.points
-        report.imported += 1
-        report.by_service += 1
+        try:
+            with factory() as session, session.begin():
+                outcome = purchases.record(
+                    session, actor, _input(row), base_currency=base, zone=zone
+                )
+        except RetainError as refused:
+            report.refused.append(
+                {
+                    "line": int(row.line),
+                    "external_id": row.external_id,
+                    "code": refused.code,
+                    "message": refused.message,
+                }
+            )
+        else:
+            report.points += outcome.points
+            report.imported += 1
+            report.by_service += 1
         if progress:
             progress(1)
     return report
@@ -395,7 +412,7 @@ def _input(row: Any) -> purchases.PurchaseInput:
 
 
 def _drop_known(
-    factory: sessionmaker[Session], frame: pd.DataFrame, report: ImportReport
+    factory: Callable[[], Session], frame: pd.DataFrame, report: ImportReport
 ) -> pd.DataFrame:
     """Skip rows imported before; a row whose id was used for other content is an error."""
     known: dict[tuple[str, str], str] = {}

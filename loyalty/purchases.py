@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -26,7 +27,7 @@ from core.audit import Actor
 from core.errors import Conflict, NotFound, RetainError, ValidationFailed
 from core.money import normalise_currency
 from core.timeutil import utcnow
-from loyalty import coupons, history, ledger, plans, posting, referrals, tiers
+from loyalty import codes, coupons, history, ledger, plans, posting, referrals, tiers
 from loyalty import program as program_settings
 from loyalty.models import (
     Batch,
@@ -75,40 +76,52 @@ class PurchaseInput:
     lines: tuple[Line, ...] = ()
 
     def fingerprint(self) -> str:
+        """What this posting says, normalised as it is stored: "usd" is USD, "100" is
+        100.00, " in_store" is in_store; a retry written differently is the same body."""
         return fingerprint(
             {
-                "source": self.source,
-                "external_id": self.external_id,
+                "source": self.source.strip(),
+                "external_id": self.external_id.strip(),
                 "occurred_at": self.occurred_at,
                 "amount": self.amount,
-                "currency": self.currency,
+                "currency": self.currency.strip().upper(),
                 "member_id": self.member_id,
                 "discount": self.discount,
-                "channel": self.channel,
-                "store": self.store,
-                "campaign_code": self.campaign_code,
-                "coupon_codes": sorted(self.coupon_codes),
+                "channel": _text(self.channel, str.lower),
+                "store": _text(self.store),
+                "campaign_code": _text(self.campaign_code, str.upper),
+                "coupon_codes": sorted({codes.normalise(c) for c in self.coupon_codes}),
                 "lines": [
-                    [ln.sku, ln.quantity, str(ln.unit_price), ln.category] for ln in self.lines
+                    [ln.sku.strip(), ln.quantity, ln.unit_price, _text(ln.category, str.lower)]
+                    for ln in self.lines
                 ],
             }
         )
 
 
+def _text(value: str | None, case: Callable[[str], str] = str.strip) -> str | None:
+    """Optional text as stored: stripped, in its case; empty is None."""
+    return case(value.strip()) if value and value.strip() else None
+
+
 def fingerprint(fields: dict[str, object]) -> str:
     """What a posting said, hashed: the same purchase posted again hashes the same. Amounts
-    are normalised, so "88", "88.0" and "88.00" are one amount."""
-    plain = {
-        k: (
-            v.astimezone(UTC).isoformat()
-            if isinstance(v, datetime)
-            else f"{v.normalize():f}"
-            if isinstance(v, Decimal)
-            else v
-        )
-        for k, v in fields.items()
-    }
-    return hashlib.sha256(json.dumps(plain, sort_keys=True, default=str).encode()).hexdigest()
+    are normalised, so "88", "88.0" and "88.00" are one amount, in lines too."""
+    return hashlib.sha256(
+        json.dumps(_plain(fields), sort_keys=True, default=str).encode()
+    ).hexdigest()
+
+
+def _plain(value: object) -> object:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat()
+    if isinstance(value, Decimal):
+        return f"{value.normalize():f}"
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
 
 
 @dataclass(frozen=True, slots=True)

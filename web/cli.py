@@ -269,6 +269,16 @@ def import_purchases(
         f"Imported {report.imported:,} purchase(s) from {file.name} "
         f"({report.skipped:,} already there); {report.points:,} points credited."
     )
+    if report.refused:
+        typer.secho(
+            f"{len(report.refused):,} row(s) refused, nothing written for them; fix them and "
+            "run the file again (imported rows are skipped):",
+            fg=typer.colors.YELLOW,
+            err=True,
+        )
+        for row in report.refused[: imports.MAX_ERRORS]:
+            typer.echo(f"  line {row['line']}: {row['message']}", err=True)
+        raise typer.Exit(1)
 
 
 @jobs_app.command("run")
