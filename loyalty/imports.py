@@ -357,7 +357,7 @@ def import_purchases(
         except RetainError as refused:
             report.refused.append(
                 {
-                    "line": int(row.line),
+                    "line": int(cast(int, row.line)),
                     "external_id": row.external_id,
                     "code": refused.code,
                     "message": refused.message,
