@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from campaigns import rates
 from loyalty import imports
 from loyalty import program as program_settings
-from loyalty.models import Lot, Member, Purchase
+from loyalty.models import LedgerEntry, Lot, Member, Purchase
 from tests.campaigns.conftest import Staff, make_campaign
 from tests.loyalty.conftest import ACTOR, BASE, ZONE, Shop
 
@@ -145,3 +145,44 @@ def test_bulk_fingerprints_match_the_service_for_awkward_text(shop: Shop) -> Non
     frame = imports.read(data, ZONE, shop.db, BASE)
     row = next(frame.itertuples(index=False))
     assert imports._fingerprints(frame).iloc[0] == imports._input(row).fingerprint()
+
+
+def test_a_file_applies_in_time_order_whatever_its_row_order(shop: Shop) -> None:
+    """Three purchases, newest first in the file, all inside the repeat window: the file is
+    applied in time order, so the oldest earns the first-purchase bonus and the newest the
+    repeat bonus, through the bulk path and row by row alike."""
+    members = [shop.join(f"Order {n}") for n in range(2)]
+    shop.db.flush()
+
+    def file(member: Member, tag: str) -> bytes:
+        rows = ["source,external_id,occurred_at,amount,member_number"] + [
+            f"pos,{tag}{day},2026-03-0{day}T10:00:00+08:00,150.00,{member.number}"
+            for day in (3, 2, 1)
+        ]
+        return ("\n".join(rows) + "\n").encode()
+
+    for member, tag, row_by_row in ((members[0], "B", False), (members[1], "S", True)):
+        report = imports.import_purchases(
+            factory(shop.db),
+            ACTOR,
+            file(member, tag),
+            base=BASE,
+            zone=ZONE,
+            row_by_row=row_by_row,
+        )
+        assert report.points == 3 * 150 + 200 + 300
+    bulk, served = (shop.entries(m) for m in members)
+    assert bulk == served
+    rules = shop.db.execute(
+        select(Purchase.external_id, LedgerEntry.rule)
+        .join(Purchase, Purchase.id == LedgerEntry.source_id)
+        .where(LedgerEntry.member_id == members[0].id, LedgerEntry.source_type == "purchase")
+        .order_by(Purchase.occurred_at, LedgerEntry.id)
+    ).all()
+    assert [tuple(r) for r in rules] == [
+        ("B1", "base"),
+        ("B1", "first_purchase"),
+        ("B2", "base"),
+        ("B3", "base"),
+        ("B3", "repeat_purchase"),
+    ]

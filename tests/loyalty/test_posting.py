@@ -17,8 +17,10 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from campaigns import rates
 from core import migrations
 from core.db import make_engine, make_session_factory
+from core.errors import Conflict
 from loyalty import program as program_settings
 from loyalty import purchases, rewards
 from loyalty.models import (
@@ -263,3 +265,53 @@ def test_settings_read_by_another_session_are_not_cached_stale(
     with factory() as fresh, fresh.begin():
         assert buy(fresh, "ST2") == 200
     engine.dispose()
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["fast", "general"])
+def test_a_retry_replays_the_first_answer_field_for_field(
+    shop: Shop, both_ways: Any, fast: bool
+) -> None:
+    """The first answer unlocks points later, moves a tier and starts a referral's wait; a
+    retry written differently (a line price of 100 for 100.00, usd for USD, the channel in
+    capitals) is the same body and replays all of it, even after the balance has moved on."""
+    both_ways(fast)
+    rates.set_rate(shop.db, ACTOR, "USD", T0.date(), Decimal("7.0"), "CNY")
+    friend = shop.join("Friend", phone=f"1370000006{int(fast)}")
+    member = shop.join("Retried", phone=f"1370000007{int(fast)}", referral=friend.referral_code)
+    lines = (Line("TEA-1", 2, Decimal("100.00"), "tea"),)
+    first = shop.buy(
+        member, "200.00", ext=f"RE{fast}", currency="USD", channel="wechat", lines=lines
+    )
+    assert first.pending_until is not None and first.tier_change is not None
+    assert first.referral is not None and first.balance is not None
+    shop.buy(member, "10.00", ext=f"RE{fast}-later", at=T0 + timedelta(days=1))
+    again = shop.buy(
+        member,
+        "200",
+        ext=f"RE{fast}",
+        currency="usd",
+        channel=" WeChat",
+        lines=(Line("TEA-1", 2, Decimal("100"), "Tea"),),
+    )
+    assert again.replayed and again.purchase.id == first.purchase.id
+
+    def answer(o: purchases.Outcome) -> tuple[Any, ...]:
+        return (
+            [(e.points, e.reason, e.rule) for e in o.earned],
+            o.pending_until,
+            o.tier_change,
+            o.referral,
+            o.balance,
+            o.purchase.base_amount,
+        )
+
+    assert answer(again) == answer(first)
+    with pytest.raises(Conflict):
+        shop.buy(member, "201.00", ext=f"RE{fast}", currency="USD", channel="wechat", lines=lines)
+
+
+def test_a_guest_retry_replays(shop: Shop) -> None:
+    first = shop.buy(None, "30.00", ext="GUEST-1")
+    again = shop.buy(None, "30", ext="GUEST-1")
+    assert again.replayed and again.purchase.id == first.purchase.id
+    assert (again.balance, again.earned, again.tier_change) == (None, [], None)
