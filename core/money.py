@@ -1,8 +1,8 @@
-"""Money: a Decimal amount with its ISO 4217 currency. Never float."""
+"""Money: a Decimal amount beside its ISO 4217 currency column, never float; parsing and
+the exact column type."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
@@ -42,46 +42,6 @@ def parse_amount(text: str | int | Decimal) -> Decimal:
     if not value.is_finite():
         raise ValidationFailed("money.amount", f"'{text}' is not an amount.")
     return value
-
-
-@dataclass(frozen=True, slots=True)
-class Money:
-    amount: Decimal
-    currency: str
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.amount, Decimal):
-            raise TypeError("Money.amount must be a Decimal")
-        object.__setattr__(self, "currency", normalise_currency(self.currency))
-
-    @classmethod
-    def of(cls, amount: str | int | Decimal, currency: str) -> Money:
-        return cls(parse_amount(amount), currency)
-
-    def rounded(self) -> Money:
-        exponent = Decimal(1).scaleb(-minor_units(self.currency))
-        return Money(self.amount.quantize(exponent, rounding=ROUND_HALF_UP), self.currency)
-
-    def _same(self, other: Money) -> None:
-        if other.currency != self.currency:
-            raise ValidationFailed(
-                "money.currency_mismatch",
-                f"Cannot combine {self.currency} with {other.currency}; convert first.",
-            )
-
-    def __add__(self, other: Money) -> Money:
-        self._same(other)
-        return Money(self.amount + other.amount, self.currency)
-
-    def __sub__(self, other: Money) -> Money:
-        self._same(other)
-        return Money(self.amount - other.amount, self.currency)
-
-    def __neg__(self) -> Money:
-        return Money(-self.amount, self.currency)
-
-    def __str__(self) -> str:
-        return f"{self.rounded().amount:,} {self.currency}"
 
 
 class MoneyAmount(TypeDecorator[Decimal]):

@@ -301,10 +301,6 @@ def count(session: Session) -> int:
     return int(session.scalar(select(func.count(Member.id))) or 0)
 
 
-def touch(session: Session, member_ids: list[int]) -> None:
-    session.execute(update(Member).where(Member.id.in_(member_ids)).values(updated_at=utcnow()))
-
-
 def export(session: Session, member_id: int) -> dict[str, list[dict[str, Any]]]:
     """Everything Retain holds about a member, table by table, for "download my data".
     Staff-only fields (internal notes, costs, who on staff did what) are left out."""

@@ -47,11 +47,6 @@ class TierMetric(StrEnum):
     SPEND = "spend"  # net spend in the base currency in the window
 
 
-class RewardKind(StrEnum):
-    POINTS = "points"
-    COUPON = "coupon"
-
-
 class Program(Base):
     """The loyalty program's settings: one row (id 1), edited by admins, audited."""
 

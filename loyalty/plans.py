@@ -29,6 +29,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from zoneinfo import ZoneInfo
 
+from core.errors import ValidationFailed
 from loyalty import earning
 from loyalty.earning import Credit
 from loyalty.history import Facts
@@ -38,6 +39,7 @@ from loyalty.models import (
     LotState,
     MemberStatus,
     Program,
+    PurchaseState,
     Tier,
     TierMetric,
 )
@@ -334,6 +336,66 @@ def after(member: MemberState, plan: PurchasePlan) -> MemberState:
     if plan.tier_move is not None:
         member = replace(member, tier_id=plan.tier_move.to_tier.id, tier_since=plan.tier_move.at)
     return member
+
+
+@dataclass(frozen=True, slots=True)
+class Sold:
+    """A recorded purchase as a refund sees it."""
+
+    external_id: str
+    amount: Decimal
+    currency: str
+    base_amount: Decimal
+    refunded_amount: Decimal
+    net_base_amount: Decimal
+    points_earned: int
+    points_reversed: int
+
+
+@dataclass(frozen=True, slots=True)
+class RefundPlan:
+    amount: Decimal  # refunded now, in the purchase's currency
+    base_amount: Decimal  # its share of the base amount, as stored
+    refunded_amount: Decimal  # refunded in all, after this one
+    net_base_amount: Decimal
+    state: str
+    full: bool
+    points: int  # to take back now (`ledger.reverse` draws them)
+    restore_coupons: bool
+    cancel_referral: bool
+
+
+def refund(sold: Sold, amount: Decimal | None, program: Program) -> RefundPlan:
+    """Refund `amount` (None: everything left) of `sold`. Points go back in proportion to
+    the share refunded so far, rounded half up, less what was taken back before: partial
+    refunds never drift, and a full refund takes back exactly what was earned. A full refund
+    gives back its coupons (if the program says so) and cancels a referral it qualified."""
+    left = sold.amount - sold.refunded_amount
+    amount = left if amount is None else amount
+    if amount <= 0:
+        raise ValidationFailed("refund.amount", "A refund amount must be above zero.")
+    if amount > left:
+        raise ValidationFailed(
+            "refund.too_much",
+            f"The refund of {amount:.2f} {sold.currency} exceeds the {left:.2f} still "
+            f"refundable on purchase {sold.external_id}.",
+        )
+    refunded = sold.refunded_amount + amount
+    full = refunded == sold.amount
+    share = stored(sold.base_amount * amount / sold.amount)
+    target = Decimal(sold.points_earned) * refunded / sold.amount
+    points = int(target.to_integral_value(rounding=ROUND_HALF_UP)) - sold.points_reversed
+    return RefundPlan(
+        amount=amount,
+        base_amount=share,
+        refunded_amount=refunded,
+        net_base_amount=Decimal(0) if full else sold.net_base_amount - share,
+        state=(PurchaseState.REFUNDED if full else PurchaseState.PARTLY_REFUNDED).value,
+        full=full,
+        points=max(points, 0),
+        restore_coupons=full and program.restore_coupon_on_refund,
+        cancel_referral=full,
+    )
 
 
 def referral_note(completes_at: datetime, zone: ZoneInfo) -> str:

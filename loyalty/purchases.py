@@ -14,7 +14,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import insert, select
@@ -37,7 +37,6 @@ from loyalty.models import (
     MemberStatus,
     Purchase,
     PurchaseLine,
-    PurchaseState,
     Redemption,
     Referral,
     Refund,
@@ -573,21 +572,25 @@ def refund(
             coupon_restored=earlier.coupon_restored,
             member=member,
         )
-    left = purchase.amount - purchase.refunded_amount
-    amount = left if data.amount is None else data.amount
-    if amount <= 0:
-        raise ValidationFailed("refund.amount", "A refund amount must be above zero.")
-    if amount > left:
-        raise ValidationFailed(
-            "refund.too_much",
-            f"The refund of {amount:.2f} {purchase.currency} exceeds the {left:.2f} still "
-            f"refundable on purchase {purchase.external_id}.",
-        )
-    purchase.refunded_amount += amount
-    full = purchase.refunded_amount == purchase.amount
-    base_share = (purchase.base_amount * amount / purchase.amount).quantize(Decimal("0.0001"))
-    purchase.net_base_amount = Decimal(0) if full else purchase.net_base_amount - base_share
-    purchase.state = PurchaseState.REFUNDED if full else PurchaseState.PARTLY_REFUNDED
+    program = program_settings.get(session)
+    plan = plans.refund(
+        plans.Sold(
+            purchase.external_id,
+            purchase.amount,
+            purchase.currency,
+            purchase.base_amount,
+            purchase.refunded_amount,
+            purchase.net_base_amount,
+            purchase.points_earned,
+            purchase.points_reversed,
+        ),
+        data.amount,
+        program,
+    )
+    amount, base_share = plan.amount, plan.base_amount
+    purchase.refunded_amount = plan.refunded_amount
+    purchase.net_base_amount = plan.net_base_amount
+    purchase.state = plan.state
     row = Refund(
         source=data.source.strip(),
         external_id=data.external_id.strip(),
@@ -600,11 +603,9 @@ def refund(
     session.add(row)
     session.flush()
     outcome = RefundOutcome(row, purchase, member=member)
-    # Reverse in proportion to the share refunded so far: rounding never drifts across
-    # several partial refunds, and a full refund takes back exactly what was earned.
-    target = Decimal(purchase.points_earned) * purchase.refunded_amount / purchase.amount
-    to_reverse = int(target.to_integral_value(rounding=ROUND_HALF_UP)) - purchase.points_reversed
-    if member is not None and to_reverse > 0:
+    to_reverse = plan.points if member is not None else 0
+    if to_reverse > 0:
+        assert member is not None
         ledger.reverse(
             session,
             member,
@@ -619,14 +620,13 @@ def refund(
         purchase.points_reversed += to_reverse
         row.points_reversed = to_reverse
         outcome.points_reversed = to_reverse
-    if full:
-        program = program_settings.get(session)
-        if program.restore_coupon_on_refund:
-            used = session.scalars(select(Redemption).where(Redemption.purchase_id == purchase.id))
-            outcome.coupon_restored = any(
-                [coupons.restore(session, r, at=data.occurred_at) for r in used]
-            )
-            row.coupon_restored = outcome.coupon_restored
+    if plan.restore_coupons:
+        used = session.scalars(select(Redemption).where(Redemption.purchase_id == purchase.id))
+        outcome.coupon_restored = any(
+            [coupons.restore(session, r, at=data.occurred_at) for r in used]
+        )
+        row.coupon_restored = outcome.coupon_restored
+    if plan.cancel_referral:
         outcome.referral_cancelled = referrals.on_full_refund(session, purchase) is not None
     session.flush()
     return outcome
