@@ -19,7 +19,7 @@ come from `program.config`, cached per version token. What the purchase does is 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, cast
@@ -368,8 +368,29 @@ def _rows(sale: Sale, plan: plans.PurchasePlan, after: plans.MemberState) -> _Ro
             "balance_after": after.points.balance,
             "created_at": utcnow(),
         },
-        lot=None if lot is None else {"member_id": sale.member_id, **asdict(lot)},
-        entries=[asdict(entry) for entry in credit.entries] if credit else [],
+        # Plain dicts by hand: dataclasses.asdict deep-copies, a cost on this path.
+        lot=None
+        if lot is None
+        else {
+            "member_id": sale.member_id,
+            "points": lot.points,
+            "remaining": lot.remaining,
+            "state": lot.state,
+            "earned_at": lot.earned_at,
+            "available_at": lot.available_at,
+            "expires_at": lot.expires_at,
+        },
+        entries=[
+            {
+                "type": e.type,
+                "points": e.points,
+                "balance_after": e.balance_after,
+                "reason": e.reason,
+                "rule": e.rule,
+                "bonus_rule_id": e.bonus_rule_id,
+            }
+            for e in (credit.entries if credit else [])
+        ],
         member={
             "balance": after.points.balance,
             "pending": after.points.pending,
