@@ -25,15 +25,17 @@ ways to load them, with one result:
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from hashlib import sha256
+from itertools import repeat
 from json.encoder import encode_basestring_ascii as escape
 from typing import Any, cast
 from zoneinfo import ZoneInfo
@@ -265,7 +267,7 @@ def _fingerprints(frame: pd.DataFrame) -> pd.Series:
         return json.dumps(sorted({codes.normalise(c) for c in value.split(";") if c.strip()}))
 
     times = frame["occurred_at"].dt.tz_convert("UTC").dt.to_pydatetime()
-    members = frame["member_id"].astype(object).where(frame["member_id"].notna(), None)
+    members = _ints(frame["member_id"])
     rows = zip(
         frame["amount"],
         _by_value(frame["campaign_code"], str.upper),
@@ -465,24 +467,19 @@ def _bulk(session: Session, actor: Actor, chunk: pd.DataFrame, base: str, zone: 
     state = _lock(session, member_ids)
     times = list(frame["occurred_at"].dt.to_pydatetime())
     recorded = _recorded(session, program, member_ids, min(times), state)
-    members = frame["member_id"].astype(object).where(frame["member_id"].notna(), None)
+    members = _ints(frame["member_id"])
     planned: list[plans.PurchasePlan] = []
     balances: list[int | None] = []
     for mid, at, amount, channel, campaign in zip(
         members,
         times,
-        frame["base_amount"],
-        frame["channel_id"],
-        frame["campaign_id"],
+        frame["base_amount"].tolist(),
+        _ints(frame["channel_id"]),
+        _ints(frame["campaign_id"]),
         strict=True,
     ):
-        member = None if mid is None else state[int(mid)]
-        sale = plans.Sale(
-            at,
-            amount,
-            None if pd.isna(channel) else int(channel),
-            None if pd.isna(campaign) else int(campaign),
-        )
+        member = None if mid is None else state[mid]
+        sale = plans.Sale(at, amount, channel, campaign)
         facts = None
         if member is not None and member.status == MemberStatus.ACTIVE:
             facts = recorded[member.id].facts(program, at)
@@ -616,34 +613,56 @@ def _write(
     purchase_ids = _ids(session, "purchases", len(frame))
     with_lot = [n for n, plan in enumerate(planned) if plan.credit and plan.credit.lot]
     lot_ids = dict(zip(with_lot, _ids(session, "point_lots", len(with_lot)), strict=True))
-    members = [None if pd.isna(m) else int(m) for m in frame["member_id"]]
+    members = _ints(frame["member_id"])
     now = datetime.now(UTC)
+    purchase_columns = [
+        "id",
+        "source",
+        "external_id",
+        "member_id",
+        "channel_id",
+        "store",
+        "occurred_at",
+        "amount",
+        "currency",
+        "discount",
+        "base_amount",
+        "refunded_amount",
+        "net_base_amount",
+        "campaign_id",
+        "state",
+        "points_earned",
+        "points_reversed",
+        "fingerprint",
+        "balance_after",
+        "created_at",
+    ]
+    completed, zero = PurchaseState.COMPLETED.value, Decimal(0)
     _copy(
         session,
         Purchase.__table__,
-        _objects(
-            {
-                "id": purchase_ids,
-                "source": frame["source"],
-                "external_id": frame["external_id"],
-                "member_id": members,
-                "channel_id": _ints(frame["channel_id"]),
-                "store": frame["store"].replace("", None),
-                "occurred_at": times,
-                "amount": frame["amount"],
-                "currency": frame["currency"],
-                "discount": frame["discount"],
-                "base_amount": frame["base_amount"],
-                "refunded_amount": Decimal(0),
-                "net_base_amount": frame["base_amount"],
-                "campaign_id": _ints(frame["campaign_id"]),
-                "state": PurchaseState.COMPLETED.value,
-                "points_earned": [plan.points for plan in planned],
-                "points_reversed": 0,
-                "fingerprint": frame["fingerprint"],
-                "balance_after": balances,
-                "created_at": now,
-            }
+        purchase_columns,
+        zip(
+            purchase_ids,
+            frame["source"],
+            frame["external_id"],
+            members,
+            _ints(frame["channel_id"]),
+            [v or None for v in frame["store"]],
+            times,
+            frame["amount"],
+            frame["currency"],
+            frame["discount"],
+            frame["base_amount"],
+            repeat(zero),
+            frame["base_amount"],
+            _ints(frame["campaign_id"]),
+            repeat(completed),
+            [plan.points for plan in planned],
+            repeat(0),
+            frame["fingerprint"],
+            balances,
+            repeat(now),
         ),
     )
     lots: list[tuple[Any, ...]] = []
@@ -711,7 +730,7 @@ def _write(
         "available_at",
         "expires_at",
     ]
-    _copy(session, Lot.__table__, _objects(_columns(lot_columns, lots)))
+    _copy(session, Lot.__table__, lot_columns, lots)
     entry_columns = [
         "member_id",
         "occurred_at",
@@ -725,20 +744,12 @@ def _write(
         "source_id",
         "lot_id",
         "idempotency_key",
+        "actor_kind",
+        "actor_label",
+        "actor_user_id",
     ]
-    if entries:
-        _copy(
-            session,
-            LedgerEntry.__table__,
-            _objects(
-                {
-                    **_columns(entry_columns, entries),
-                    "actor_kind": actor.kind,
-                    "actor_label": actor.label,
-                    "actor_user_id": actor.user_id,
-                }
-            ),
-        )
+    actor_columns = (actor.kind, actor.label, actor.user_id)
+    _copy(session, LedgerEntry.__table__, entry_columns, (e + actor_columns for e in entries))
     move_columns = [
         "member_id",
         "purchase_id",
@@ -748,7 +759,7 @@ def _write(
         "metric_value",
         "changed_at",
     ]
-    _copy(session, TierChange.__table__, _objects(_columns(move_columns, moves)))
+    _copy(session, TierChange.__table__, move_columns, moves)
     changed = {m for m in members if m is not None}
     if changed:
         session.execute(
@@ -779,44 +790,20 @@ def _write(
     session.expire_all()
 
 
-def _columns(names: list[str], rows: list[tuple[Any, ...]]) -> dict[str, list[Any]]:
-    """Rows as columns."""
-    return {name: [row[i] for row in rows] for i, name in enumerate(names)}
-
-
 def _ints(values: pd.Series) -> list[int | None]:
-    return [None if pd.isna(v) else int(v) for v in values]
+    """A nullable integer column as Python ints and None."""
+    return cast(list[int | None], values.astype(object).where(values.notna(), None).tolist())
 
 
-def _objects(columns: dict[str, Any]) -> pd.DataFrame:
-    """A frame of plain Python values (object columns: ints stay ints beside None)."""
-    length = max((len(v) for v in columns.values() if _is_column(v)), default=0)
-    return pd.DataFrame(
-        {
-            name: pd.Series(list(values) if _is_column(values) else [values] * length, dtype=object)
-            for name, values in columns.items()
-        }
-    )
-
-
-def _is_column(value: Any) -> bool:
-    return isinstance(value, list | tuple | pd.Series | np.ndarray)
-
-
-def _copy(session: Session, table: Any, rows: pd.DataFrame) -> None:
-    """Bulk insert: COPY in CSV form on PostgreSQL (pandas writes the text), executemany
-    elsewhere."""
-    if rows.empty:
-        return
-    columns = list(rows.columns)
+def _copy(session: Session, table: Any, columns: list[str], rows: Iterable[Sequence[Any]]) -> None:
+    """Bulk insert: COPY in CSV form on PostgreSQL (the csv module writes the text: None is
+    an empty field, which COPY reads as NULL), executemany elsewhere."""
     connection = session.connection()
     if connection.dialect.name == "postgresql":
-        rows = rows.copy()
-        for name in columns:  # ISO text for times, vectorised (strftime per value is slow)
-            if isinstance(rows[name].dtype, pd.DatetimeTZDtype):
-                utc = rows[name].dt.tz_convert("UTC").dt.tz_localize(None)
-                rows[name] = (utc.astype(str) + "+00:00").where(utc.notna(), None)
-        body = rows.to_csv(index=False, header=False)
+        body = io.StringIO()
+        csv.writer(body, lineterminator="\n").writerows(rows)
+        if not body.tell():
+            return
         raw: Any = connection.connection.dbapi_connection  # psycopg 3: COPY support
         with (
             raw.cursor() as cursor,
@@ -824,17 +811,8 @@ def _copy(session: Session, table: Any, rows: pd.DataFrame) -> None:
                 f"COPY {table.name} ({', '.join(columns)}) FROM STDIN WITH (FORMAT csv)"
             ) as copy,
         ):
-            copy.write(body)
+            copy.write(body.getvalue())
         return
-    records = rows.astype(object).where(rows.notna(), None).itertuples(index=False, name=None)
-    session.execute(
-        insert(table), [dict(zip(columns, map(_plain, r), strict=True)) for r in records]
-    )
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, pd.Timestamp):
-        return value.to_pydatetime()
-    if isinstance(value, np.integer):
-        return int(value)
-    return value
+    records = [dict(zip(columns, row, strict=True)) for row in rows]
+    if records:
+        session.execute(insert(table), records)

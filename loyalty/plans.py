@@ -24,9 +24,10 @@ from __future__ import annotations
 import calendar
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from core.errors import ValidationFailed
@@ -77,6 +78,18 @@ class Settings:
     ladder: list[Tier]
     rules: list[BonusRule]
     campaign_names: dict[int, str] = field(default_factory=dict)
+    # Derived once: each tier by id, and the threshold of the tier above it (None at the top).
+    tiers: dict[int, Tier] = field(init=False)
+    next_threshold: dict[int, int | None] = field(init=False)
+
+    def __post_init__(self) -> None:
+        above = [t.threshold for t in self.ladder[1:]] + [None]
+        object.__setattr__(self, "tiers", {t.id: t for t in self.ladder})
+        object.__setattr__(
+            self,
+            "next_threshold",
+            {t.id: up for t, up in zip(self.ladder, above, strict=True)},
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,7 +156,7 @@ class PurchasePlan:
 
     @property
     def points(self) -> int:
-        return sum(c.points for c in self.credits)
+        return self.credit.lot.points if self.credit and self.credit.lot else 0
 
     @property
     def pending_until(self) -> datetime | None:
@@ -159,9 +172,15 @@ def expires_at(program: Program, available_at: datetime, zone: ZoneInfo) -> date
         return None
     if policy is ExpiryPolicy.DAYS_AFTER_ACTIVE:
         return available_at + timedelta(days=program.expiry_n)
-    local = available_at.astimezone(zone).date()
+    return _period_end(policy, program.expiry_n, available_at.astimezone(zone).date(), zone)
+
+
+@lru_cache(maxsize=4096)
+def _period_end(policy: ExpiryPolicy, n: int, local: date, zone: ZoneInfo) -> datetime:
+    """The end of the month or year points active on `local` expire at (one per day: cached,
+    a bulk import asks for the same days again and again)."""
     if policy is ExpiryPolicy.END_OF_MONTH:
-        months = local.year * 12 + (local.month - 1) + program.expiry_n
+        months = local.year * 12 + (local.month - 1) + n
         year, month0 = divmod(months, 12)
         last = date(year, month0 + 1, calendar.monthrange(year, month0 + 1)[1])
     else:  # end of the next calendar year
@@ -262,10 +281,11 @@ def upgrade(
     settings: Settings, tier: Tier, value: int, at: datetime, base_currency: str
 ) -> TierMovePlan | None:
     """The tier `value` reaches, when it is above the member's; upgrades only."""
-    program, ladder = settings.program, settings.ladder
-    reached = max((t for t in ladder if t.threshold <= value), key=lambda t: t.rank)
-    if reached.rank <= tier.rank:
+    program = settings.program
+    up = settings.next_threshold[tier.id]
+    if up is None or value < up:
         return None
+    reached = max((t for t in settings.ladder if t.threshold <= value), key=lambda t: t.rank)
     reason = (
         f"Reached {reached.name}: {value:,} {unit(program, base_currency)} "
         f"in {program.tier_window_months} months"
@@ -297,7 +317,7 @@ def purchase(
             returns_at, note=f"Member {member.number} is {member.status}: no points earned."
         )
     assert facts is not None, "an active member's purchase needs the history's facts"
-    tier = next(t for t in settings.ladder if t.id == member.tier_id)
+    tier = settings.tiers[member.tier_id]
     earning_facts = earning.PurchaseFacts(
         base_amount=sale.base_amount,
         local_date=at.astimezone(zone).date(),
@@ -315,9 +335,9 @@ def purchase(
         member.points, credits, at=at, program=program, zone=zone, pending_until=returns_at
     )
     move = None
-    if tier.rank != settings.ladder[-1].rank:
-        total = sum(c.points for c in credits)
-        value = tier_value(program, facts.tier_metric, total, sale.base_amount)
+    if settings.next_threshold[tier.id] is not None:  # not at the top
+        points = credited.lot.points if credited.lot else 0
+        value = tier_value(program, facts.tier_metric, points, sale.base_amount)
         move = upgrade(settings, tier, value, at, base_currency)
     starts = facts.referral_pending and sale.base_amount >= program.referral_min_amount
     return PurchasePlan(
@@ -331,11 +351,17 @@ def purchase(
 
 def after(member: MemberState, plan: PurchasePlan) -> MemberState:
     """The member once `plan` is written."""
-    if plan.credit is not None:
-        member = replace(member, points=plan.credit.after)
-    if plan.tier_move is not None:
-        member = replace(member, tier_id=plan.tier_move.to_tier.id, tier_since=plan.tier_move.at)
-    return member
+    move, credit = plan.tier_move, plan.credit
+    if credit is None and move is None:
+        return member
+    return MemberState(
+        member.id,
+        member.number,
+        member.status,
+        move.to_tier.id if move else member.tier_id,
+        move.at if move else member.tier_since,
+        credit.after if credit else member.points,
+    )
 
 
 @dataclass(frozen=True, slots=True)
