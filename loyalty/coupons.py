@@ -10,13 +10,14 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.util import identity_key
 
 from core import audit
 from core.audit import Actor
@@ -141,7 +142,7 @@ def describe(batch: Batch) -> dict[str, Any]:
     }
 
 
-def offer(batch: Batch) -> str:
+def offer(batch: Batch | BatchRow) -> str:
     """The offer in words: "20% off (up to 50.00 CNY), from 200.00 CNY"."""
     if batch.kind == CouponKind.PERCENT:
         text = f"{batch.value.normalize():f}% off"
@@ -448,18 +449,65 @@ def export_csv(session: Session, batch_id: int) -> Iterator[str]:
 
 
 @dataclass(frozen=True, slots=True)
+class CouponRow:
+    """A personal or bearer coupon as the rules see it."""
+
+    id: int
+    code: str
+    state: str
+    member_id: int | None
+    valid_from: datetime | None
+    valid_until: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class BatchRow:
+    """A coupon batch as the rules see it."""
+
+    id: int
+    name: str
+    kind: str
+    value: Decimal
+    currency: str
+    max_discount: Decimal | None
+    gift: str
+    min_spend: Decimal
+    valid_from: datetime | None
+    valid_until: datetime | None
+    total_limit: int | None
+    per_member_limit: int | None
+    eligible_tiers: list[str]
+    public_code: str | None
+    public_uses: int
+    active: bool
+    campaign_id: int | None
+
+
+COUPON_COLUMNS = tuple(f.name for f in fields(CouponRow))
+BATCH_COLUMNS = tuple(f.name for f in fields(BatchRow))
+
+
+def coupon_row(coupon: Coupon) -> CouponRow:
+    return CouponRow(*(getattr(coupon, name) for name in COUPON_COLUMNS))
+
+
+def batch_row(batch: Batch) -> BatchRow:
+    return BatchRow(*(getattr(batch, name) for name in BATCH_COLUMNS))
+
+
+@dataclass(frozen=True, slots=True)
 class Check:
-    """What `validate` found: usable or not, why, and the discount it would give."""
+    """What `check` found: usable or not, why, and the discount it would give."""
 
     ok: bool
     code: str
     message: str
     discount: Decimal = Decimal(0)
-    batch: Batch | None = None
-    coupon: Coupon | None = None
+    batch: BatchRow | None = None
+    coupon: CouponRow | None = None
 
 
-def _discount(batch: Batch, spend: Decimal) -> Decimal:
+def _discount(batch: Batch | BatchRow, spend: Decimal) -> Decimal:
     if batch.kind == CouponKind.FIXED:
         value = min(batch.value, spend)
     elif batch.kind == CouponKind.PERCENT:
@@ -471,24 +519,20 @@ def _discount(batch: Batch, spend: Decimal) -> Decimal:
     return value.quantize(Decimal(1).scaleb(-minor_units(batch.currency)), rounding=ROUND_HALF_UP)
 
 
-def validate(
-    session: Session,
+def check(
     code: str,
+    coupon: CouponRow | None,
+    batch: BatchRow | None,
     *,
-    member: Member | None,
+    member_id: int | None,
+    tier_code: str | None,
+    used: int = 0,
     spend: Decimal | None = None,
     currency: str | None = None,
-    at: datetime | None = None,
+    at: datetime,
 ) -> Check:
-    """Can `code` be used now, by this member, on this spend? If not, say why."""
-    at = at or utcnow()
-    code = codes.normalise(code)
-    coupon = session.scalar(select(Coupon).where(Coupon.code == code))
-    batch = (
-        session.get(Batch, coupon.batch_id)
-        if coupon
-        else session.scalar(select(Batch).where(Batch.public_code == code))
-    )
+    """Can `code` be used at `at` by this member (of this tier; `used` times already, for a
+    public code) on this spend? If not, say why. Pure: the callers load the rows."""
     if batch is None:
         return Check(False, "coupon.unknown", f"There is no coupon {code}.")
 
@@ -500,7 +544,7 @@ def validate(
             return no("coupon.used", f"Coupon {code} was already used.")
         if coupon.state == CouponState.VOID:
             return no("coupon.void", f"Coupon {code} was withdrawn.")
-        if coupon.member_id is not None and (member is None or member.id != coupon.member_id):
+        if coupon.member_id is not None and member_id != coupon.member_id:
             return no("coupon.not_yours", f"Coupon {code} belongs to another member.")
         start, end = coupon.valid_from, coupon.valid_until
     else:
@@ -514,29 +558,20 @@ def validate(
         )
     if start and at < start:
         return no("coupon.not_started", f"Coupon {code} can be used from {start:%Y-%m-%d}.")
-    if batch.eligible_tiers:
-        tier_code = member and session.scalar(select(Tier.code).where(Tier.id == member.tier_id))
-        if tier_code not in batch.eligible_tiers:
-            return no(
-                "coupon.tier", f"'{batch.name}' is for {', '.join(batch.eligible_tiers)} members."
-            )
+    if batch.eligible_tiers and tier_code not in batch.eligible_tiers:
+        return no(
+            "coupon.tier", f"'{batch.name}' is for {', '.join(batch.eligible_tiers)} members."
+        )
     if coupon is None:
-        if member is None and batch.per_member_limit is not None:
+        if member_id is None and batch.per_member_limit is not None:
             return no("coupon.member_required", "This code needs a member.")
         if batch.total_limit is not None and batch.public_uses >= batch.total_limit:
             return no(
                 "coupon.cap", f"Code {code} has reached its limit of {batch.total_limit:,} uses."
             )
-        if member is not None and batch.per_member_limit is not None:
-            used = session.scalar(
-                select(func.count(Redemption.id)).where(
-                    Redemption.batch_id == batch.id,
-                    Redemption.member_id == member.id,
-                    Redemption.reversed_at.is_(None),
-                )
-            )
-            if (used or 0) >= batch.per_member_limit:
-                return no("coupon.member_limit", f"You have used code {code} as often as allowed.")
+        limit = batch.per_member_limit
+        if member_id is not None and limit is not None and used >= limit:
+            return no("coupon.member_limit", f"You have used code {code} as often as allowed.")
     discount = Decimal(0)
     if spend is not None:
         if currency is not None and normalise_currency(currency) != batch.currency:
@@ -549,6 +584,52 @@ def validate(
             )
         discount = _discount(batch, spend)
     return Check(True, "ok", offer(batch), discount, batch, coupon)
+
+
+def validate(
+    session: Session,
+    code: str,
+    *,
+    member: Member | None,
+    spend: Decimal | None = None,
+    currency: str | None = None,
+    at: datetime | None = None,
+) -> Check:
+    """Can `code` be used now, by this member, on this spend? Loads what `check` needs."""
+    at = at or utcnow()
+    code = codes.normalise(code)
+    coupon = session.scalar(select(Coupon).where(Coupon.code == code))
+    batch = (
+        session.get(Batch, coupon.batch_id)
+        if coupon
+        else session.scalar(select(Batch).where(Batch.public_code == code))
+    )
+    tier_code = None
+    if member is not None and batch is not None and batch.eligible_tiers:
+        tier_code = session.scalar(select(Tier.code).where(Tier.id == member.tier_id))
+    used = 0
+    if coupon is None and batch is not None and member is not None and batch.per_member_limit:
+        used = (
+            session.scalar(
+                select(func.count(Redemption.id)).where(
+                    Redemption.batch_id == batch.id,
+                    Redemption.member_id == member.id,
+                    Redemption.reversed_at.is_(None),
+                )
+            )
+            or 0
+        )
+    return check(
+        code,
+        None if coupon is None else coupon_row(coupon),
+        None if batch is None else batch_row(batch),
+        member_id=member.id if member else None,
+        tier_code=tier_code,
+        used=used,
+        spend=spend,
+        currency=currency,
+        at=at,
+    )
 
 
 def redeem(
@@ -568,34 +649,36 @@ def redeem(
     earlier = session.scalar(select(Redemption).where(Redemption.idempotency_key == key))
     if earlier is not None:
         return earlier
-    check = validate(session, code, member=member, spend=spend, currency=currency, at=at)
-    if not check.ok or check.batch is None:
-        raise CouponRefused(check.code, check.message)
-    batch = check.batch
-    if check.coupon is not None:
+    found = validate(session, code, member=member, spend=spend, currency=currency, at=at)
+    if not found.ok or found.batch is None:
+        raise CouponRefused(found.code, found.message)
+    batch_id, coupon = found.batch.id, found.coupon
+    if coupon is not None:
         won = rowcount(
             session.execute(
                 update(Coupon)
-                .where(Coupon.id == check.coupon.id, Coupon.state == CouponState.ISSUED)
+                .where(Coupon.id == coupon.id, Coupon.state == CouponState.ISSUED)
                 .values(state=CouponState.REDEEMED, redeemed_at=at)
                 .execution_options(synchronize_session=False)
             )
         )
         if won != 1:
-            raise CouponRefused("coupon.used", f"Coupon {check.coupon.code} was already used.")
-        session.refresh(check.coupon)
+            raise CouponRefused("coupon.used", f"Coupon {coupon.code} was already used.")
+        held = session.identity_map.get(identity_key(Coupon, coupon.id))
+        if held is not None:
+            session.expire(held, ["state", "redeemed_at"])
     else:
-        batch = _lock_batch(session, batch.id)
+        batch = _lock_batch(session, batch_id)
         if batch.total_limit is not None and batch.public_uses >= batch.total_limit:
             raise CouponRefused("coupon.cap", f"Code {code} has reached its limit.")
         batch.public_uses += 1
     redemption = Redemption(
-        batch_id=batch.id,
-        coupon_id=check.coupon.id if check.coupon else None,
+        batch_id=batch_id,
+        coupon_id=coupon.id if coupon else None,
         member_id=member.id if member else None,
         purchase_id=purchase_id,
-        discount=check.discount,
-        currency=batch.currency,
+        discount=found.discount,
+        currency=found.batch.currency,
         redeemed_at=at,
         idempotency_key=key,
     )

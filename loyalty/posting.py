@@ -19,7 +19,7 @@ come from `program.config`, cached per version token. What the purchase does is 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, cast
@@ -27,7 +27,10 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
     Connection,
+    Select,
+    String,
     Table,
+    any_,
     bindparam,
     insert,
     select,
@@ -35,24 +38,30 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import psycopg as psycopg_dialect
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
 from sqlalchemy.sql.elements import ClauseElement
 
 from core.audit import Actor
+from core.db import rowcount
 from core.errors import NotFound
 from core.timeutil import UTCDateTime, utcnow
-from loyalty import history, plans
+from loyalty import codes, coupons, history, plans
 from loyalty import program as program_settings
 from loyalty.models import (
+    Batch,
     ConfigVersion,
+    Coupon,
+    CouponState,
     LedgerEntry,
     Lot,
     Member,
     Purchase,
     PurchaseLine,
     PurchaseState,
+    Redemption,
     Referral,
     ReferralState,
     TierChange,
@@ -65,6 +74,9 @@ _entries = cast(Table, LedgerEntry.__table__)
 _lines = cast(Table, PurchaseLine.__table__)
 _tier_changes = cast(Table, TierChange.__table__)
 _referrals = cast(Table, Referral.__table__)
+_coupons = cast(Table, Coupon.__table__)
+_batches = cast(Table, Batch.__table__)
+_redemptions = cast(Table, Redemption.__table__)
 
 # Built once: executing a prepared statement object skips rebuilding and re-keying it.
 _LOCK = (
@@ -121,7 +133,7 @@ class Sale:
 
     source: str
     external_id: str
-    member_id: int
+    member_id: int | None  # None: a guest
     occurred_at: datetime
     amount: Decimal
     currency: str
@@ -133,14 +145,16 @@ class Sale:
     fingerprint: str
     categories: dict[str, Decimal]  # spend per category, base currency
     lines: list[dict[str, Any]]
+    coupon_codes: tuple[str, ...] = ()  # as given, in order, without repeats
 
 
 @dataclass(slots=True)
 class Posted:
     purchase: PostedPurchase | None  # None: the id was taken (a retry); replay it
-    member: Member | PostedMember
-    plan: plans.PurchasePlan
-    balance: int  # after the purchase
+    member: Member | PostedMember | None
+    plan: plans.PurchasePlan | None
+    balance: int | None  # after the purchase
+    coupons: list[PostedRedemption] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,13 +164,23 @@ class PostedPurchase:
     id: int
     source: str
     external_id: str
-    member_id: int
+    member_id: int | None
     campaign_id: int | None
     amount: Decimal
     currency: str
     base_amount: Decimal
     points_earned: int
     state: str = PurchaseState.COMPLETED.value
+
+
+@dataclass(frozen=True, slots=True)
+class PostedRedemption:
+    """A coupon used by the purchase, for the response."""
+
+    batch_id: int
+    coupon_id: int | None
+    discount: Decimal
+    currency: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,7 +213,11 @@ def _sync(session: Session, member_id: int, values: dict[str, Any]) -> Member | 
 
 
 _WRITE_PG = text(
-    """WITH p AS (
+    """WITH c AS (
+         UPDATE coupons SET state = 'redeemed', redeemed_at = :occurred_at
+         WHERE id = ANY(CAST(:coupon_ids AS bigint[])) AND state = 'issued'
+         RETURNING id),
+       p AS (
          INSERT INTO purchases (source, external_id, member_id, channel_id, store, occurred_at,
            amount, currency, discount, base_amount, refunded_amount, net_base_amount,
            campaign_id, state, points_earned, points_reversed, fingerprint, balance_after,
@@ -218,12 +246,19 @@ _WRITE_PG = text(
                bonus_rule_id integer))
            WITH ORDINALITY AS x(type, points, balance_after, reason, rule, bonus_rule_id, n)
          ORDER BY x.n),
+       r AS (
+         INSERT INTO coupon_redemptions (batch_id, coupon_id, member_id, purchase_id, discount,
+           currency, redeemed_at, idempotency_key)
+         SELECT x.batch_id, x.coupon_id, :member_id, p.id, x.discount, x.currency,
+           :occurred_at, 'purchase:' || p.id || ':coupon:' || x.code
+         FROM p CROSS JOIN json_to_recordset(CAST(:redemptions AS json))
+           AS x(batch_id integer, coupon_id bigint, discount numeric, currency text, code text)),
        m AS (
          UPDATE members SET balance = :new_balance, pending_points = :new_pending,
            debt = :new_debt, tier_id = :new_tier_id, tier_since = :new_tier_since,
            updated_at = :now
          WHERE id = :member_id AND EXISTS (SELECT 1 FROM p))
-       SELECT (SELECT id FROM p)"""
+       SELECT (SELECT id FROM p), (SELECT count(*) FROM c)"""
 )
 
 
@@ -261,14 +296,18 @@ class _Rows:
     purchase: dict[str, Any]
     lot: dict[str, Any] | None
     entries: list[dict[str, Any]]
-    member: dict[str, Any]  # new balance, pending, debt, tier, tier_since
+    member: dict[str, Any] | None  # new balance, pending, debt, tier, tier_since
     tier_change: dict[str, Any] | None
+    coupon_ids: list[int]
+    redemptions: list[dict[str, Any]]  # batch_id, coupon_id, discount, currency, code
 
 
-def _write_postgresql(conn: Connection, rows: _Rows, actor: Actor) -> int | None:
-    """All of it in one statement (data-modifying CTEs): on a retry nothing is written."""
+def _write_postgresql(conn: Connection, rows: _Rows, actor: Actor) -> tuple[int | None, int]:
+    """All of it in one statement (data-modifying CTEs): on a retry nothing is written.
+    Returns the purchase's id and how many coupons this statement redeemed."""
     lot = rows.lot or {"remaining": 0, "state": "active", "available_at": None, "expires_at": None}
     purchase = rows.purchase
+    member = rows.member or dict.fromkeys(_MEMBER_KEYS)
     row = _PG["write"].run(
         conn,
         {
@@ -281,15 +320,18 @@ def _write_postgresql(conn: Connection, rows: _Rows, actor: Actor) -> int | None
             "expires_at": lot["expires_at"],
             # One JSON text adapts faster than six arrays.
             "entries": json.dumps(rows.entries, ensure_ascii=False),
+            "coupon_ids": rows.coupon_ids,
+            "redemptions": json.dumps(rows.redemptions, ensure_ascii=False),
             "actor_kind": actor.kind,
             "actor_label": actor.label,
             "actor_user_id": actor.user_id,
-            **{f"new_{k}": v for k, v in rows.member.items()},
+            **{f"new_{k}": v for k, v in member.items()},
         },
     )
-    return None if row is None else cast(int | None, row[0])
+    return cast(int | None, row[0]), int(row[1])
 
 
+_MEMBER_KEYS = ("balance", "pending", "debt", "tier_id", "tier_since")
 _PURCHASE_KEYS = (
     "source",
     "external_id",
@@ -305,13 +347,44 @@ _PURCHASE_KEYS = (
     "fingerprint",
     "balance_after",
 )
+_REDEEM_COUPONS = (
+    update(_coupons)
+    .where(
+        _coupons.c.id.in_(bindparam("coupon_ids", expanding=True)),
+        _coupons.c.state == CouponState.ISSUED.value,
+    )
+    .values(state=CouponState.REDEEMED.value, redeemed_at=bindparam("at", type_=UTCDateTime()))
+)
 
 
-def _write_portable(conn: Connection, rows: _Rows, actor: Actor) -> int | None:
+def _write_portable(conn: Connection, rows: _Rows, actor: Actor) -> tuple[int | None, int]:
     """The same rows statement by statement (SQLite has no data-modifying CTEs)."""
+    redeemed = 0
+    if rows.coupon_ids:
+        at = rows.purchase["occurred_at"]
+        redeemed = rowcount(
+            conn.execute(_REDEEM_COUPONS, {"coupon_ids": rows.coupon_ids, "at": at})
+        )
     purchase_id = conn.execute(_INSERT[conn.dialect.name], rows.purchase).scalar()
     if purchase_id is None:
-        return None
+        return None, redeemed
+    if rows.redemptions:
+        conn.execute(
+            insert(_redemptions),
+            [
+                {
+                    "batch_id": r["batch_id"],
+                    "coupon_id": r["coupon_id"],
+                    "member_id": rows.purchase["member_id"],
+                    "purchase_id": purchase_id,
+                    "discount": Decimal(r["discount"]),
+                    "currency": r["currency"],
+                    "redeemed_at": rows.purchase["occurred_at"],
+                    "idempotency_key": f"purchase:{purchase_id}:coupon:{r['code']}",
+                }
+                for r in rows.redemptions
+            ],
+        )
     if rows.lot is not None:
         lot_id = conn.execute(_INSERT_LOT, {**rows.lot, "purchase_id": purchase_id}).scalar_one()
         conn.execute(
@@ -332,17 +405,24 @@ def _write_portable(conn: Connection, rows: _Rows, actor: Actor) -> int | None:
                 for entry in rows.entries
             ],
         )
-    conn.execute(
-        _UPDATE_MEMBER,
-        {
-            "member_id": rows.purchase["member_id"],
-            **{f"new_{k}": v for k, v in rows.member.items()},
-        },
-    )
-    return cast(int, purchase_id)
+    if rows.member is not None:
+        conn.execute(
+            _UPDATE_MEMBER,
+            {
+                "member_id": rows.purchase["member_id"],
+                **{f"new_{k}": v for k, v in rows.member.items()},
+            },
+        )
+    return cast(int, purchase_id), redeemed
 
 
-def _rows(sale: Sale, plan: plans.PurchasePlan, after: plans.MemberState) -> _Rows:
+def _rows(
+    sale: Sale,
+    campaign_id: int | None,
+    plan: plans.PurchasePlan,
+    after: plans.MemberState | None,
+    used: list[tuple[str, coupons.Check]],
+) -> _Rows:
     credit = plan.credit
     lot = credit.lot if credit else None
     move = plan.tier_move
@@ -360,12 +440,12 @@ def _rows(sale: Sale, plan: plans.PurchasePlan, after: plans.MemberState) -> _Ro
             "base_amount": sale.base_amount,
             "refunded_amount": Decimal(0),
             "net_base_amount": sale.base_amount,
-            "campaign_id": sale.campaign_id,
+            "campaign_id": campaign_id,
             "state": PurchaseState.COMPLETED.value,
             "points_earned": plan.points,
             "points_reversed": 0,
             "fingerprint": sale.fingerprint,
-            "balance_after": after.points.balance,
+            "balance_after": after.points.balance if after else None,
             "created_at": utcnow(),
         },
         # Plain dicts by hand: dataclasses.asdict deep-copies, a cost on this path.
@@ -391,7 +471,9 @@ def _rows(sale: Sale, plan: plans.PurchasePlan, after: plans.MemberState) -> _Ro
             }
             for e in (credit.entries if credit else [])
         ],
-        member={
+        member=None
+        if after is None
+        else {
             "balance": after.points.balance,
             "pending": after.points.pending,
             "debt": after.points.debt,
@@ -408,80 +490,165 @@ def _rows(sale: Sale, plan: plans.PurchasePlan, after: plans.MemberState) -> _Ro
             "metric_value": move.metric_value,
             "changed_at": move.at,
         },
+        coupon_ids=[c.coupon.id for _, c in used if c.coupon is not None],
+        redemptions=[
+            {
+                "batch_id": c.batch.id,
+                "coupon_id": c.coupon.id if c.coupon else None,
+                "discount": str(c.discount),
+                "currency": c.batch.currency,
+                "code": code,
+            }
+            for code, c in used
+            if c.batch is not None
+        ],
     )
+
+
+def _codes_statement(dialect: str) -> Select[Any]:
+    wanted = (
+        _coupons.c.code == any_(bindparam("codes", type_=ARRAY(String())))
+        if dialect == "postgresql"
+        else _coupons.c.code.in_(bindparam("codes", expanding=True))
+    )
+    return (
+        select(
+            *(_coupons.c[name] for name in coupons.COUPON_COLUMNS),
+            *(_batches.c[name] for name in coupons.BATCH_COLUMNS),
+        )
+        .join(_batches, _batches.c.id == _coupons.c.batch_id)
+        .where(wanted)
+    )
+
+
+_CODES = {dialect: _codes_statement(dialect) for dialect in ("postgresql", "sqlite")}
+_EXISTING = select(_purchases.c.id).where(
+    _purchases.c.source == bindparam("source"),
+    _purchases.c.external_id == bindparam("external_id"),
+)
+_PG.update(codes=_Driver(_CODES["postgresql"]), existing=_Driver(_EXISTING))
+
+
+class _Sent:
+    """What the first round trip read."""
+
+    def __init__(self) -> None:
+        self.existing: Any = None
+        self.member: Any = None
+        self.facts: Any = None
+        self.coupons: list[Any] = []
+
+
+def _read(conn: Connection, sale: Sale, wanted: list[str]) -> tuple[_Sent, Any]:
+    """The first round trip: is the id taken, the member locked (with the settings' token),
+    the history's facts (with the settings used last, if any), the coupons' rows. On
+    PostgreSQL in one pipeline: its statements run in order, so the facts are read under
+    the lock, as if sent one by one."""
+    sent = _Sent()
+    fast = conn.dialect.name == "postgresql" and conn.dialect.driver == "psycopg"
+    member = sale.member_id
+    guess = program_settings.latest() if fast and member is not None else None
+    ids = {"source": sale.source, "external_id": sale.external_id}
+    if not fast:
+        sent.existing = conn.execute(_EXISTING, ids).first()
+        if member is not None:
+            sent.member = conn.execute(_LOCK, {"member_id": member}).one_or_none()
+        if wanted:
+            sent.coupons = list(conn.execute(_CODES[conn.dialect.name], {"codes": wanted}))
+        return sent, None
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    with raw.pipeline():
+        cursors = {"existing": _PG["existing"].send(raw, ids)}
+        if member is not None:
+            cursors["member"] = _PG["lock"].send(raw, {"member_id": member})
+            if guess is not None:
+                asked = history.params(guess.program, member, sale.occurred_at)
+                cursors["facts"] = _PG[guess.program.tier_metric].send(raw, asked)
+        if wanted:
+            cursors["coupons"] = _PG["codes"].send(raw, {"codes": wanted})
+    sent.existing = cursors["existing"].fetchone()
+    if "member" in cursors:
+        sent.member = cursors["member"].fetchone()
+    if "facts" in cursors:
+        sent.facts = cursors["facts"].fetchone()
+    if "coupons" in cursors:
+        sent.coupons = cursors["coupons"].fetchall()
+    return sent, guess
 
 
 def post(
     session: Session, actor: Actor, sale: Sale, *, zone: ZoneInfo, base_currency: str
 ) -> Posted | None:
-    """Post `sale`; None when the member is not active (the general path explains why)."""
+    """Post `sale`; None when the general path must (an inactive member, whose purchase it
+    explains; a public or unknown coupon code, whose use it counts or refuses)."""
     if session.new or session.dirty or session.deleted:
         session.flush()  # what the caller changed in this session is visible to the SQL below
     conn = session.connection()
     fast = conn.dialect.name == "postgresql" and conn.dialect.driver == "psycopg"
     at = sale.occurred_at
-    locked = {"member_id": sale.member_id}
-    guess = program_settings.latest() if fast else None
-    facts_row: Any = None
-    if guess is not None:
-        # One round trip for both: PostgreSQL runs a pipeline's statements in order, so the
-        # facts are read after the lock is held, as if sent one by one.
-        raw = conn.connection.driver_connection
-        assert raw is not None
-        asked = history.params(guess.program, sale.member_id, at)
-        with raw.pipeline():
-            lock_cursor = _PG["lock"].send(raw, locked)
-            facts_cursor = _PG[guess.program.tier_metric].send(raw, asked)
-        row, facts_row = lock_cursor.fetchone(), facts_cursor.fetchone()
-    elif fast:
-        row = _PG["lock"].run(conn, locked)
+    wanted = [codes.normalise(code) for code in sale.coupon_codes]
+    sent, guess = _read(conn, sale, wanted)
+    if sent.existing is not None:  # a retry: replay
+        return Posted(None, None, None, None)
+    member: plans.MemberState | None = None
+    if sale.member_id is not None:
+        if sent.member is None:
+            raise NotFound("member.not_found", f"No member with id {sale.member_id}.")
+        number, status, tier_id, tier_since, balance, pending, debt, token = sent.member
+        if status != "active":
+            return None
+        member = plans.MemberState(
+            sale.member_id,
+            number,
+            status,
+            tier_id,
+            tier_since,
+            plans.Points(balance, pending, debt),
+        )
     else:
-        row = conn.execute(_LOCK, locked).one_or_none()
-    if row is None:
-        raise NotFound("member.not_found", f"No member with id {sale.member_id}.")
-    number, status, tier_id, tier_since, balance, pending, debt, token = row
-    if status != "active":
-        return None
+        token = conn.execute(select(ConfigVersion.token).where(ConfigVersion.id == 1)).scalar()
     config = program_settings.config(session, token)
     program = config.program
-    if guess is None or guess.token != token:  # no guess, or the settings changed since
-        asked = history.params(program, sale.member_id, at)
-        if fast:
-            facts_row = _PG[program.tier_metric].run(conn, asked)
-        else:
-            facts_row = conn.execute(history.statement(program), asked).one()
+    facts = None
+    if member is not None:
+        if guess is None or guess.token != token:  # no guess, or the settings changed since
+            asked = history.params(program, member.id, at)
+            if fast:
+                sent.facts = _PG[program.tier_metric].run(conn, asked)
+            else:
+                sent.facts = conn.execute(history.statement(program), asked).one()
+        facts = history.from_row(sent.facts)
     settings = plans.Settings(
         program,
         config.ladder,
         config.rules,
         program_settings.campaign_names(session, config.rules),
     )
-    member = plans.MemberState(
-        sale.member_id, number, status, tier_id, tier_since, plans.Points(balance, pending, debt)
-    )
+    used = _check_coupons(sale, wanted, sent.coupons, member, settings)
+    if used is None:
+        return None
+    campaign_id = sale.campaign_id
+    for _, found in used:  # the first coupon's campaign, as the general path
+        if campaign_id is None and found.batch is not None:
+            campaign_id = found.batch.campaign_id
     plan = plans.purchase(
         settings,
         member,
-        history.from_row(facts_row),
-        plans.Sale(at, sale.base_amount, sale.channel_id, sale.campaign_id, sale.categories),
+        facts,
+        plans.Sale(at, sale.base_amount, sale.channel_id, campaign_id, sale.categories),
         zone=zone,
         base_currency=base_currency,
     )
-    after = plans.after(member, plan)
-    rows = _rows(sale, plan, after)
+    after = None if member is None else plans.after(member, plan)
+    rows = _rows(sale, campaign_id, plan, after, used)
     write = _write_postgresql if fast else _write_portable
-    purchase_id = write(conn, rows, actor)
-    values = {
-        "number": number,
-        "status": status,
-        "tier_id": tier_id,
-        "tier_since": tier_since,
-        "balance": balance,
-        "pending_points": pending,
-        "debt": debt,
-    }
-    if purchase_id is None:  # a retry: nothing was written
-        return Posted(None, _sync(session, sale.member_id, values), plan, balance)
+    purchase_id, redeemed = write(conn, rows, actor)
+    if redeemed != len(rows.coupon_ids) or purchase_id is None:
+        if purchase_id is None and not redeemed:
+            return Posted(None, None, None, None)  # recorded meanwhile by a retry: replay
+        # Another purchase redeemed a coupon first: refuse, and the caller rolls back.
+        raise coupons.CouponRefused("coupon.used", "A coupon on this purchase was already used.")
     if sale.lines:
         conn.execute(insert(_lines), [{**line, "purchase_id": purchase_id} for line in sale.lines])
     if rows.tier_change is not None:
@@ -495,22 +662,79 @@ def post(
                 "completes_at": plan.referral_completes_at,
             },
         )
+    if used:
+        _expire_coupons(session, rows.coupon_ids)
     purchase = PostedPurchase(
         purchase_id,
         sale.source,
         sale.external_id,
         sale.member_id,
-        sale.campaign_id,
+        campaign_id,
         sale.amount,
         sale.currency,
         sale.base_amount,
         plan.points,
     )
-    values.update(
-        balance=after.points.balance,
-        pending_points=after.points.pending,
-        debt=after.points.debt,
-        tier_id=after.tier_id,
-        tier_since=after.tier_since,
+    redemptions = [
+        PostedRedemption(r["batch_id"], r["coupon_id"], Decimal(r["discount"]), r["currency"])
+        for r in rows.redemptions
+    ]
+    if member is None or after is None:
+        return Posted(purchase, None, plan, None, redemptions)
+    values = {
+        "number": member.number,
+        "status": member.status,
+        "tier_id": after.tier_id,
+        "tier_since": after.tier_since,
+        "balance": after.points.balance,
+        "pending_points": after.points.pending,
+        "debt": after.points.debt,
+    }
+    return Posted(
+        purchase, _sync(session, member.id, values), plan, after.points.balance, redemptions
     )
-    return Posted(purchase, _sync(session, sale.member_id, values), plan, after.points.balance)
+
+
+def _check_coupons(
+    sale: Sale,
+    wanted: list[str],
+    found: list[Any],
+    member: plans.MemberState | None,
+    settings: plans.Settings,
+) -> list[tuple[str, coupons.Check]] | None:
+    """Each code checked by `coupons.check`, in the order given; the first refusal raises.
+    None when a code is not a personal or bearer coupon (a public code, or unknown): the
+    general path counts public uses under the batch's lock, and explains an unknown code."""
+    rows = {}
+    width = len(coupons.COUPON_COLUMNS)
+    for row in found:
+        coupon = coupons.CouponRow(*row[:width])
+        rows[coupon.code] = (coupon, coupons.BatchRow(*row[width:]))
+    if any(code not in rows for code in wanted):
+        return None
+    tier = settings.tiers[member.tier_id].code if member else None
+    used = []
+    for given, code in zip(sale.coupon_codes, wanted, strict=True):
+        coupon, batch = rows[code]
+        result = coupons.check(
+            code,
+            coupon,
+            batch,
+            member_id=member.id if member else None,
+            tier_code=tier,
+            spend=sale.amount + sale.discount,
+            currency=sale.currency,
+            at=sale.occurred_at,
+        )
+        if not result.ok:
+            raise coupons.CouponRefused(result.code, result.message)
+        used.append((given, result))
+    return used
+
+
+def _expire_coupons(session: Session, coupon_ids: list[int]) -> None:
+    """Coupons this session holds reload what the statement changed."""
+    for coupon_id in coupon_ids:
+        held = session.identity_map.get(identity_key(Coupon, coupon_id))
+        if held is not None:
+            session.expire(held, ["state", "redeemed_at"])

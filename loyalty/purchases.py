@@ -138,7 +138,7 @@ class Outcome:
     replayed: bool = False
     earned: list[Earned] = field(default_factory=list)
     pending_until: datetime | None = None
-    coupons: list[Redemption] = field(default_factory=list)
+    coupons: list[Redemption | posting.PostedRedemption] = field(default_factory=list)
     tier_change: tiers.TierMove | None = None
     referral: str | None = None
     member: Member | posting.PostedMember | None = None
@@ -241,7 +241,7 @@ def record(
     _check(data)
     source, external_id = data.source.strip(), data.external_id.strip()
     fingerprint = data.fingerprint()
-    if data.member_id and not data.coupon_codes and FAST_PATH:
+    if FAST_PATH:
         fast = _post(session, actor, data, source, external_id, fingerprint, base_currency, zone)
         if fast is not None:
             return fast
@@ -423,9 +423,8 @@ def _post(
     base_currency: str,
     zone: ZoneInfo,
 ) -> Outcome | None:
-    """A member's purchase without coupons through `posting` (the fast path); None when the
-    member is not active, for the general path to explain."""
-    assert data.member_id is not None
+    """The purchase through `posting` (the fast path); None when the general path must
+    (an inactive member, a public or unknown coupon code)."""
     try:
         currency, base_amount, channel_id, campaign_id = _resolve(
             session, data, base_currency, zone
@@ -452,15 +451,16 @@ def _post(
         fingerprint=fingerprint,
         categories=_categories(data, base_amount),
         lines=_line_rows(data),
+        coupon_codes=tuple(dict.fromkeys(data.coupon_codes)),
     )
     posted = posting.post(session, actor, sale, zone=zone, base_currency=base_currency)
     if posted is None:
         return None
-    if posted.purchase is None:
+    if posted.purchase is None or posted.plan is None:
         earlier = find(session, source, external_id)
         assert earlier is not None
         return _replay(session, earlier, fingerprint, zone)
-    outcome = Outcome(posted.purchase, member=posted.member)
+    outcome = Outcome(posted.purchase, member=posted.member, coupons=list(posted.coupons))
     _answer(outcome, posted.plan, zone)
     outcome.balance = posted.balance
     return outcome
