@@ -2,12 +2,13 @@
 
 - purchases posted through the service, one transaction each, per second (target ≥ 1,000/s
   in one process; 8 threads, each on its own members, as tills are);
+- the same with one single-use coupon on each purchase (target ≥ 800/s);
 - CSV import of 1,000,000 purchases for 100,000 members (target ≤ 120 s);
 - nightly tier evaluation plus expiry over 1,000,000 members (target ≤ 60 s);
 - generating 1,000,000 unique coupon codes (target ≤ 30 s).
 
 Set BENCH_SCALE=0.1 for a quick run at a tenth of the sizes (targets then do not apply), and
-BENCH_ONLY=service,codes,import,nightly to run some of them.
+BENCH_ONLY=service,coupons,codes,import,nightly to run some of them.
 """
 
 from __future__ import annotations
@@ -64,7 +65,13 @@ def add_members(factory: sessionmaker[Session], count: int, first: int) -> None:
         )
 
 
-def _post(factory: sessionmaker[Session], ids: list[int], numbers: range, tag: str) -> None:
+def _post(
+    factory: sessionmaker[Session],
+    ids: list[int],
+    numbers: range,
+    tag: str,
+    codes: list[str] | None = None,
+) -> None:
     for i in numbers:
         with factory() as session, session.begin():
             purchases.record(
@@ -77,6 +84,7 @@ def _post(factory: sessionmaker[Session], ids: list[int], numbers: range, tag: s
                     amount=Decimal(20 + i % 300),
                     currency="CNY",
                     member_id=ids[i % len(ids)],
+                    coupon_codes=(codes[i],) if codes else (),
                 ),
                 base_currency="CNY",
                 zone=ZONE,
@@ -110,6 +118,54 @@ def bench_service(factory: sessionmaker[Session]) -> None:
     rate = share * threads / (time.perf_counter() - started)
     emit("purchases_posted_per_second_8_threads", rate, "purchases/s", target(">= 1000"))
     emit("driver_ceiling_6_statement_transactions_per_second_8_threads", ceiling(factory), "tx/s")
+
+
+def bench_coupons(factory: sessionmaker[Session]) -> None:
+    """Members' purchases each with one single-use coupon (bearer codes, 5.00 off), one
+    transaction each, 8 threads as above."""
+    count, threads = n(4_000), 8
+    add_members(factory, 2_000, 30_000_001)
+    with factory() as session, session.begin():
+        batch = coupons.create_batch(
+            session,
+            ACTOR,
+            name="Bench coupons",
+            kind="fixed",
+            value=Decimal(5),
+            currency="CNY",
+            valid_days=400,
+        )
+        coupons.generate(session, ACTOR, batch.id, count, at=T0 - timedelta(days=1))
+    with factory() as session:
+        ids = list(
+            session.scalars(text("SELECT id FROM members WHERE number LIKE 'B03%' ORDER BY id"))
+        )
+        codes = list(
+            session.scalars(
+                text("SELECT code FROM coupons WHERE batch_id = :b ORDER BY id"), {"b": batch.id}
+            )
+        )
+    share = count // threads
+    workers = [
+        threading.Thread(
+            target=_post,
+            args=(factory, ids[t::threads], range(t * share, (t + 1) * share), "C", codes),
+        )
+        for t in range(threads)
+    ]
+    started = time.perf_counter()
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    rate = share * threads / (time.perf_counter() - started)
+    with factory() as session:
+        used = session.scalar(
+            text("SELECT count(*) FROM coupons WHERE batch_id = :b AND state = 'redeemed'"),
+            {"b": batch.id},
+        )
+    assert used == share * threads, used
+    emit("coupon_purchases_posted_per_second_8_threads", rate, "purchases/s", target(">= 800"))
 
 
 def ceiling(factory: sessionmaker[Session], threads: int = 8, count: int = 4_000) -> float:
@@ -271,6 +327,7 @@ def main() -> None:
         only = {name for name in os.environ.get("BENCH_ONLY", "").split(",") if name}
         for name, run in (
             ("service", bench_service),
+            ("coupons", bench_coupons),
             ("codes", bench_codes),
             ("import", bench_import),
             ("nightly", bench_nightly),

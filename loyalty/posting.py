@@ -550,7 +550,8 @@ def _read(conn: Connection, sale: Sale, wanted: list[str]) -> tuple[_Sent, Any]:
     guess = program_settings.latest() if fast and member is not None else None
     ids = {"source": sale.source, "external_id": sale.external_id}
     if not fast:
-        sent.existing = conn.execute(_EXISTING, ids).first()
+        if wanted:
+            sent.existing = conn.execute(_EXISTING, ids).first()
         if member is not None:
             sent.member = conn.execute(_LOCK, {"member_id": member}).one_or_none()
         if wanted:
@@ -559,7 +560,11 @@ def _read(conn: Connection, sale: Sale, wanted: list[str]) -> tuple[_Sent, Any]:
     raw = conn.connection.driver_connection
     assert raw is not None
     with raw.pipeline():
-        cursors = {"existing": _PG["existing"].send(raw, ids)}
+        cursors = {}
+        if wanted:
+            # A retry's coupons are used (by itself): look for it before checking them.
+            # Without coupons the write's ON CONFLICT finds a retry, at no extra cost.
+            cursors["existing"] = _PG["existing"].send(raw, ids)
         if member is not None:
             cursors["member"] = _PG["lock"].send(raw, {"member_id": member})
             if guess is not None:
@@ -567,7 +572,8 @@ def _read(conn: Connection, sale: Sale, wanted: list[str]) -> tuple[_Sent, Any]:
                 cursors["facts"] = _PG[guess.program.tier_metric].send(raw, asked)
         if wanted:
             cursors["coupons"] = _PG["codes"].send(raw, {"codes": wanted})
-    sent.existing = cursors["existing"].fetchone()
+    if "existing" in cursors:
+        sent.existing = cursors["existing"].fetchone()
     if "member" in cursors:
         sent.member = cursors["member"].fetchone()
     if "facts" in cursors:

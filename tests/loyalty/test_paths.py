@@ -98,6 +98,7 @@ def world(engine: Engine) -> Iterator[World]:
         session,
         ACTOR,
         name="Ten off",
+        campaign_id=campaign.id,  # a purchase using one counts for the campaign
         kind="fixed",
         currency=BASE,
         value=Decimal(10),
