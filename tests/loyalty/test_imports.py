@@ -11,11 +11,11 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from campaigns import rates
-from loyalty import imports
+from loyalty import coupons, imports
 from loyalty import program as program_settings
 from loyalty.models import LedgerEntry, Lot, Member, Purchase
 from tests.campaigns.conftest import Staff, make_campaign
-from tests.loyalty.conftest import ACTOR, BASE, ZONE, Shop
+from tests.loyalty.conftest import ACTOR, BASE, T0, ZONE, Shop
 
 
 def factory(db: Session) -> Any:
@@ -186,3 +186,33 @@ def test_a_file_applies_in_time_order_whatever_its_row_order(shop: Shop) -> None
         ("B3", "base"),
         ("B3", "repeat_purchase"),
     ]
+
+
+def test_a_row_the_service_refuses_is_reported_and_the_rest_imported(shop: Shop) -> None:
+    """Two rows use one single-use coupon: the earlier (in time) is imported with it, the
+    later refused by line and reason; rows after it still go in, as if posted one by one."""
+    member = shop.join("Coupon holder")
+    batch = coupons.create_batch(
+        shop.db,
+        ACTOR,
+        name="Five off",
+        kind="fixed",
+        currency=BASE,
+        value=Decimal(5),
+        valid_days=400,
+    )
+    code = coupons.issue(shop.db, ACTOR, batch.id, member, reason="Test", at=T0).code
+    shop.db.flush()
+    data = (
+        "source,external_id,occurred_at,amount,member_number,coupon_codes\n"
+        f"pos,C2,2026-03-04T10:00:00+08:00,50,{member.number},{code}\n"
+        f"pos,C1,2026-03-03T10:00:00+08:00,40,{member.number},{code}\n"
+        f"pos,C3,2026-03-05T10:00:00+08:00,30,{member.number},\n"
+    ).encode()
+    report = imports.import_purchases(factory(shop.db), ACTOR, data, base=BASE, zone=ZONE)
+    assert report.imported == 2
+    assert [(r["line"], r["external_id"], r["code"]) for r in report.refused] == [
+        (2, "C2", "coupon.used")
+    ]
+    stored = shop.db.scalars(select(Purchase.external_id).order_by(Purchase.occurred_at))
+    assert list(stored) == ["C1", "C3"]
