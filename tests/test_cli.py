@@ -221,3 +221,14 @@ def test_import_purchases_then_run_the_jobs(data_dir: Path) -> None:
     with factory() as session:
         member = members.by_number(session, number)
         assert (member.balance, member.pending_points) == (100 + 120 + 200, 0)
+
+
+def test_serve_passes_workers_to_uvicorn(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import uvicorn
+
+    seen: dict[str, object] = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: seen.update(options, app=app))
+    invoke("serve", "--workers", "3")
+    assert (seen["app"], seen["workers"], seen["factory"]) == ("web.app:create_app", 3, True)
+    refused = runner.invoke(app, ["serve", "--workers", "2", "--reload"])
+    assert refused.exit_code != 0 and "not both" in refused.output

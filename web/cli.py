@@ -53,6 +53,14 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Address to listen on [RETAIN_HOST]")] = None,
     port: Annotated[int | None, typer.Option(help="Port [RETAIN_PORT]")] = None,
     reload: Annotated[bool, typer.Option(help="Restart on code changes (development)")] = False,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=64,
+            help="Worker processes (production: about one per core; not with --reload)",
+        ),
+    ] = 1,
 ) -> None:
     """Serve the web app and API."""
     import uvicorn
@@ -63,6 +71,8 @@ def serve(
     except RetainError as exc:
         _fail(exc)
     host, port = host or settings.host, port or settings.port
+    if reload and workers > 1:
+        _fail(RetainError("serve.workers", "Use --reload or --workers, not both."))
     typer.secho(f"Retain is running at http://{host}:{port}", fg=typer.colors.GREEN, bold=True)
     if settings.demo_mode:
         from web.demo import DEMO_PASSWORD, DEMO_STAFF
@@ -79,6 +89,7 @@ def serve(
         host=host,
         port=port,
         reload=reload,
+        workers=workers,
         proxy_headers=True,
         log_level="info",
     )

@@ -18,9 +18,15 @@ SESSION_KEY = "sid"
 
 
 def get_db(request: Request) -> Iterator[Session]:
-    """A session per request. Routes commit once per business action; nothing else commits."""
+    """A session per request. Routes commit once per business action; nothing else commits.
+    A request that fails rolls back at once, so a refused action holds no lock (a member's
+    row, say) while its error is answered."""
     with request.app.state.session_factory() as session:
-        yield session
+        try:
+            yield session
+        except BaseException:
+            session.rollback()
+            raise
 
 
 def get_app_settings(request: Request) -> Settings:

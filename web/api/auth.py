@@ -8,7 +8,9 @@ from dataclasses import dataclass, replace
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.orm import Session
 
 from core.accounts import api_keys
 from core.accounts.models import ApiKey, Role, User
@@ -32,6 +34,17 @@ async def _caller(
     db: Db,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Caller:
+    # The key or session lookup talks to the database: in a worker thread, never on the
+    # event loop (a loop blocked waiting for a pooled connection stalls every request).
+    caller = await run_in_threadpool(_identify, request, db, credentials)
+    if caller.user is not None:
+        await verify_csrf(request)  # a browser session: its writes need the CSRF token
+    return caller
+
+
+def _identify(
+    request: Request, db: Session, credentials: HTTPAuthorizationCredentials | None
+) -> Caller:
     if credentials is not None:
         key = api_keys.authenticate(db, credentials.credentials)
         db.commit()  # last-used time, before the business action's own transaction
@@ -42,7 +55,6 @@ async def _caller(
         raise NotAuthenticated(
             "auth.api_key_missing", "Send an API key in the header 'Authorization: Bearer <key>'."
         )
-    await verify_csrf(request)
     roles = frozenset(r.value for r in user.roles)
     actor = Actor("user", user.email, user_id=user.id, ip=client_ip(request), roles=roles)
     return Caller(actor, user=user)
