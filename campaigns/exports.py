@@ -1,5 +1,6 @@
 """ROI report exports: CSV that Excel opens with Chinese intact, and XLSX. Same numbers as
-the page: both are written from RoiReport.table()."""
+the page: both are written from RoiReport.table(). Every cell goes through
+`core.exports.safe_cell`, so a name that looks like a formula opens as text."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import io
 from decimal import Decimal
 
 from campaigns.reports import RoiReport
+from core.exports import safe_cell
 
 
 def to_csv(report: RoiReport) -> bytes:
@@ -15,6 +17,7 @@ def to_csv(report: RoiReport) -> bytes:
         table["Input-output ratio"] = [
             "" if v is None else f"1 : {v:.2f}" for v in table["Input-output ratio"]
         ]
+    table = table.map(safe_cell).rename(columns=safe_cell)
     # UTF-8 with a byte-order mark: without it Excel guesses a legacy code page.
     return table.to_csv(index=False, na_rep="").encode("utf-8-sig")
 
@@ -29,11 +32,11 @@ def to_xlsx(report: RoiReport) -> bytes:
     sheet = book.active
     assert sheet is not None
     sheet.title = f"ROI by {report.group_by}"
-    sheet.append([*table.columns])
+    sheet.append([safe_cell(c) for c in table.columns])
     for cell in sheet[1]:
         cell.font = Font(bold=True)
     for record in table.itertuples(index=False):
-        sheet.append([None if _missing(v) else v for v in record])
+        sheet.append([None if _missing(v) else safe_cell(v) for v in record])
     for cell in sheet[sheet.max_row]:
         cell.font = Font(bold=True)  # the total row
     for index, column in enumerate(sheet.columns, start=1):

@@ -23,6 +23,7 @@ from core import audit
 from core.audit import Actor
 from core.db import rowcount
 from core.errors import Conflict, NotFound, ValidationFailed
+from core.exports import safe_cell
 from core.money import minor_units, normalise_currency
 from core.timeutil import utcnow
 from loyalty import codes
@@ -421,7 +422,8 @@ def issue_to_members(
 
 
 def export_csv(session: Session, batch_id: int) -> Iterator[str]:
-    """The batch's codes as CSV lines (streamed: a million rows never sit in memory)."""
+    """The batch's codes as CSV lines (streamed: a million rows never sit in memory), each
+    cell through `safe_cell` so nothing in it opens as a spreadsheet formula."""
     head = io.StringIO()
     csv.writer(head).writerow(["code", "state", "member_number", "valid_from", "valid_until"])
     yield "\ufeff" + head.getvalue()
@@ -436,15 +438,14 @@ def export_csv(session: Session, batch_id: int) -> Iterator[str]:
         out = io.StringIO()
         writer = csv.writer(out)
         for code, state, number, start, end in partition:
-            writer.writerow(
-                [
-                    code,
-                    state,
-                    number or "",
-                    start.isoformat() if start else "",
-                    end.isoformat() if end else "",
-                ]
-            )
+            row = [
+                code,
+                state,
+                number or "",
+                start.isoformat() if start else "",
+                end.isoformat() if end else "",
+            ]
+            writer.writerow([safe_cell(v) for v in row])
         yield out.getvalue()
 
 

@@ -45,12 +45,14 @@ from openpyxl import load_workbook
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from campaigns import exports, periods, rates, receipts, report_data, revenue
+from campaigns import exports, periods, planning, rates, receipts, report_data, revenue
 from campaigns.models import Campaign
 from campaigns.rates import MissingRate
 from campaigns.receipts import ReceiptInput
 from campaigns.report_data import ReportFilter
-from campaigns.reports import RoiReport
+from campaigns.reports import GROUPS, GroupBy, RoiReport
+from core.accounts import users
+from core.audit import Actor
 from tests.campaigns.conftest import Staff, file_receipt, make_campaign
 
 D = Decimal
@@ -322,3 +324,101 @@ def test_narrowed_reports_match_the_full_one(fixture_db: Session) -> None:
     assert report_data.build(fixture_db, "CNY", ReportFilter(campaign_ids=())).rows == []
     live = report_data.build(fixture_db, "CNY", ReportFilter(statuses=("ended",))).rows
     assert live == []  # the fixture's campaigns are all drafts
+
+
+HOSTILE_CAMPAIGN = '=HYPERLINK("http://x","y")'
+HOSTILE_CHANNEL = "+1+1"
+HOSTILE_OWNER = "@SUM(A1)"
+HOSTILE_OWNER_2 = "-2+3"
+TABBED_CAMPAIGN = "\tTabbed sale"
+
+
+@pytest.fixture
+def hostile_db(db: Session, staff: Staff) -> Session:
+    """Campaigns whose names, channel and owners read as spreadsheet formulas; EVIL has 50 of
+    approved cost and no revenue, so its profit (-50.00) and ROI (-100.0%) are negative."""
+    planning.save_channel(db, staff.admin, code="evil", name=HOSTILE_CHANNEL)
+    owners = [
+        users.create(
+            db,
+            Actor.system(),
+            email=f"owner{n}@example.com",
+            name=name,
+            roles=["marketer"],
+            password="long-password-1",
+        )
+        for n, name in enumerate((HOSTILE_OWNER, HOSTILE_OWNER_2))
+    ]
+    evil = make_campaign(
+        db, staff, "EVIL", name=HOSTILE_CAMPAIGN, channel="evil", owner_id=owners[0].id
+    )
+    file_receipt(db, evil.id, "50")
+    tabbed = make_campaign(db, staff, "TABBED", owner_id=owners[1].id)
+    tabbed.name = TABBED_CAMPAIGN  # the service strips names; an older row or an import may not
+    db.flush()
+    return db
+
+
+def grouped(db: Session, group_by: GroupBy) -> RoiReport:
+    return report_data.build(db, "CNY", ReportFilter(), group_by=group_by)
+
+
+def _csv_rows(report: RoiReport) -> list[dict[str, str]]:
+    data = exports.to_csv(report)
+    assert data.startswith(b"\xef\xbb\xbf")
+    return list(csv.DictReader(io.StringIO(data.decode("utf-8-sig"))))
+
+
+def _xlsx_rows(report: RoiReport) -> list[dict[str, Any]]:
+    sheet = load_workbook(io.BytesIO(exports.to_xlsx(report))).active
+    assert sheet is not None
+    header = [str(c.value) for c in sheet[1]]
+    return [dict(zip(header, row, strict=True)) for row in sheet.iter_rows(2)]
+
+
+def _assert_text_cell(cell: Any, raw: str) -> None:
+    """An XLSX cell holding `raw` as quoted text, never a formula."""
+    assert cell.data_type == "s" and cell.data_type != "f", (raw, cell.data_type)
+    assert cell.value == "'" + raw
+
+
+def test_csv_cells_that_read_as_formulas_are_quoted_and_numbers_stay_numbers(
+    hostile_db: Session,
+) -> None:
+    by_code = {r["Code"]: r for r in _csv_rows(grouped(hostile_db, "campaign"))}
+    assert by_code["EVIL"]["Name"] == "'" + HOSTILE_CAMPAIGN
+    assert by_code["TABBED"]["Name"] == "'" + TABBED_CAMPAIGN
+    assert by_code["EVIL"]["Profit"] == "-50.00"  # a negative number, not quoted
+    assert by_code["EVIL"]["ROI %"] == "-100.0"
+    assert by_code["EVIL"]["Approved cost"] == "50.00"
+    assert by_code["Total"]["Profit"] == "-50.00"
+    by_channel = {r["Channel"]: r for r in _csv_rows(grouped(hostile_db, "channel"))}
+    assert by_channel["'" + HOSTILE_CHANNEL]["Profit"] == "-50.00"
+    owners = {r["Owner"] for r in _csv_rows(grouped(hostile_db, "owner"))}
+    assert {"'" + HOSTILE_OWNER, "'" + HOSTILE_OWNER_2} <= owners
+    for group_by in GROUPS:
+        for row in _csv_rows(grouped(hostile_db, group_by)):
+            for value in row.values():
+                assert not value.startswith(("=", "+", "@", "\t", "\r")), (group_by, value)
+                assert not value.startswith("-") or D(value) < 0, (group_by, value)
+
+
+def test_xlsx_cells_that_read_as_formulas_are_text_and_numbers_stay_numbers(
+    hostile_db: Session,
+) -> None:
+    rows = {r["Code"].value: r for r in _xlsx_rows(grouped(hostile_db, "campaign"))}
+    _assert_text_cell(rows["EVIL"]["Name"], HOSTILE_CAMPAIGN)
+    _assert_text_cell(rows["TABBED"]["Name"], TABBED_CAMPAIGN)
+    for header, value in (("Profit", -50), ("ROI %", -100), ("Approved cost", 50)):
+        cell = rows["EVIL"][header]
+        assert cell.data_type == "n" and D(str(cell.value)) == value, (header, cell.value)
+    assert rows["Total"]["Profit"].data_type == "n" and rows["Total"]["Profit"].value == -50
+    channels = {r["Channel"].value: r for r in _xlsx_rows(grouped(hostile_db, "channel"))}
+    _assert_text_cell(channels["'" + HOSTILE_CHANNEL]["Channel"], HOSTILE_CHANNEL)
+    assert channels["'" + HOSTILE_CHANNEL]["Profit"].value == -50
+    owners = {r["Owner"].value: r for r in _xlsx_rows(grouped(hostile_db, "owner"))}
+    _assert_text_cell(owners["'" + HOSTILE_OWNER]["Owner"], HOSTILE_OWNER)
+    _assert_text_cell(owners["'" + HOSTILE_OWNER_2]["Owner"], HOSTILE_OWNER_2)
+    for group_by in GROUPS:
+        for row in _xlsx_rows(grouped(hostile_db, group_by)):
+            assert all(cell.data_type != "f" for cell in row.values()), group_by

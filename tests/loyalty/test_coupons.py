@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -118,6 +120,31 @@ def test_generate_a_batch_and_export_its_codes(shop: Shop) -> None:
     exported = "".join(coupons.export_csv(shop.db, batch_id)).lstrip("\ufeff").splitlines()
     assert exported[0] == "code,state,member_number,valid_from,valid_until"
     assert sorted(line.split(",")[0] for line in exported[1:]) == sorted(made)
+
+
+def test_exported_codes_never_open_as_spreadsheet_formulas(shop: Shop) -> None:
+    """Codes and member numbers are generated today, but a legacy import or a hand-made code
+    must not turn the export into a formula either."""
+    member = shop.join()
+    batch_id = batch(shop)
+    coupons.issue(shop.db, ACTOR, batch_id, member, reason="test", at=T0)
+    coupons.generate(shop.db, ACTOR, batch_id, 3)
+    made = shop.db.scalars(
+        select(Coupon).where(Coupon.batch_id == batch_id).order_by(Coupon.id)
+    ).all()
+    hostile = ['=HYPERLINK("http://x","y")', "+1+1", "@SUM(A1)", "\tTAB"]
+    for coupon, code in zip(made, hostile, strict=True):
+        coupon.code = code
+    member.number = "-2+3"
+    shop.db.flush()
+    text = "".join(coupons.export_csv(shop.db, batch_id))
+    assert text.startswith("\ufeff")
+    rows = list(csv.DictReader(io.StringIO(text.lstrip("\ufeff"))))
+    assert [r["code"] for r in rows] == ["'" + code for code in hostile]
+    assert rows[0]["member_number"] == "'-2+3"
+    assert made[0].valid_until is not None
+    assert rows[0]["valid_until"] == made[0].valid_until.isoformat()
+    assert rows[1]["member_number"] == "" and rows[1]["state"] == "issued"
 
 
 def test_issue_to_a_tier(shop: Shop) -> None:

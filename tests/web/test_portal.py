@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import re
@@ -20,9 +21,10 @@ from sqlalchemy.orm import Session
 from core.audit import Actor
 from core.outbox import OutboxMessage
 from core.timeutil import utcnow
-from loyalty import coupons, ledger, rewards
+from loyalty import coupons, ledger, purchases, rewards
 from loyalty import program as program_settings
 from loyalty.models import Coupon, EntryType, LedgerEntry, Member, Referral, Reward
+from loyalty.purchases import PurchaseInput
 from tests.web.conftest import MEMBER_PASSWORD, csrf_from, member_sign_in, sign_in
 from web.i18n import LOCALE_DIR
 
@@ -292,6 +294,59 @@ def test_profile_birthday_is_set_once_and_data_can_be_downloaded(
     archive = zipfile.ZipFile(io.BytesIO(client.get("/my/profile/data.zip").content))
     assert {"profile.csv", "points.csv", "purchases.csv", "coupons.csv"} <= set(archive.namelist())
     assert "Welcome bonus" in archive.read("points.csv").decode("utf-8-sig")
+
+
+def test_downloaded_csv_files_never_open_as_spreadsheet_formulas(
+    client: TestClient, db: Session, make_member: Callable[..., Member]
+) -> None:
+    hyperlink = '=HYPERLINK("http://x","y")'
+    member = make_member(name=hyperlink)
+    member.city = "\tShanghai"  # the service strips; an import or an old row may not
+    purchases.record(
+        db,
+        ACTOR,
+        PurchaseInput(
+            source="pos",
+            external_id="-2+3",
+            occurred_at=utcnow(),
+            amount=Decimal("88.50"),
+            currency="CNY",
+            member_id=member.id,
+            store="+1+1",
+        ),
+        base_currency="CNY",
+        zone=ZONE,
+    )
+    batch = coupons.create_batch(
+        db, ACTOR, name="@SUM(A1)", kind="fixed", value=Decimal(5), currency="CNY", valid_days=9
+    )
+    coupons.issue(db, ACTOR, batch.id, member, reason="test")
+    rewards.adjust(db, ACTOR, member.id, -500, reason="-2+3", key="neg", at=utcnow(), zone=ZONE)
+    db.commit()
+    member_sign_in(client, "mei@example.com")
+    archive = zipfile.ZipFile(io.BytesIO(client.get("/my/profile/data.zip").content))
+
+    def rows(table: str) -> list[dict[str, str]]:
+        text = archive.read(f"{table}.csv").decode("utf-8")
+        assert text.startswith("\ufeff")
+        return list(csv.DictReader(io.StringIO(text.removeprefix("\ufeff"))))
+
+    [profile] = rows("profile")
+    assert profile["name"] == "'" + hyperlink and profile["city"] == "'\tShanghai"
+    [bought] = rows("purchases")
+    assert bought["store"] == "'+1+1" and bought["reference"] == "'-2+3"
+    assert Decimal(bought["amount"]) == Decimal("88.50")
+    assert int(bought["points_earned"]) > 0
+    [held] = rows("coupons")
+    assert held["offer"] == "'@SUM(A1)"
+    adjusted = [r for r in rows("points") if r["type"] == EntryType.ADJUST]
+    # negative numbers stay plain numbers: 100 welcome + 88 earned + 200 first purchase - 500
+    assert [(r["reason"], r["points"], r["balance_after"]) for r in adjusted] == [
+        ("'-2+3", "-500", "-112")
+    ]
+    # the JSON download is data, not a spreadsheet: values exactly as stored
+    data = json.loads(client.get("/my/profile/data.json").text)
+    assert data["profile"][0]["name"] == hyperlink
 
 
 def test_closing_the_account_signs_out_and_anonymises(

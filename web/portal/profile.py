@@ -15,6 +15,7 @@ from fastapi.responses import RedirectResponse, Response
 
 from core.audit import Actor
 from core.errors import RetainError, ValidationFailed
+from core.exports import safe_cell
 from loyalty import accounts, members
 from loyalty.models import Member
 from web.deps import Db, client_ip
@@ -125,7 +126,9 @@ def data_json(db: Db, member: CurrentMember) -> Response:
 
 @router.get("/my/profile/data.zip")
 def data_csv(db: Db, member: CurrentMember) -> Response:
-    """The same data as CSV files (UTF-8 with BOM, so Excel reads Chinese), one per table."""
+    """The same data as CSV files (UTF-8 with BOM, so Excel reads Chinese), one per table,
+    each cell through `safe_cell` so a name that looks like a formula opens as text. The JSON
+    download keeps the values exactly as stored: no spreadsheet runs JSON."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         for table, rows in members.export(db, member.id).items():
@@ -133,7 +136,7 @@ def data_csv(db: Db, member: CurrentMember) -> Response:
             if rows:
                 writer = csv.DictWriter(text, fieldnames=list(rows[0]))
                 writer.writeheader()
-                writer.writerows(rows)
+                writer.writerows({k: safe_cell(v) for k, v in row.items()} for row in rows)
             archive.writestr(f"{table}.csv", "\ufeff" + text.getvalue())
     return Response(
         buffer.getvalue(),
