@@ -15,6 +15,7 @@ the older ones.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -54,6 +55,16 @@ def canonical(identifier: str) -> str:
         return members.normalise_phone(text) or ""
     except ValidationFailed:
         return text.lower()
+
+
+def signin_key(member: Member | None, identifier: str) -> str:
+    """What sign-in failures are counted under: one key per member, whether they typed
+    their phone or their email, and however it was written; an identifier that is no
+    member's is counted under its canonical form (guessing at it is throttled too, and
+    looks the same). The two prefixes differ, so no typed text can reach a member's key."""
+    if member is not None:
+        return f"member-id:{member.id}"
+    return f"member:{canonical(identifier)}"
 
 
 def find(session: Session, identifier: str) -> Member | None:
@@ -230,14 +241,17 @@ def authenticate(
     *,
     max_failures: int,
     lock_minutes: int,
+    before_hash: Callable[[], None] = lambda: None,
 ) -> Member:
     """The member for these credentials; every failure says the same, and failures count
-    towards throttling per phone/email and per address."""
-    key = f"member:{canonical(identifier)}"
+    towards throttling per account (`signin_key`) and per address. `before_hash` runs
+    before the slow password check (see `core.accounts.users.authenticate`)."""
     now = utcnow()
-    throttle.check_allowed(session, key, ip, now, max_failures, lock_minutes)
     member = find(session, identifier)
+    key = signin_key(member, identifier)
+    throttle.check_allowed(session, key, ip, now, max_failures, lock_minutes)
     found = session.get(MemberAccount, member.id) if member else None
+    before_hash()
     ok = passwords.verify_password(found.password_hash if found else None, password)
     if not ok or member is None or found is None or member.status == MemberStatus.CLOSED:
         throttle.record_attempt(session, key, ip, now, succeeded=False)

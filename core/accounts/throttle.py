@@ -1,35 +1,52 @@
-"""Sign-in throttling, stored in the database so it holds across server processes."""
+"""Sign-in throttling, stored in the database so it holds across server processes.
+
+Two counts, each over the last `minutes`:
+
+- per account (`key`: a staff email, a member's id): its failures since its own last
+  success, so the owner signing in clears only their own count;
+- per address: every failed try from it, whichever account it was against, aging out with
+  the window only. No success clears it, so signing in to one's own account between
+  guesses at others' does not buy more guesses.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import math
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import InstrumentedAttribute, Session
+from sqlalchemy.orm import Session
 
 from core.accounts.models import SigninAttempt
 from core.errors import RateLimited
 
 # An address may fail this many times more than one account before it is stopped.
 IP_FACTOR = 4
+_KEY_LENGTH = 254  # signin_attempts.email
 
 
-def _recent_failures(
-    session: Session, column: InstrumentedAttribute[Any], value: str, since: datetime
-) -> list[datetime]:
+def _stored(key: str) -> str:
+    """The key as it fits the column: a longer one (typed text matching no one) keeps its
+    start and a digest of the whole, so it is still counted, under one key per text."""
+    if len(key) <= _KEY_LENGTH:
+        return key
+    digest = hashlib.sha256(key.encode()).hexdigest()
+    return f"{key[: _KEY_LENGTH - len(digest) - 1]}#{digest}"
+
+
+def _account_failures(session: Session, key: str, since: datetime) -> list[datetime]:
+    """The account's failures in the window after its own last success."""
     last_success = session.scalar(
         select(func.max(SigninAttempt.attempted_at)).where(
-            column == value,
-            SigninAttempt.succeeded.is_(True),
+            SigninAttempt.email == key, SigninAttempt.succeeded.is_(True)
         )
     )
     start = max(since, last_success) if last_success else since
     rows = session.scalars(
         select(SigninAttempt.attempted_at)
         .where(
-            column == value,
+            SigninAttempt.email == key,
             SigninAttempt.succeeded.is_(False),
             SigninAttempt.attempted_at > start,
         )
@@ -38,21 +55,35 @@ def _recent_failures(
     return list(rows)
 
 
+def _address_failures(session: Session, ip: str, since: datetime) -> list[datetime]:
+    """Every failure from the address in the window, against any account."""
+    rows = session.scalars(
+        select(SigninAttempt.attempted_at)
+        .where(
+            SigninAttempt.ip == ip,
+            SigninAttempt.succeeded.is_(False),
+            SigninAttempt.attempted_at > since,
+        )
+        .order_by(SigninAttempt.attempted_at)
+    )
+    return list(rows)
+
+
 def check_allowed(
-    session: Session, email: str, ip: str | None, now: datetime, max_failures: int, minutes: int
+    session: Session, key: str, ip: str | None, now: datetime, max_failures: int, minutes: int
 ) -> None:
-    """Refuse a try after `max_failures` failures within `minutes` (per account and per IP)."""
+    """Refuse a try after `max_failures` failures within `minutes` against the account `key`
+    (counted since its last success), or `max_failures * IP_FACTOR` from the address `ip`
+    (whatever succeeded in between)."""
+    key = _stored(key)
     window = timedelta(minutes=minutes)
-    checks: list[tuple[InstrumentedAttribute[Any], str | None, int]] = [
-        (SigninAttempt.email, email, max_failures),
-        (SigninAttempt.ip, ip, max_failures * IP_FACTOR),
-    ]
-    for column, value, limit in checks:
-        if value is None:
-            continue
-        failures = _recent_failures(session, column, value, now - window)
-        if len(failures) >= limit:
-            unlock = failures[-limit] + window
+    since = now - window
+    counts = [(_account_failures(session, key, since), max_failures)]
+    if ip is not None:
+        counts.append((_address_failures(session, ip, since), max_failures * IP_FACTOR))
+    for failures, allowed in counts:
+        if len(failures) >= allowed:
+            unlock = failures[-allowed] + window
             wait = max(1, math.ceil((unlock - now).total_seconds()))
             raise RateLimited(
                 "auth.throttled",
@@ -62,9 +93,9 @@ def check_allowed(
 
 
 def record_attempt(
-    session: Session, email: str, ip: str | None, now: datetime, succeeded: bool
+    session: Session, key: str, ip: str | None, now: datetime, succeeded: bool
 ) -> None:
-    session.add(SigninAttempt(email=email, ip=ip, attempted_at=now, succeeded=succeeded))
+    session.add(SigninAttempt(email=_stored(key), ip=ip, attempted_at=now, succeeded=succeeded))
     session.flush()
 
 
@@ -74,6 +105,7 @@ def limit(
     """Count one use of `key` (for example "reset:+8613800000000") and refuse beyond
     `max_hits` within `minutes`. Kept with sign-in attempts under its own key, so the two
     never count against each other."""
+    key = _stored(key)
     since = now - timedelta(minutes=minutes)
     hits = list(
         session.scalars(

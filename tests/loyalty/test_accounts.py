@@ -9,6 +9,8 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from core import passwords
+from core.accounts import throttle
 from core.audit import AuditEntry
 from core.errors import Conflict, NotAuthenticated, NotFound, RateLimited, ValidationFailed
 from core.outbox import OutboxMessage
@@ -229,3 +231,109 @@ def test_export_holds_the_members_data_and_no_staff_notes(db: Session, shop: Sho
     assert [p["reference"] for p in data["purchases"]] == ["EXP1"]
     assert sum(e["points"] for e in data["points"]) == member.balance
     assert "Staff only" not in str(data)
+
+
+def active_member(db: Session, shop: Shop, phone: str, email: str) -> Member:
+    member = shop.join("Wu Fang", phone=phone, email=email)
+    accounts.request_link(db, email, base_url=BASE_URL, ip=None)
+    _, token = last_link(db, email)
+    accounts.use_link(db, token, TokenPurpose.ACTIVATE, PASSWORD, None)
+    return member
+
+
+def attempt(db: Session, identifier: str, password: str, ip: str | None = None) -> Member:
+    return accounts.authenticate(db, identifier, password, ip, max_failures=5, lock_minutes=15)
+
+
+def test_failures_by_email_and_by_phone_count_against_one_member(db: Session, shop: Shop) -> None:
+    member = active_member(db, shop, "+8613800000001", "wu@example.com")
+    for written in (
+        "wu@example.com",
+        "+8613800000001",
+        "+86 138-0000-0001",
+        " WU@Example.COM ",
+        "+86 (138) 0000 0001",
+    ):
+        with pytest.raises(NotAuthenticated):
+            attempt(db, written, "wrong-password")
+    for written in ("wu@example.com", "+86 138 0000 0001"):
+        with pytest.raises(RateLimited):  # locked whichever way they sign in, even rightly
+            attempt(db, written, PASSWORD)
+    assert member.status == "active"
+
+
+def test_a_correct_sign_in_clears_only_that_members_count(db: Session, shop: Shop) -> None:
+    member = active_member(db, shop, "+8613800000002", "zhou@example.com")
+    for _ in range(2):
+        for written in (
+            "zhou@example.com",
+            "+86 138-0000-0002",
+            "+8613800000002",
+            "ZHOU@example.com",
+        ):
+            with pytest.raises(NotAuthenticated):
+                attempt(db, written, "wrong-password", "10.0.0.9")
+        assert attempt(db, "+86 138 0000 0002", PASSWORD, "10.0.0.9").id == member.id
+    for _ in range(5):
+        with pytest.raises(NotAuthenticated):
+            attempt(db, "zhou@example.com", "wrong-password", "10.0.0.9")
+    with pytest.raises(RateLimited):
+        attempt(db, "zhou@example.com", PASSWORD, "10.0.0.9")
+
+
+def test_an_address_is_stopped_after_failures_across_members_whatever_succeeds_between(
+    db: Session, shop: Shop
+) -> None:
+    own = active_member(db, shop, "+8613800000003", "mallory@example.com")
+    victims = [shop.join(f"Victim {i}") for i in range(3)]
+    ip_limit = 5 * throttle.IP_FACTOR
+    guesses = [v.phone for v in victims] + [f"stranger{i}@example.com" for i in range(20)]
+    for i in range(ip_limit):
+        if i and i % 4 == 0:  # the attacker's own account, rightly, from the same address
+            assert attempt(db, "mallory@example.com", PASSWORD, "10.6.6.6").id == own.id
+        with pytest.raises(NotAuthenticated):
+            attempt(db, str(guesses[i]), "wrong-password", "10.6.6.6")
+    for identifier, password in (
+        ("stranger99@example.com", "x" * 12),
+        ("+8613800000003", PASSWORD),
+    ):
+        with pytest.raises(RateLimited):
+            attempt(db, identifier, password, "10.6.6.6")
+    assert attempt(db, "+8613800000003", PASSWORD, "10.7.7.7").id == own.id  # another address
+
+
+def test_unknown_identifiers_are_throttled_and_answered_like_members(
+    db: Session, shop: Shop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    active_member(db, shop, "+8613800000004", "zhao@example.com")
+    verified: list[str | None] = []
+    real_verify = passwords.verify_password
+
+    def counting_verify(password_hash: str | None, password: str) -> bool:
+        verified.append(password_hash)
+        return real_verify(password_hash, password)
+
+    monkeypatch.setattr(passwords, "verify_password", counting_verify)
+    answers: dict[str, list[tuple[str, str, str]]] = {}
+    for who, spellings in {
+        "member": ["zhao@example.com", "+86 138-0000-0004", "+8613800000004"],
+        "stranger": ["+8613900000004", "+86 139-0000-0004", "+86 (139) 0000 0004"],
+    }.items():
+        answers[who] = []
+        for i in range(6):
+            with pytest.raises((NotAuthenticated, RateLimited)) as refused:
+                attempt(db, spellings[i % 3], "wrong-password")
+            exc = refused.value
+            answers[who].append((type(exc).__name__, exc.code, exc.message))
+    assert answers["member"] == answers["stranger"]
+    assert [kind for kind, _, _ in answers["stranger"]] == ["NotAuthenticated"] * 5 + [
+        "RateLimited"
+    ]
+    # Each refused password was checked against a hash (a dummy one for a stranger): the
+    # same work, so timing does not tell them apart either; locked tries check none.
+    assert len(verified) == 10
+    assert verified[5:] == [None] * 5 and None not in verified[:5]
+    for junk in ("not a phone", "x" * 400, ""):
+        with pytest.raises(NotAuthenticated) as refused:
+            attempt(db, junk, "wrong-password")
+        assert refused.value.message == accounts.BAD_CREDENTIALS

@@ -9,10 +9,12 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core.accounts import users
+from core.accounts import throttle, users
 from core.accounts.models import SigninAttempt, User
 from core.audit import Actor
-from tests.web.conftest import PASSWORD, csrf_from, sign_in
+from core.settings import Settings
+from loyalty.models import Member
+from tests.web.conftest import PASSWORD, csrf_from, member_sign_in, sign_in
 
 
 def post_signin(client: TestClient, email: str, password: str, **extra: str):
@@ -135,3 +137,63 @@ def test_pages_send_vary_and_security_headers(admin_client: TestClient, path: st
     assert "HX-Request" in response.headers["vary"]
     assert response.headers["x-frame-options"] == "DENY"
     assert "script-src 'self'" in response.headers["content-security-policy"]
+
+
+def test_an_address_is_stopped_after_failures_across_accounts_whatever_succeeds_between(
+    client: TestClient,
+    make_user: Callable[..., User],
+    make_member: Callable[..., Member],
+    settings: Settings,
+) -> None:
+    """Signing in to one's own account (staff or member) between guesses at other
+    accounts does not clear the address's count: it ages out with the window only."""
+    make_user("mallory@example.com", ("marketer",))
+    make_member("mallory@example.com", "Mallory")
+    ip_limit = settings.signin_max_failures * throttle.IP_FACTOR
+    for i in range(ip_limit):
+        if i and i % 4 == 0:  # the attacker's own accounts, at both front doors
+            assert post_signin(client, "mallory@example.com", PASSWORD).status_code == 303
+            client.cookies.clear()
+            member_sign_in(client, "mallory@example.com")
+            client.cookies.clear()
+        victim = f"victim{i}@example.com"
+        assert post_signin(client, victim, "wrong-password-1").status_code == 401
+    refused = post_signin(client, f"victim{ip_limit}@example.com", "wrong-password-1")
+    assert refused.status_code == 429
+    assert "Too many failed sign-in attempts" in error_text(refused.text)
+    # The attacker's own account is refused from that address too, until failures age out.
+    assert post_signin(client, "mallory@example.com", PASSWORD).status_code == 429
+
+
+def test_a_correct_sign_in_clears_only_that_accounts_count(
+    client: TestClient, make_user: Callable[..., User]
+) -> None:
+    make_user("ada@example.com")
+    for _ in range(2):
+        for _ in range(4):
+            assert post_signin(client, "ada@example.com", "wrong-password-1").status_code == 401
+        assert post_signin(client, "ada@example.com", PASSWORD).status_code == 303
+        client.cookies.clear()
+    # Each success gave Ada her own five tries again (the address's 13 are under its 20).
+    for _ in range(5):
+        assert post_signin(client, "ada@example.com", "wrong-password-1").status_code == 401
+    assert post_signin(client, "ada@example.com", PASSWORD).status_code == 429
+
+
+def test_unknown_emails_are_throttled_and_answered_like_known_ones(
+    client: TestClient, make_user: Callable[..., User]
+) -> None:
+    make_user("ada@example.com")
+    answers: dict[str, list[tuple[int, str]]] = {}
+    for email in ("ada@example.com", "nobody@example.com"):
+        answers[email] = [
+            (r.status_code, error_text(r.text))
+            for r in [
+                post_signin(client, f"  {email.upper()} ", "wrong-password-1") for _ in range(6)
+            ]
+        ]
+    assert answers["ada@example.com"] == answers["nobody@example.com"]
+    assert [status for status, _ in answers["nobody@example.com"]] == [401] * 5 + [429]
+    # Text longer than any email is still counted (under a digest), not a database error.
+    overlong = post_signin(client, "a" * 300 + "@example.com", "wrong-password-1")
+    assert (overlong.status_code, error_text(overlong.text)) == answers["ada@example.com"][0]
