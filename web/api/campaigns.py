@@ -143,10 +143,11 @@ def pay_receipt(receipt_id: int, caller: Finance, db: Db) -> Any:
 
 
 @router.post("/receipts/{receipt_id}/attachments", response_model=AttachmentOut, status_code=201)
-async def upload_attachment(
+def upload_attachment(
     receipt_id: int, file: UploadFile, caller: Enterer, db: Db, settings: AppSettings
 ) -> Any:
-    data = await file.read(MAX_UPLOAD)  # never more than the limit into memory
+    # A spooled temporary file, read in the worker thread: never more than the limit into memory.
+    data = file.file.read(MAX_UPLOAD)
     attachment = attachments.add(
         db, caller.actor, receipt_id, file.filename or "attachment", data, settings.data_dir
     )

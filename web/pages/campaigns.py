@@ -27,7 +27,7 @@ from core.money import parse_amount
 from loyalty import reports as loyalty_reports
 from web.deps import AppSettings, Db, actor_for, require_roles
 from web.errors import status_for
-from web.forms import optional_day
+from web.forms import FormFields, optional_day
 from web.pages.reports import chart_data
 from web.rendering import flash, render
 
@@ -196,10 +196,10 @@ def _form_of(c: Campaign) -> dict[str, str]:
 
 
 @router.post("")
-async def create_campaign(
-    request: Request, user: Planner, db: Db, settings: AppSettings
+def create_campaign(
+    request: Request, user: Planner, db: Db, settings: AppSettings, raw: FormFields
 ) -> Response:
-    form = {k: str(v) for k, v in (await request.form()).items()}
+    form = {k: str(v) for k, v in raw.items()}
     try:
         campaign = planning.create(db, actor_for(request, user), **_fields(form, user, settings))
     except RetainError as exc:
@@ -226,11 +226,16 @@ def edit_campaign(request: Request, campaign_id: int, user: Planner, db: Db) -> 
 
 
 @router.post("/{campaign_id}")
-async def save_campaign(
-    request: Request, campaign_id: int, user: Planner, db: Db, settings: AppSettings
+def save_campaign(
+    request: Request,
+    campaign_id: int,
+    user: Planner,
+    db: Db,
+    settings: AppSettings,
+    raw: FormFields,
 ) -> Response:
     campaign = planning.get(db, campaign_id)
-    form = {k: str(v) for k, v in (await request.form()).items()}
+    form = {k: str(v) for k, v in raw.items()}
     try:
         planning.update(db, actor_for(request, user), campaign_id, **_fields(form, user, settings))
     except RetainError as exc:

@@ -17,7 +17,7 @@ from core.errors import NotFound, RetainError, ValidationFailed
 from loyalty import coupons, program, referrals, rewards
 from loyalty.models import Batch, CouponKind, Reward
 from web.deps import AppSettings, Db, actor_for, require_roles
-from web.forms import optional_day
+from web.forms import FormFields, optional_day
 from web.rendering import flash, render
 
 router = APIRouter(prefix="/loyalty")
@@ -65,9 +65,11 @@ def batches_page(request: Request, user: Staff, db: Db) -> Response:
 
 
 @router.post("/coupons")
-async def create_batch(request: Request, user: Planner, db: Db, settings: AppSettings) -> Response:
-    form = {k: str(v) for k, v in (await request.form()).items()}
-    tiers = [str(v) for v in (await request.form()).getlist("tiers")]
+def create_batch(
+    request: Request, user: Planner, db: Db, settings: AppSettings, raw: FormFields
+) -> Response:
+    form = {k: str(v) for k, v in raw.items()}
+    tiers = [str(v) for v in raw.getlist("tiers")]
     zone = settings.zone
 
     def create() -> str:
@@ -99,8 +101,7 @@ async def create_batch(request: Request, user: Planner, db: Db, settings: AppSet
 
 
 @router.post("/coupons/{batch_id}/generate")
-async def generate(request: Request, user: Planner, db: Db, batch_id: int) -> Response:
-    form = await request.form()
+def generate(request: Request, user: Planner, db: Db, batch_id: int, form: FormFields) -> Response:
 
     def run() -> int:
         count = _number(str(form.get("count", "")), "Count", int)
@@ -112,8 +113,7 @@ async def generate(request: Request, user: Planner, db: Db, batch_id: int) -> Re
 
 
 @router.post("/coupons/{batch_id}/issue")
-async def issue(request: Request, user: Planner, db: Db, batch_id: int) -> Response:
-    form = await request.form()
+def issue(request: Request, user: Planner, db: Db, batch_id: int, form: FormFields) -> Response:
 
     def run() -> int:
         return coupons.issue_to_members(
@@ -157,8 +157,7 @@ def rewards_page(request: Request, user: Staff, db: Db) -> Response:
 
 
 @router.post("/rewards")
-async def save_reward(request: Request, user: Planner, db: Db) -> Response:
-    raw = await request.form()
+def save_reward(request: Request, user: Planner, db: Db, raw: FormFields) -> Response:
     form = {k: str(v) for k, v in raw.items()}
 
     def save() -> str:

@@ -129,10 +129,11 @@ def _import_context(user: User, **extra: Any) -> dict[str, Any]:
 
 
 @router.post("/imports/{kind}")
-async def run_import(
+def run_import(
     request: Request, kind: str, file: UploadFile, user: Enterer, db: Db, settings: AppSettings
 ) -> Response:
-    data = await file.read(MAX_CSV + 1)
+    # A spooled temporary file: read here, in the worker thread, never past the limit.
+    data = file.file.read(MAX_CSV + 1)
     actor = actor_for(request, user)
     try:
         if len(data) > MAX_CSV:

@@ -16,7 +16,7 @@ from core.errors import RetainError, ValidationFailed
 from loyalty import program
 from loyalty.models import ExpiryPolicy, TierMetric
 from web.deps import Db, actor_for, require_roles
-from web.forms import optional_day
+from web.forms import FormFields, optional_day
 from web.rendering import flash, render
 
 router = APIRouter(prefix="/loyalty")
@@ -102,8 +102,7 @@ def _done(request: Request, db: Db, message: str, action: Any) -> Response:
 
 
 @router.post("/program")
-async def save_program(request: Request, user: Admin, db: Db) -> Response:
-    form = await request.form()
+def save_program(request: Request, user: Admin, db: Db, form: FormFields) -> Response:
 
     def save() -> None:
         changes: dict[str, Any] = {}
@@ -123,8 +122,8 @@ async def save_program(request: Request, user: Admin, db: Db) -> Response:
 
 
 @router.post("/tiers")
-async def save_tier(request: Request, user: Planner, db: Db) -> Response:
-    form = {k: str(v) for k, v in (await request.form()).items()}
+def save_tier(request: Request, user: Planner, db: Db, raw: FormFields) -> Response:
+    form = {k: str(v) for k, v in raw.items()}
 
     def save() -> None:
         program.save_tier(
@@ -142,8 +141,8 @@ async def save_tier(request: Request, user: Planner, db: Db) -> Response:
 
 
 @router.post("/rules")
-async def save_rule(request: Request, user: Planner, db: Db) -> Response:
-    form = {k: str(v) for k, v in (await request.form()).items()}
+def save_rule(request: Request, user: Planner, db: Db, raw: FormFields) -> Response:
+    form = {k: str(v) for k, v in raw.items()}
 
     def optional(name: str, parse: Any, label: str) -> Any:
         value = form.get(name, "").strip()

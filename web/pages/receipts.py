@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import FileResponse, RedirectResponse, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from starlette.datastructures import FormData
 
 from campaigns import attachments, planning, receipts
 from campaigns.models import Campaign, CostCategory, PaymentMode, Receipt, ReceiptStatus
@@ -20,6 +21,7 @@ from core.errors import RetainError, ValidationFailed
 from core.money import parse_amount
 from web.deps import AppSettings, Db, actor_for, require_roles
 from web.errors import status_for
+from web.forms import FormFields
 from web.rendering import flash, render
 
 router = APIRouter()
@@ -73,11 +75,15 @@ def _input(fields: dict[str, str], settings: AppSettings) -> ReceiptInput:
     )
 
 
-async def _save(
-    request: Request, user: User, db: Db, settings: AppSettings, receipt_id: int | None
+def _save(
+    request: Request,
+    user: User,
+    db: Db,
+    settings: AppSettings,
+    form: FormData,
+    receipt_id: int | None,
 ) -> Response:
     """Create or edit a receipt, attach its files, maybe submit: all of it, or nothing."""
-    form = await request.form()
     fields = {k: v for k, v in form.items() if isinstance(v, str)}
     files = [f for f in form.getlist("files") if not isinstance(f, str) and f.filename]
     actor = actor_for(request, user)
@@ -88,7 +94,8 @@ async def _save(
         else:
             receipt = receipts.update(db, actor, receipt_id, data)
         for upload in files:
-            content = await upload.read(attachments.MAX_BYTES + 1)
+            # A spooled temporary file: read here, in the worker thread, never past the limit.
+            content = upload.file.read(attachments.MAX_BYTES + 1)
             attachments.add(
                 db, actor, receipt.id, upload.filename or "attachment", content, settings.data_dir
             )
@@ -110,10 +117,10 @@ async def _save(
 
 
 @router.post("/receipts")
-async def create_receipt(
-    request: Request, user: Enterer, db: Db, settings: AppSettings
+def create_receipt(
+    request: Request, user: Enterer, db: Db, settings: AppSettings, form: FormFields
 ) -> Response:
-    return await _save(request, user, db, settings, None)
+    return _save(request, user, db, settings, form, None)
 
 
 @router.get("/receipts/{receipt_id}/edit")
@@ -138,10 +145,15 @@ def edit_receipt(request: Request, receipt_id: int, user: Enterer, db: Db) -> Re
 
 
 @router.post("/receipts/{receipt_id}")
-async def save_receipt(
-    request: Request, receipt_id: int, user: Enterer, db: Db, settings: AppSettings
+def save_receipt(
+    request: Request,
+    receipt_id: int,
+    user: Enterer,
+    db: Db,
+    settings: AppSettings,
+    form: FormFields,
 ) -> Response:
-    return await _save(request, user, db, settings, receipt_id)
+    return _save(request, user, db, settings, form, receipt_id)
 
 
 @router.get("/receipts/{receipt_id}")
@@ -248,8 +260,7 @@ def finance_queue(request: Request, user: Finance, db: Db) -> Response:
 
 
 @router.post("/finance/queue")
-async def finance_bulk(request: Request, user: Finance, db: Db) -> Response:
-    form = await request.form()
+def finance_bulk(request: Request, user: Finance, db: Db, form: FormFields) -> Response:
     action = str(form.get("action", ""))
     reason = str(form.get("reason", "")).strip()
     ids = [int(v) for v in form.getlist("ids") if isinstance(v, str) and v.isdigit()]
