@@ -33,7 +33,8 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA busy_timeout=5000")
+    # A writer waits for the one before it rather than failing (see BEGIN IMMEDIATE below).
+    cursor.execute("PRAGMA busy_timeout=15000")
     cursor.close()
 
 
@@ -46,7 +47,12 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         kwargs.setdefault("connect_args", {"check_same_thread": False})
         engine = create_engine(url, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
-        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN"))
+        # IMMEDIATE: a transaction takes SQLite's one write lock when it begins, waiting for
+        # it (busy_timeout) if another holds it. A deferred transaction that reads, then
+        # writes after someone else wrote, fails at once with "database is locked": SQLite
+        # cannot move its snapshot forward, and no timeout helps. Requests are short and
+        # SQLite has one writer anyway; the slow part of a sign-in (argon2) runs outside.
+        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
         return engine
     engine = create_engine(url, **kwargs)
     if not kwargs.get("pool_pre_ping"):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import timedelta
 from typing import Any
 
@@ -161,15 +161,25 @@ def accept_invite(session: Session, token: str, password: str, ip: str | None = 
 
 
 def authenticate(
-    session: Session, settings: Settings, email: str, password: str, ip: str | None
+    session: Session,
+    settings: Settings,
+    email: str,
+    password: str,
+    ip: str | None,
+    *,
+    before_hash: Callable[[], None] = lambda: None,
 ) -> User:
-    """The user for these credentials; every failure raises the same message."""
+    """The user for these credentials; every failure raises the same message.
+    `before_hash` runs between the reads and the slow password check: the web layer ends its
+    read transaction there, so the quarter second of argon2 holds no lock and no snapshot
+    (SQLite cannot turn a read that others have written past into a write)."""
     email = email.strip().lower()
     now = utcnow()
     throttle.check_allowed(
         session, email, ip, now, settings.signin_max_failures, settings.signin_lock_minutes
     )
     user = find_by_email(session, email)
+    before_hash()
     ok = passwords.verify_password(user.password_hash if user else None, password)
     if not ok or user is None or not user.is_active:
         throttle.record_attempt(session, email, ip, now, succeeded=False)

@@ -59,7 +59,10 @@ def signin(
     next: Annotated[str, Form()] = HOME,
 ) -> Response:
     try:
-        user = users.authenticate(db, settings, email, password, client_ip(request))
+        # The reads' transaction ends before the password hash: none is open while it runs.
+        user = users.authenticate(
+            db, settings, email, password, client_ip(request), before_hash=db.commit
+        )
     except RetainError as exc:
         db.commit()  # keep the failed attempt: it is what throttling counts
         status = 429 if isinstance(exc, RateLimited) else 401

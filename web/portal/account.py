@@ -65,6 +65,8 @@ def signin(
             client_ip(request),
             max_failures=settings.signin_max_failures,
             lock_minutes=settings.signin_lock_minutes,
+            # The reads' transaction ends before the password hash: none is open while it runs.
+            before_hash=db.commit,
         )
     except RetainError as exc:
         db.commit()  # keep the failed attempt: it is what throttling counts
