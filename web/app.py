@@ -19,6 +19,7 @@ from core.settings import Settings, get_settings
 from web import errors, health
 from web.api.router import router as api_router
 from web.headers import SecurityHeaders
+from web.limits import BodyLimits
 from web.pages.router import router as pages_router
 from web.portal.router import router as portal_router
 
@@ -55,6 +56,9 @@ def create_app(
     )
     app.state.settings = settings
     app.state.session_factory = session_factory
+    # The last added is the outermost: SecurityHeaders -> SessionMiddleware -> BodyLimits.
+    # So the body limits' 413 and 401 get the security headers, and see the decoded session.
+    app.add_middleware(BodyLimits)
     app.add_middleware(
         SessionMiddleware,
         secret_key=secret,

@@ -30,12 +30,20 @@ async def verify_csrf(request: Request) -> None:
     if request.method in SAFE_METHODS:
         return
     expected = request.session.get("csrf")
+    if not isinstance(expected, str):
+        # No token in the session (no session cookie at all): refused before the body is
+        # read, so a stranger's post, an upload say, is never parsed.
+        raise _invalid()
     sent = request.headers.get("X-CSRF-Token")
     if not sent and request.headers.get("content-type", "").startswith(FORM_TYPES):
         value = (await request.form()).get("csrf_token")
         sent = value if isinstance(value, str) else None
-    if not (isinstance(expected, str) and sent and hmac.compare_digest(expected, sent)):
-        raise PermissionDenied(
-            "csrf.invalid",
-            "This form has expired or did not come from Retain. Reload the page and try again.",
-        )
+    if not (sent and hmac.compare_digest(expected.encode(), sent.encode("utf-8", "replace"))):
+        raise _invalid()
+
+
+def _invalid() -> PermissionDenied:
+    return PermissionDenied(
+        "csrf.invalid",
+        "This form has expired or did not come from Retain. Reload the page and try again.",
+    )
