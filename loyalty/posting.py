@@ -45,7 +45,6 @@ from sqlalchemy.orm.util import identity_key
 from sqlalchemy.sql.elements import ClauseElement
 
 from core.audit import Actor
-from core.db import rowcount
 from core.errors import NotFound
 from core.timeutil import UTCDateTime, utcnow
 from loyalty import codes, coupons, history, plans
@@ -258,7 +257,7 @@ _WRITE_PG = text(
            debt = :new_debt, tier_id = :new_tier_id, tier_since = :new_tier_since,
            updated_at = :now
          WHERE id = :member_id AND EXISTS (SELECT 1 FROM p))
-       SELECT (SELECT id FROM p), (SELECT count(*) FROM c)"""
+       SELECT (SELECT id FROM p), (SELECT array_agg(id) FROM c)"""
 )
 
 
@@ -302,9 +301,9 @@ class _Rows:
     redemptions: list[dict[str, Any]]  # batch_id, coupon_id, discount, currency, code
 
 
-def _write_postgresql(conn: Connection, rows: _Rows, actor: Actor) -> tuple[int | None, int]:
-    """All of it in one statement (data-modifying CTEs): on a retry nothing is written.
-    Returns the purchase's id and how many coupons this statement redeemed."""
+def _write_postgresql(conn: Connection, rows: _Rows, actor: Actor) -> tuple[int | None, list[int]]:
+    """All of it in one statement (data-modifying CTEs): on a retry no purchase is written.
+    Returns the purchase's id and the coupons this statement redeemed."""
     lot = rows.lot or {"remaining": 0, "state": "active", "available_at": None, "expires_at": None}
     purchase = rows.purchase
     member = rows.member or dict.fromkeys(_MEMBER_KEYS)
@@ -328,7 +327,7 @@ def _write_postgresql(conn: Connection, rows: _Rows, actor: Actor) -> tuple[int 
             **{f"new_{k}": v for k, v in member.items()},
         },
     )
-    return cast(int | None, row[0]), int(row[1])
+    return cast(int | None, row[0]), list(row[1] or [])
 
 
 _MEMBER_KEYS = ("balance", "pending", "debt", "tier_id", "tier_since")
@@ -354,20 +353,25 @@ _REDEEM_COUPONS = (
         _coupons.c.state == CouponState.ISSUED.value,
     )
     .values(state=CouponState.REDEEMED.value, redeemed_at=bindparam("at", type_=UTCDateTime()))
+    .returning(_coupons.c.id)
+)
+_GIVE_BACK = (
+    update(_coupons)
+    .where(_coupons.c.id.in_(bindparam("coupon_ids", expanding=True)))
+    .values(state=CouponState.ISSUED.value, redeemed_at=None)
 )
 
 
-def _write_portable(conn: Connection, rows: _Rows, actor: Actor) -> tuple[int | None, int]:
+def _write_portable(conn: Connection, rows: _Rows, actor: Actor) -> tuple[int | None, list[int]]:
     """The same rows statement by statement (SQLite has no data-modifying CTEs)."""
-    redeemed = 0
-    if rows.coupon_ids:
-        at = rows.purchase["occurred_at"]
-        redeemed = rowcount(
-            conn.execute(_REDEEM_COUPONS, {"coupon_ids": rows.coupon_ids, "at": at})
-        )
     purchase_id = conn.execute(_INSERT[conn.dialect.name], rows.purchase).scalar()
     if purchase_id is None:
-        return None, redeemed
+        return None, []
+    redeemed: list[int] = []
+    if rows.coupon_ids:
+        at = rows.purchase["occurred_at"]
+        params = {"coupon_ids": rows.coupon_ids, "at": at}
+        redeemed = list(conn.execute(_REDEEM_COUPONS, params).scalars())
     if rows.redemptions:
         conn.execute(
             insert(_redemptions),
@@ -526,32 +530,28 @@ _EXISTING = select(_purchases.c.id).where(
     _purchases.c.source == bindparam("source"),
     _purchases.c.external_id == bindparam("external_id"),
 )
-_PG.update(codes=_Driver(_CODES["postgresql"]), existing=_Driver(_EXISTING))
+_PG.update(codes=_Driver(_CODES["postgresql"]))
 
 
 class _Sent:
     """What the first round trip read."""
 
     def __init__(self) -> None:
-        self.existing: Any = None
         self.member: Any = None
         self.facts: Any = None
         self.coupons: list[Any] = []
 
 
 def _read(conn: Connection, sale: Sale, wanted: list[str]) -> tuple[_Sent, Any]:
-    """The first round trip: is the id taken, the member locked (with the settings' token),
-    the history's facts (with the settings used last, if any), the coupons' rows. On
-    PostgreSQL in one pipeline: its statements run in order, so the facts are read under
-    the lock, as if sent one by one."""
+    """The first round trip: the member locked (with the settings' token), the history's
+    facts (with the settings used last, if any), the coupons' rows. On PostgreSQL in one
+    pipeline: its statements run in order, so the facts are read under the lock, as if sent
+    one by one."""
     sent = _Sent()
     fast = conn.dialect.name == "postgresql" and conn.dialect.driver == "psycopg"
     member = sale.member_id
     guess = program_settings.latest() if fast and member is not None else None
-    ids = {"source": sale.source, "external_id": sale.external_id}
     if not fast:
-        if wanted:
-            sent.existing = conn.execute(_EXISTING, ids).first()
         if member is not None:
             sent.member = conn.execute(_LOCK, {"member_id": member}).one_or_none()
         if wanted:
@@ -561,10 +561,6 @@ def _read(conn: Connection, sale: Sale, wanted: list[str]) -> tuple[_Sent, Any]:
     assert raw is not None
     with raw.pipeline():
         cursors = {}
-        if wanted:
-            # A retry's coupons are used (by itself): look for it before checking them.
-            # Without coupons the write's ON CONFLICT finds a retry, at no extra cost.
-            cursors["existing"] = _PG["existing"].send(raw, ids)
         if member is not None:
             cursors["member"] = _PG["lock"].send(raw, {"member_id": member})
             if guess is not None:
@@ -572,8 +568,6 @@ def _read(conn: Connection, sale: Sale, wanted: list[str]) -> tuple[_Sent, Any]:
                 cursors["facts"] = _PG[guess.program.tier_metric].send(raw, asked)
         if wanted:
             cursors["coupons"] = _PG["codes"].send(raw, {"codes": wanted})
-    if "existing" in cursors:
-        sent.existing = cursors["existing"].fetchone()
     if "member" in cursors:
         sent.member = cursors["member"].fetchone()
     if "facts" in cursors:
@@ -595,8 +589,6 @@ def post(
     at = sale.occurred_at
     wanted = [codes.normalise(code) for code in sale.coupon_codes]
     sent, guess = _read(conn, sale, wanted)
-    if sent.existing is not None:  # a retry: replay
-        return Posted(None, None, None, None)
     member: plans.MemberState | None = None
     if sale.member_id is not None:
         if sent.member is None:
@@ -631,7 +623,15 @@ def post(
         config.rules,
         program_settings.campaign_names(session, config.rules),
     )
-    used = _check_coupons(sale, wanted, sent.coupons, member, settings)
+    try:
+        used = _check_coupons(sale, wanted, sent.coupons, member, settings)
+    except coupons.CouponRefused:
+        # A retry finds its coupons used, by itself: replay it rather than refuse. (Looked
+        # for only here: a retry without coupons is found by the write's ON CONFLICT.)
+        ids = {"source": sale.source, "external_id": sale.external_id}
+        if conn.execute(_EXISTING, ids).first() is not None:
+            return Posted(None, None, None, None)
+        raise
     if used is None:
         return None
     campaign_id = sale.campaign_id
@@ -650,9 +650,11 @@ def post(
     rows = _rows(sale, campaign_id, plan, after, used)
     write = _write_postgresql if fast else _write_portable
     purchase_id, redeemed = write(conn, rows, actor)
-    if redeemed != len(rows.coupon_ids) or purchase_id is None:
-        if purchase_id is None and not redeemed:
-            return Posted(None, None, None, None)  # recorded meanwhile by a retry: replay
+    if purchase_id is None:  # recorded already, by a retry: replay it
+        if redeemed:  # the coupons this statement took (still valid for it): give them back
+            conn.execute(_GIVE_BACK, {"coupon_ids": redeemed})
+        return Posted(None, None, None, None)
+    if len(redeemed) != len(rows.coupon_ids):
         # Another purchase redeemed a coupon first: refuse, and the caller rolls back.
         raise coupons.CouponRefused("coupon.used", "A coupon on this purchase was already used.")
     if sale.lines:

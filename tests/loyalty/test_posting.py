@@ -21,10 +21,11 @@ from campaigns import rates
 from core import migrations
 from core.db import make_engine, make_session_factory
 from core.errors import Conflict
+from loyalty import coupons, purchases, rewards
 from loyalty import program as program_settings
-from loyalty import purchases, rewards
 from loyalty.models import (
     ConfigVersion,
+    Coupon,
     LedgerEntry,
     Lot,
     Member,
@@ -315,3 +316,38 @@ def test_a_guest_retry_replays(shop: Shop) -> None:
     again = shop.buy(None, "30", ext="GUEST-1")
     assert again.replayed and again.purchase.id == first.purchase.id
     assert (again.balance, again.earned, again.tier_change) == (None, [], None)
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["fast", "general"])
+def test_a_coupon_purchase_retried_replays_and_leaves_its_coupons_as_they_are(
+    shop: Shop, both_ways: Any, fast: bool
+) -> None:
+    """Retried as it was, the purchase replays (its coupon is used by itself). Retried
+    after a full refund gave the coupon back, it still replays, and the coupon stays free."""
+    both_ways(fast)
+    member = shop.join("Couponer", phone=f"1370000008{int(fast)}")
+    batch = coupons.create_batch(
+        shop.db,
+        ACTOR,
+        name="Five off",
+        kind="fixed",
+        currency="CNY",
+        value=Decimal(5),
+        valid_days=400,
+    )
+    code = coupons.issue(shop.db, ACTOR, batch.id, member, reason="Test", at=T0).code
+    first = shop.buy(member, "50.00", ext=f"CP{fast}", coupon_codes=(code,))
+    again = shop.buy(member, "50.00", ext=f"CP{fast}", coupon_codes=(code,))
+    assert again.replayed and again.purchase.id == first.purchase.id
+    assert [r.discount for r in again.coupons] == [Decimal("5.0000")]
+    shop.refund(f"CP{fast}", None, at=T0 + timedelta(hours=1))
+    shop.db.expire_all()
+
+    def state() -> str | None:
+        return shop.db.scalar(select(Coupon.state).where(Coupon.code == code))
+
+    assert state() == "issued"
+    later = shop.buy(member, "50.00", ext=f"CP{fast}", coupon_codes=(code,))
+    assert later.replayed and later.purchase.id == first.purchase.id
+    shop.db.expire_all()
+    assert state() == "issued"
