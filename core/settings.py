@@ -96,6 +96,17 @@ class Settings(BaseSettings):
             )
         return request_base.rstrip("/")
 
+    def check_production(self) -> None:
+        """What production needs, checked when the server starts rather than on the first
+        request that needs it: the signing key, and the public address links point to."""
+        self.resolve_secret_key()
+        if self.is_production and not (self.public_url or "").startswith("https://"):
+            raise ConfigError(
+                "config.public_url",
+                "Set RETAIN_PUBLIC_URL to the https:// address members reach Retain at; "
+                "production puts it in every link it sends.",
+            )
+
     def resolve_secret_key(self) -> str:
         """The signing key: from the environment, or generated once into the data folder.
 

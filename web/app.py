@@ -31,6 +31,7 @@ def create_app(
     settings: Settings | None = None, session_factory: sessionmaker[Session] | None = None
 ) -> FastAPI:
     settings = settings or get_settings()
+    settings.check_production()
     secret = settings.resolve_secret_key()
     engine = None
     if session_factory is None:
@@ -67,7 +68,7 @@ def create_app(
         https_only=settings.is_production,
         max_age=settings.session_hours * 3600,
     )
-    app.add_middleware(SecurityHeaders)
+    app.add_middleware(SecurityHeaders, hsts=settings.is_production)
     errors.install(app)
     app.include_router(api_router)
     app.include_router(pages_router)

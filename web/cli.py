@@ -67,7 +67,7 @@ def serve(
 
     settings = get_settings()
     try:
-        settings.resolve_secret_key()  # fail here, clearly, rather than inside the server
+        settings.check_production()  # fail here, clearly, rather than inside the server
     except RetainError as exc:
         _fail(exc)
     host, port = host or settings.host, port or settings.port

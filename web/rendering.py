@@ -46,11 +46,21 @@ def number(value: Any) -> str:
 templates.env.filters["number"] = number
 
 
+# Flashes travel in the signed session cookie, which a browser drops past about 4 KB (and
+# with it the sign-in): a message quoting what someone typed is cut short, and only the
+# latest few are kept.
+FLASH_CHARS = 300
+FLASHES_KEPT = 3
+
+
 def flash(request: Request, message: str, kind: str = "success", *, key: str = "flashes") -> None:
     """A message for the next page. Staff and member pages keep theirs under their own
     `key`, so one never shows the other's."""
+    if len(message) > FLASH_CHARS:
+        message = message[: FLASH_CHARS - 1] + "…"
+    kept = [*request.session.get(key, []), {"kind": kind, "message": message}][-FLASHES_KEPT:]
     # Reassign, never mutate in place: the session is saved only when it sees an assignment.
-    request.session[key] = [*request.session.get(key, []), {"kind": kind, "message": message}]
+    request.session[key] = kept
 
 
 def pop_flashes(request: Request, key: str = "flashes") -> list[dict[str, str]]:

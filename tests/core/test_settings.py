@@ -53,3 +53,14 @@ def test_bad_values_are_refused() -> None:
     with pytest.raises(ValidationError, match="unknown time zone"):
         Settings(timezone="Mars/Olympus")
     assert Settings(base_currency=" usd ").base_currency == "USD"
+
+
+def test_production_needs_its_public_https_address_at_start(tmp_path: Path) -> None:
+    key = SecretStr("k" * 40)
+    for url in (None, "http://retain.example.com"):
+        with pytest.raises(ConfigError, match="RETAIN_PUBLIC_URL"):
+            Settings(env="production", secret_key=key, public_url=url).check_production()
+    Settings(
+        env="production", secret_key=key, public_url="https://retain.example.com"
+    ).check_production()
+    Settings(data_dir=tmp_path).check_production()  # development needs neither
