@@ -466,7 +466,7 @@ def _bulk(session: Session, actor: Actor, chunk: pd.DataFrame, base: str, zone: 
     member_ids = frame["member_id"].dropna().astype("int64").unique().tolist()
     state = _lock(session, member_ids)
     times = list(frame["occurred_at"].dt.to_pydatetime())
-    recorded = _recorded(session, program, member_ids, min(times), state)
+    recorded = _recorded(session, program, member_ids, min(times))
     members = _ints(frame["member_id"])
     planned: list[plans.PurchasePlan] = []
     balances: list[int | None] = []
@@ -532,7 +532,6 @@ def _recorded(
     program: Program,
     member_ids: list[int],
     earliest: datetime,
-    state: dict[int, plans.MemberState],
 ) -> dict[int, history.Recorded]:
     """Each member's recorded purchases as `history.Recorded`: counts, the purchases from
     the earliest window any row needs, repeat bonuses, a referral waiting."""

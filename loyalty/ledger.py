@@ -60,10 +60,6 @@ def lock_member(session: Session, member_id: int) -> Member:
     return member
 
 
-def expires_at(program: Program, available_at: datetime, zone: ZoneInfo) -> datetime | None:
-    return plans.expires_at(program, available_at, zone)
-
-
 def existing(session: Session, key: str) -> LedgerEntry | None:
     return session.scalar(select(LedgerEntry).where(LedgerEntry.idempotency_key == key))
 

@@ -31,7 +31,7 @@ from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from core.errors import ValidationFailed
-from loyalty import earning
+from loyalty import earning, tiers
 from loyalty.earning import Credit
 from loyalty.history import Facts
 from loyalty.models import (
@@ -265,10 +265,6 @@ def stored(amount: Decimal) -> Decimal:
     return amount.quantize(STORED, rounding=ROUND_HALF_UP)
 
 
-def unit(program: Program, base_currency: str) -> str:
-    return "points" if program.tier_metric == TierMetric.POINTS else base_currency
-
-
 def tier_value(program: Program, so_far: Decimal, points: int, base_amount: Decimal) -> int:
     """The tier metric with this purchase counted: its points, or its spend as stored, in
     whole units (rounded down)."""
@@ -287,10 +283,18 @@ def upgrade(
         return None
     reached = max((t for t in settings.ladder if t.threshold <= value), key=lambda t: t.rank)
     reason = (
-        f"Reached {reached.name}: {value:,} {unit(program, base_currency)} "
+        f"Reached {reached.name}: {value:,} {tiers.unit(program, base_currency)} "
         f"in {program.tier_window_months} months"
     )
     return TierMovePlan(tier, reached, reason, value, at)
+
+
+def campaign(given: int | None, coupon_campaigns: Sequence[int | None]) -> int | None:
+    """The campaign a purchase counts for: the one it names, else the campaign of its first
+    coupon that has one (in the order the coupons were given)."""
+    if given is not None:
+        return given
+    return next((c for c in coupon_campaigns if c is not None), None)
 
 
 GUEST_NOTE = "Guest purchase: counted as campaign revenue; no points."

@@ -634,10 +634,9 @@ def post(
         raise
     if used is None:
         return None
-    campaign_id = sale.campaign_id
-    for _, found in used:  # the first coupon's campaign, as the general path
-        if campaign_id is None and found.batch is not None:
-            campaign_id = found.batch.campaign_id
+    campaign_id = plans.campaign(
+        sale.campaign_id, [found.batch.campaign_id for _, found in used if found.batch]
+    )
     plan = plans.purchase(
         settings,
         member,

@@ -304,10 +304,17 @@ def record(
             at=data.occurred_at,
         )
         outcome.coupons.append(redemption)
-        if purchase.campaign_id is None:
-            purchase.campaign_id = session.scalar(
-                select(Batch.campaign_id).where(Batch.id == redemption.batch_id)
+    if outcome.coupons:
+        wanted = {r.batch_id for r in outcome.coupons}
+        batches = {
+            batch_id: campaign_id
+            for batch_id, campaign_id in session.execute(
+                select(Batch.id, Batch.campaign_id).where(Batch.id.in_(wanted))
             )
+        }
+        purchase.campaign_id = plans.campaign(
+            purchase.campaign_id, [batches[r.batch_id] for r in outcome.coupons]
+        )
     sale = plans.Sale(
         occurred_at=data.occurred_at,
         base_amount=base_amount,

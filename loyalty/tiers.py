@@ -1,5 +1,6 @@
-"""Tiers: upgrade the moment a threshold is crossed; downgrade only at the nightly evaluation,
-one level at a time, once the member has held the tier for the retention period.
+"""Tiers: upgrade the moment a threshold is crossed (`plans.upgrade`, on each purchase);
+downgrade only at the nightly evaluation, one level at a time, once the member has held the
+tier for the retention period.
 
 The qualifying metric is read from purchases in the rolling window: points earned minus
 points reversed, or net spend in the base currency. The evaluation is set-based: one
@@ -72,42 +73,6 @@ def metric(session: Session, program: Program, member_id: int, at: datetime) -> 
 
 def unit(program: Program, base_currency: str) -> str:
     return "points" if program.tier_metric == TierMetric.POINTS else base_currency
-
-
-def upgrade_if_due(
-    session: Session,
-    member: Member,
-    program: Program,
-    at: datetime,
-    base_currency: str,
-    ladder: list[Tier] | None = None,
-) -> TierMove | None:
-    """After a purchase: move the (locked) member up as far as the metric reaches."""
-    ladder = ladder or program_settings.ladder(session)
-    current = next(t for t in ladder if t.id == member.tier_id)
-    if current.rank == ladder[-1].rank:
-        return None  # already at the top
-    value = metric(session, program, member.id, at)
-    reached = max((t for t in ladder if t.threshold <= value), key=lambda t: t.rank)
-    if reached.rank <= current.rank:
-        return None
-    reason = (
-        f"Reached {reached.name}: {value:,} {unit(program, base_currency)} "
-        f"in {program.tier_window_months} months"
-    )
-    member.tier_id, member.tier_since = reached.id, at
-    session.add(
-        TierChange(
-            member_id=member.id,
-            from_tier_id=current.id,
-            to_tier_id=reached.id,
-            reason=reason,
-            metric_value=value,
-            changed_at=at,
-        )
-    )
-    session.flush()
-    return TierMove(current.name, reached.name, reason)
 
 
 @dataclass(frozen=True, slots=True)
