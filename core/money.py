@@ -6,14 +6,28 @@ from __future__ import annotations
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
+import pycountry
+
 from sqlalchemy import BigInteger, Numeric
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from core.errors import ValidationFailed
 
-# Minor units per currency where it is not 2 (ISO 4217).
-_MINOR_UNITS = {"JPY": 0, "KRW": 0, "VND": 0, "CLP": 0, "ISK": 0, "BHD": 3, "KWD": 3, "OMR": 3}
+# Minor units where ISO 4217 says other than 2 (its list as published, 2024).
+_MINOR_UNITS = {
+    **dict.fromkeys(
+        "BIF CLP DJF GNF ISK JPY KMF KRW PYG RWF UGX UYI VND VUV XAF XOF XPF".split(), 0
+    ),
+    **dict.fromkeys("BHD IQD JOD KWD LYD OMR TND".split(), 3),
+    **dict.fromkeys("CLF UYW".split(), 4),
+}
+# ISO 4217's codes (from pycountry), less those that are not money a business is paid in:
+# precious metals, SDR and bond-market units, the testing code and "no currency".
+_NOT_MONEY = set("XAG XAU XBA XBB XBC XBD XDR XPD XPT XSU XTS XUA XXX".split())
+CURRENCIES: frozenset[str] = frozenset(
+    c.alpha_3 for c in pycountry.currencies if c.alpha_3 not in _NOT_MONEY
+)
 
 
 def minor_units(currency: str) -> int:
@@ -21,9 +35,14 @@ def minor_units(currency: str) -> int:
 
 
 def normalise_currency(code: str) -> str:
+    """An ISO 4217 code, upper case; anything else (RMB, XYZ, US$) is refused."""
     code = code.strip().upper()
-    if len(code) != 3 or not code.isalpha():
-        raise ValidationFailed("money.currency", f"'{code}' is not a three-letter currency code.")
+    if code not in CURRENCIES:
+        shown = code[:12]
+        hint = " (the Chinese yuan's code is CNY)" if code == "RMB" else ""
+        raise ValidationFailed(
+            "money.currency", f"'{shown}' is not an ISO 4217 currency code{hint}."
+        )
     return code
 
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from web.api import campaigns, loyalty, system
+from web.api.responses import COMMON
 
-router = APIRouter(prefix="/api/v1")
+router = APIRouter(prefix="/api/v1", responses=COMMON)
 router.include_router(system.router)
 router.include_router(campaigns.router)
 router.include_router(loyalty.router)

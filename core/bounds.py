@@ -1,0 +1,165 @@
+"""The bounds every input is held to, in one place: ids, money, rates, points, dates, text.
+
+Each bound matches a column or a meaning, so a value that passes can be stored and summed
+without overflow on either database:
+- ids fit PostgreSQL's INTEGER primary keys (2³¹ − 1);
+- money fits NUMERIC(19, 4) with room for sums: below one trillion per document, at most four
+  decimals (the stored precision; a finer amount is refused, not rounded silently);
+- an exchange rate lies in [0.000001, 1,000,000] base units per unit, with at most 10 decimals;
+- points on one entry stay within ±1,000,000,000 (sums stay far inside BIGINT);
+- dates lie in 1900-01-01 … 2199-12-31 (documents, filters, birthdays);
+- text holds no NUL or other control character but tab and line breaks, no lone UTF-16
+  surrogate, and no more characters than its column.
+
+The API's pydantic shapes use the annotated types below (so the OpenAPI states the bounds);
+page forms, imports and services call the `check_*` functions, which raise ValidationFailed
+with a message a person can act on.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from decimal import Decimal, InvalidOperation
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, Field
+from sqlalchemy.orm import InstrumentedAttribute
+
+from core.errors import ValidationFailed
+
+MAX_ID = 2**31 - 1
+MAX_AMOUNT = Decimal("999999999999.9999")
+AMOUNT_PLACES = 4
+MIN_RATE = Decimal("0.000001")
+MAX_RATE = Decimal("1000000")
+RATE_PLACES = 10
+MAX_POINTS = 1_000_000_000
+FIRST_DAY = date(1900, 1, 1)
+LAST_DAY = date(2199, 12, 31)
+MAX_SEARCH = 200  # characters of a search box or free-text filter
+
+# C0 controls but tab, line feed and carriage return; DEL. Lone surrogates are caught by
+# encoding to UTF-8.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def length(column: InstrumentedAttribute[Any]) -> int:
+    """The declared length of a String column: the one source of a text field's max_length."""
+    size = getattr(column.property.columns[0].type, "length", None)
+    if size is None:
+        raise TypeError(f"{column} has no length")
+    return int(size)
+
+
+def text_problem(value: str, max_length: int | None = None) -> str | None:
+    """Why a text value cannot be stored, or None when it can."""
+    if _CONTROL.search(value):
+        return "must not contain control characters"
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return "is not valid text (a lone surrogate character)"
+    if max_length is not None and len(value) > max_length:
+        return f"is longer than {max_length} characters"
+    return None
+
+
+def check_text(value: str, field: str, max_length: int | None = None, label: str = "") -> str:
+    problem = text_problem(value, max_length)
+    if problem:
+        raise ValidationFailed(f"{field}.invalid", f"{label or field.capitalize()} {problem}.")
+    return value
+
+
+def _valid_text(value: str) -> str:
+    problem = text_problem(value)
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
+def Text(max_length: int | InstrumentedAttribute[Any], **field: Any) -> Any:  # noqa: N802
+    """A pydantic str bounded like its column: `Text(Member.name)` or `Text(200)`."""
+    size = max_length if isinstance(max_length, int) else length(max_length)
+    return Annotated[str, Field(max_length=size, **field), AfterValidator(_valid_text)]
+
+
+def check_id(value: int, field: str = "id") -> int:
+    if not 1 <= value <= MAX_ID:
+        raise ValidationFailed(f"{field}.range", f"{field} must be between 1 and {MAX_ID}.")
+    return value
+
+
+def parse_id(value: str | None, field: str = "id") -> int | None:
+    """A form's or query's id: None when empty, else a whole number in range."""
+    if value is None or value.strip() == "":
+        return None
+    if not value.strip().isdigit():
+        raise ValidationFailed(f"{field}.invalid", f"Choose a valid {field.replace('_', ' ')}.")
+    return check_id(int(value.strip()), field)
+
+
+def check_amount(
+    value: Decimal, field: str = "amount", *, sign: str = "non-negative", label: str = ""
+) -> Decimal:
+    """A money amount within the business maximum and the stored precision. `sign` is
+    "positive" (more than zero), "non-negative" or "any" (a correction may be negative)."""
+    name = label or field.replace("_", " ").capitalize()
+    if not value.is_finite():
+        raise ValidationFailed(f"{field}.invalid", f"{name} is not a number.")
+    if abs(value) > MAX_AMOUNT:
+        raise ValidationFailed(f"{field}.range", f"{name} must be less than 1,000,000,000,000.")
+    if value != value.quantize(Decimal(1).scaleb(-AMOUNT_PLACES)):
+        raise ValidationFailed(
+            f"{field}.precision", f"{name} has more than {AMOUNT_PLACES} decimal places."
+        )
+    if sign == "positive" and value <= 0:
+        raise ValidationFailed(f"{field}.range", f"{name} must be more than zero.")
+    if sign == "non-negative" and value < 0:
+        raise ValidationFailed(f"{field}.range", f"{name} must not be negative.")
+    return value
+
+
+def check_rate(value: Decimal, field: str = "rate") -> Decimal:
+    if not value.is_finite() or not MIN_RATE <= value <= MAX_RATE:
+        raise ValidationFailed(
+            f"{field}.range", f"A rate must be between {MIN_RATE} and {MAX_RATE:,}."
+        )
+    if value != value.quantize(Decimal(1).scaleb(-RATE_PLACES)):
+        raise ValidationFailed(
+            f"{field}.precision", f"A rate has at most {RATE_PLACES} decimal places."
+        )
+    return value
+
+
+def check_points(value: int, field: str = "points") -> int:
+    if abs(value) > MAX_POINTS:
+        raise ValidationFailed(f"{field}.range", f"Points must be within ±{MAX_POINTS:,}.")
+    return value
+
+
+def check_day(value: date, field: str = "date", label: str = "") -> date:
+    if not FIRST_DAY <= value <= LAST_DAY:
+        raise ValidationFailed(
+            f"{field}.range",
+            f"{label or field.replace('_', ' ').capitalize()} must be between "
+            f"{FIRST_DAY.isoformat()} and {LAST_DAY.isoformat()}.",
+        )
+    return value
+
+
+def parse_decimal_field(value: str | int | Decimal, field: str) -> Decimal:
+    try:
+        return Decimal(value)
+    except (InvalidOperation, ValueError):
+        raise ValidationFailed(f"{field}.invalid", f"'{value}' is not a number.") from None
+
+
+# Pydantic shapes for the API. Decimal bounds are stated in the OpenAPI as well.
+Money = Annotated[Decimal, Field(ge=0, le=MAX_AMOUNT, decimal_places=AMOUNT_PLACES)]
+PositiveMoney = Annotated[Decimal, Field(gt=0, le=MAX_AMOUNT, decimal_places=AMOUNT_PLACES)]
+Rate = Annotated[Decimal, Field(ge=MIN_RATE, le=MAX_RATE, decimal_places=RATE_PLACES)]
+RecordId = Annotated[int, Field(ge=1, le=MAX_ID)]
+Points = Annotated[int, Field(ge=-MAX_POINTS, le=MAX_POINTS)]
+Day = Annotated[date, Field(ge=FIRST_DAY, le=LAST_DAY)]
