@@ -57,8 +57,11 @@ def create_app(
     )
     app.state.settings = settings
     app.state.session_factory = session_factory
-    # The last added is the outermost: SecurityHeaders -> SessionMiddleware -> BodyLimits.
-    # So the body limits' 413 and 401 get the security headers, and see the decoded session.
+    # The last added is the outermost:
+    # SecurityHeaders -> SessionMiddleware -> BodyLimits -> CatchUnexpected -> routes.
+    # So the body limits' 413 and 401 and any 500 get the security headers, and see the
+    # decoded session.
+    app.add_middleware(errors.CatchUnexpected)
     app.add_middleware(BodyLimits)
     app.add_middleware(
         SessionMiddleware,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -15,6 +16,21 @@ from core.errors import NotAuthenticated, PermissionDenied
 from core.settings import Settings
 
 SESSION_KEY = "sid"
+
+
+@dataclass(frozen=True, slots=True)
+class Viewer:
+    """What the page frame shows of the signed-in staff member, as plain values: an error
+    page can still be drawn after the failed request rolled back and closed its session."""
+
+    id: int
+    email: str
+    name: str
+    roles: frozenset[str]
+
+    @classmethod
+    def of(cls, user: User) -> Viewer:
+        return cls(user.id, user.email, user.name, frozenset(r.value for r in user.roles))
 
 
 def get_db(request: Request) -> Iterator[Session]:
@@ -47,7 +63,7 @@ def optional_user(request: Request, db: Db) -> User | None:
     user = sessions.resolve(db, token) if isinstance(token, str) else None
     if user is None and token is not None:
         request.session.pop(SESSION_KEY, None)  # expired or revoked: forget it
-    request.state.user = user
+    request.state.user = Viewer.of(user) if user is not None else None
     return user
 
 

@@ -8,8 +8,9 @@ from urllib.parse import quote
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from core.errors import (
     ConfigError,
@@ -132,7 +133,45 @@ async def handle_unexpected(request: Request, exc: Exception) -> Response:
     message = "Retain hit an unexpected error. It has been logged; please try again."
     if is_api(request):
         return api_error(500, "internal_error", message)
-    return error_page(request, 500, message)
+    try:
+        return error_page(request, 500, message)
+    except Exception:  # the page itself failed: still answer, in plain words
+        log.exception("the error page failed on %s", request.url.path)
+        return PlainTextResponse(message, status_code=500)
+
+
+class CatchUnexpected:
+    """Answers an unexpected exception inside the middleware stack, as a normal response.
+
+    Starlette's own last-resort handler sits outside every middleware and re-raises after
+    answering, so its 500 went out without the security headers or the session, and the
+    server then dropped the keep-alive connection. Here the 500 is an ordinary response:
+    logged once, headers added on the way out, connection kept. A response that had already
+    started cannot be replaced; that error goes on up.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watch(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watch)
+        except Exception as exc:
+            if started:
+                raise
+            response = await handle_unexpected(Request(scope, receive), exc)
+            await response(scope, receive, send)
 
 
 def install(app: FastAPI) -> None:

@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Annotated
 
 import pytest
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
-from web.deps import get_db
+from campaigns.models import Channel
+from core import migrations
+from core.accounts import users
+from core.accounts.models import User
+from core.audit import Actor
+from core.db import make_engine, make_session_factory
+from core.settings import Settings
+from tests.web.conftest import PASSWORD, csrf_from, sign_in
+from web.app import create_app
+from web.deps import Db, get_db, require_roles
 
 
 @pytest.fixture
@@ -94,3 +104,47 @@ def test_api_docs_are_served_without_a_cdn(client: TestClient) -> None:
     assert "cdn" not in docs.text.lower()
     spec = client.get("/api/openapi.json").json()
     assert "/api/v1/me" in spec["paths"]
+
+
+def test_a_500_after_a_failed_write_is_a_full_page_with_headers(
+    request: pytest.FixtureRequest, settings: Settings
+) -> None:
+    """With the real per-request session: the write fails, the session rolls back and
+    closes, and the error page still draws the signed-in frame, inside the security headers,
+    on a connection that stays usable."""
+    from tests.conftest import fresh_database_url
+
+    engine = make_engine(fresh_database_url(request, "sqlite"))
+    migrations.upgrade(engine)
+    factory = make_session_factory(engine)
+    with factory() as session:
+        users.create(
+            session,
+            Actor.system("test"),
+            email="ada@example.com",
+            name="Ada Admin",
+            roles=("admin",),
+            password=PASSWORD,
+        )
+        session.commit()
+    app = create_app(settings, session_factory=factory)
+
+    @app.post("/_failed_write")
+    def failed_write(db: Db, user: Annotated[User, Depends(require_roles())]) -> None:
+        db.add(Channel(code="boom", name="Boom"))
+        db.flush()
+        raise RuntimeError("secret internals")
+
+    client = TestClient(app, raise_server_exceptions=False, follow_redirects=False)
+    sign_in(client, "ada@example.com")
+    token = csrf_from(client, "/dashboard")
+    boom = client.post("/_failed_write", data={"csrf_token": token})
+    assert boom.status_code == 500
+    assert "Something went wrong" in boom.text and "secret internals" not in boom.text
+    assert "Ada Admin" in boom.text or "ada@example.com" in boom.text  # the signed-in frame
+    assert "default-src" in boom.headers["content-security-policy"]
+    assert boom.headers["x-content-type-options"] == "nosniff"
+    with factory() as session:
+        assert session.scalar(select(Channel).where(Channel.code == "boom")) is None
+    assert client.get("/dashboard").status_code == 200  # still signed in
+    engine.dispose()

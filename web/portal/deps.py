@@ -34,6 +34,9 @@ def optional_member(request: Request, db: Db) -> Member | None:
     if member is None and token is not None:
         request.session.pop(MEMBER_KEY, None)
     request.state.member = member
+    # Plain values for the frame of an error page, drawn after a failed request's session
+    # has rolled back and closed (the ORM object can no longer load its attributes).
+    request.state.member_name = member.name if member is not None else None
     request.state.fmt = Formatter(language(request, db, member), request.app.state.settings.zone)
     return member
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from fastapi import Request
 from fastapi.responses import Response
 
@@ -45,6 +47,16 @@ def _formatter(request: Request) -> Formatter:
     return fmt
 
 
+@dataclass(frozen=True, slots=True)
+class _Signed:
+    name: str
+
+
+def _frame(request: Request) -> _Signed | None:
+    name = getattr(request.state, "member_name", None)
+    return _Signed(name) if name is not None else None
+
+
 def page(request: Request, status: int, exc: RetainError | None = None) -> Response:
     fmt = _formatter(request)
     generic = fmt.gettext(GENERIC.get(status, GENERIC[500]))
@@ -53,7 +65,7 @@ def page(request: Request, status: int, exc: RetainError | None = None) -> Respo
     return render(
         request,
         "portal/error.html",
-        {"status": status, "title": title, "message": message},
+        {"status": status, "title": title, "message": message, "member": _frame(request)},
         status_code=status,
         block="content" if request.headers.get("HX-Request") else None,
     )
