@@ -25,6 +25,14 @@ ALLOWED = {
     "image/png": "PNG",
     "image/webp": "WebP",
 }
+# The name a file is kept and downloaded under ends as its content says, never as uploaded:
+# PNG content sent as "evil.html" becomes "evil.png".
+EXTENSIONS = {
+    "application/pdf": (".pdf",),
+    "image/jpeg": (".jpg", ".jpeg"),
+    "image/png": (".png",),
+    "image/webp": (".webp",),
+}
 READERS = ("finance", "marketer", "admin")
 
 
@@ -32,10 +40,17 @@ def storage_path(root: Path, sha256: str) -> Path:
     return root / "attachments" / sha256[:2] / sha256
 
 
-def _safe_name(filename: str) -> str:
+def _safe_name(filename: str, content_type: str) -> str:
+    """The uploaded name without any path or odd character, ending in the extension of the
+    detected type (the uploaded one is kept only when it already is one)."""
     name = Path(filename.replace("\\", "/")).name  # never a path
-    name = re.sub(r"[^\w.\- ()\u4e00-\u9fff]", "_", name).strip(" .")
-    return name[:200] or "attachment"
+    name = re.sub(r"[^\w.\- ()\u4e00-\u9fff]", "_", name)
+    stem, dot, ext = name.rpartition(".")
+    allowed = EXTENSIONS[content_type]
+    if not dot:
+        stem = name
+    suffix = f".{ext.lower()}" if dot and f".{ext.lower()}" in allowed else allowed[0]
+    return (stem.strip(" .")[:200] or "attachment") + suffix
 
 
 def check(data: bytes) -> str:
@@ -85,7 +100,7 @@ def add(
     attachment = Attachment(
         receipt_id=receipt.id,
         sha256=sha256,
-        filename=_safe_name(filename),
+        filename=_safe_name(filename, content_type),
         content_type=content_type,
         size=len(data),
         uploaded_by_id=actor.user_id,

@@ -19,6 +19,9 @@ import re
 from typing import TypeVar, overload
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+# Control characters an XLSX cannot hold (openpyxl refuses the whole file for one); input
+# bounds refuse them now, but older rows may carry them. Each shows as U+FFFD.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 _NUMBER_OR_SIGN = re.compile(r"[+-](?:[0-9]+(?:\.[0-9]+)?)?")
 
 T = TypeVar("T")
@@ -30,7 +33,10 @@ def safe_cell(value: str) -> str: ...
 def safe_cell(value: T) -> T: ...
 def safe_cell(value: object) -> object:
     """`value` as a spreadsheet should receive it: text a spreadsheet would run as a formula
-    gets a leading single quote; everything else is returned unchanged."""
+    gets a leading single quote, control characters become U+FFFD; everything else is
+    returned unchanged."""
+    if isinstance(value, str) and _CONTROL.search(value):
+        value = _CONTROL.sub("\ufffd", value)
     if (
         isinstance(value, str)
         and value.startswith(FORMULA_START)

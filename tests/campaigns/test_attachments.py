@@ -90,3 +90,27 @@ def test_only_staff_download_and_only_open_receipts_take_files(
     receipts.transition(db, staff.marketer, rid, "submit")
     with pytest.raises(ValidationFailed, match="attach files before submitting"):
         attachments.add(db, staff.marketer, rid, "late.pdf", PDF, tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("uploaded", "content", "kept"),
+    [
+        ("evil.html", PNG, "evil.png"),  # the name's extension is the content's, not the upload's
+        ("scan.JPG.exe", PNG, "scan.JPG.png"),
+        ("invoice", PDF, "invoice.pdf"),
+        ("Invoice.PDF", PDF, "Invoice.pdf"),
+        (".png", PNG, "attachment.png"),
+    ],
+    ids=["html", "double", "none", "upper", "only-extension"],
+)
+def test_a_file_is_named_by_its_detected_type(
+    db: Session,
+    staff: Staff,
+    campaign: Campaign,
+    tmp_path: Path,
+    uploaded: str,
+    content: bytes,
+    kept: str,
+) -> None:
+    rid = new_receipt(db, staff, campaign)
+    assert attachments.add(db, staff.marketer, rid, uploaded, content, tmp_path).filename == kept

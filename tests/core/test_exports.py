@@ -55,3 +55,15 @@ def test_text_that_would_run_as_a_formula_gets_a_leading_quote(value: str, expec
 )
 def test_anything_that_is_not_text_passes_through_untouched(value: object) -> None:
     assert safe_cell(value) is value
+
+
+def test_control_characters_that_an_xlsx_cannot_hold_are_replaced() -> None:
+    from io import BytesIO
+
+    from openpyxl import Workbook
+
+    cell = safe_cell("Vendor\x00\x07 name\tand tab")
+    assert cell == "Vendor\ufffd\ufffd name\tand tab"
+    book = Workbook()
+    book.active.append([cell, safe_cell("=\x1bcmd")])  # type: ignore[union-attr]
+    book.save(BytesIO())  # openpyxl raises IllegalCharacterError on the raw text

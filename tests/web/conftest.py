@@ -39,7 +39,13 @@ def app(settings: Settings, db: Session) -> FastAPI:
     application = create_app(settings, session_factory=sessionmaker())
 
     def test_db() -> Iterator[Session]:
-        yield db
+        # As get_db does: a failed request rolls back (here to the test's savepoint), so
+        # the next request in the same test starts clean.
+        try:
+            yield db
+        except BaseException:
+            db.rollback()
+            raise
 
     application.dependency_overrides[get_db] = test_db
     return application

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from core.accounts import throttle
 from core.settings import Settings
 from loyalty.models import Member
-from tests.web.conftest import MEMBER_PASSWORD, csrf_from, member_sign_in
+from tests.web.conftest import MEMBER_PASSWORD, csrf_from, member_sign_in, sign_in
 
 _ERROR = re.compile(r'<p class="form-error" role="alert">([^<]*)</p>')
 
@@ -64,3 +64,19 @@ def test_signing_in_to_ones_own_account_does_not_clear_the_addresss_count(
         assert post(client, guess, "wrong-password-1").status_code == 401
     assert post(client, "victim99@example.com", "wrong-password-1").status_code == 429
     assert post(client, "mallory@example.com", MEMBER_PASSWORD).status_code == 429
+
+
+def test_staff_sign_out_ends_the_member_session_in_the_same_cookie(
+    client: TestClient, make_member: Callable[..., Member], make_user: Callable[..., object]
+) -> None:
+    make_user("ada@example.com", ("admin",))
+    make_member("mei@example.com")
+    sign_in(client, "ada@example.com")
+    member_sign_in(client, "mei@example.com")
+    copied = dict(client.cookies)  # what a thief or a shared machine kept
+    token = csrf_from(client, "/dashboard")
+    assert client.post("/signout", data={"csrf_token": token}).status_code == 303
+
+    replay = TestClient(client.app, follow_redirects=False, cookies=copied)
+    assert replay.get("/my").status_code == 303  # the portal asks to sign in again
+    assert replay.get("/dashboard").status_code == 303

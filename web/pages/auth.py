@@ -10,7 +10,9 @@ from fastapi.responses import RedirectResponse, Response
 from core.accounts import sessions, users
 from core.accounts.models import User
 from core.errors import RateLimited, RetainError
+from loyalty import accounts
 from web.deps import SESSION_KEY, AppSettings, Db, client_ip, optional_user
+from web.portal.deps import MEMBER_KEY
 from web.rendering import flash, render
 
 router = APIRouter()
@@ -73,10 +75,14 @@ def signin(
 
 @router.post("/signout")
 def signout(request: Request, db: Db) -> Response:
-    token = request.session.get(SESSION_KEY)
+    # Signing out ends every sign-in this browser's cookie carries, the portal's too: a copy
+    # of the cookie taken before must not still open either.
+    token, member_token = request.session.get(SESSION_KEY), request.session.get(MEMBER_KEY)
     if isinstance(token, str):
         sessions.end(db, token)
-        db.commit()
+    if isinstance(member_token, str):
+        accounts.end(db, member_token)
+    db.commit()
     request.session.clear()
     flash(request, "You are signed out.")
     return RedirectResponse("/signin", status_code=303)
