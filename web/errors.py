@@ -9,7 +9,9 @@ from urllib.parse import quote
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
+from fastapi.routing import iter_route_contexts
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from core.errors import (
@@ -106,14 +108,32 @@ async def handle_domain(request: Request, exc: Exception) -> Response:
     return error_page(request, status, exc.message, exc)
 
 
+def allowed_methods(request: Request) -> str:
+    """Every method the path answers to. Starlette's 405 names only the first route that
+    matched the path, so `/members` (GET and POST, two routes) would claim only one."""
+    methods: set[str] = set()
+    for route in iter_route_contexts(request.app.routes):
+        matches = getattr(route, "matches", None)
+        if matches is not None and matches(request.scope)[0] != Match.NONE:
+            methods |= getattr(route, "methods", None) or set()
+    if "GET" in methods:
+        methods.add("HEAD")
+    return ", ".join(sorted(methods))
+
+
 async def handle_http(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     message = {404: "There is nothing at this address.", 405: "That action is not allowed here."}
     text = message.get(exc.status_code) or str(exc.detail)
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        headers["Allow"] = allowed_methods(request)
     if is_api(request):
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return api_error(exc.status_code, code, text, None, **(exc.headers or {}))
-    return error_page(request, exc.status_code, text)
+        return api_error(exc.status_code, code, text, None, **headers)
+    page = error_page(request, exc.status_code, text)
+    page.headers.update(headers)
+    return page
 
 
 async def handle_validation(request: Request, exc: Exception) -> Response:

@@ -148,3 +148,10 @@ def test_a_500_after_a_failed_write_is_a_full_page_with_headers(
         assert session.scalar(select(Channel).where(Channel.code == "boom")) is None
     assert client.get("/dashboard").status_code == 200  # still signed in
     engine.dispose()
+
+
+def test_a_405_names_every_method_the_path_answers_to(client: TestClient) -> None:
+    # GET and POST /api/v1/members are two routes; the answer names both.
+    answer = client.request("OPTIONS", "/api/v1/members")
+    assert answer.status_code == 405
+    assert {m.strip() for m in answer.headers["allow"].split(",")} >= {"GET", "POST"}
