@@ -79,7 +79,7 @@ def _valid_text(value: str) -> str:
     return value
 
 
-def Text(max_length: int | InstrumentedAttribute[Any], **field: Any) -> Any:  # noqa: N802
+def Text(max_length: int | InstrumentedAttribute[Any], **field: Any) -> Any:
     """A pydantic str bounded like its column: `Text(Member.name)` or `Text(200)`."""
     size = max_length if isinstance(max_length, int) else length(max_length)
     return Annotated[str, Field(max_length=size, **field), AfterValidator(_valid_text)]

@@ -7,7 +7,6 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
 import pycountry
-
 from sqlalchemy import BigInteger, Numeric
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator, TypeEngine
@@ -15,16 +14,17 @@ from sqlalchemy.types import TypeDecorator, TypeEngine
 from core.errors import ValidationFailed
 
 # Minor units where ISO 4217 says other than 2 (its list as published, 2024).
+_ZERO = "BIF CLP DJF GNF ISK JPY KMF KRW PYG RWF UGX UYI VND VUV XAF XOF XPF"
+_THREE, _FOUR = "BHD IQD JOD KWD LYD OMR TND", "CLF UYW"
 _MINOR_UNITS = {
-    **dict.fromkeys(
-        "BIF CLP DJF GNF ISK JPY KMF KRW PYG RWF UGX UYI VND VUV XAF XOF XPF".split(), 0
-    ),
-    **dict.fromkeys("BHD IQD JOD KWD LYD OMR TND".split(), 3),
-    **dict.fromkeys("CLF UYW".split(), 4),
+    **dict.fromkeys(_ZERO.split(" "), 0),
+    **dict.fromkeys(_THREE.split(" "), 3),
+    **dict.fromkeys(_FOUR.split(" "), 4),
 }
 # ISO 4217's codes (from pycountry), less those that are not money a business is paid in:
 # precious metals, SDR and bond-market units, the testing code and "no currency".
-_NOT_MONEY = set("XAG XAU XBA XBB XBC XBD XDR XPD XPT XSU XTS XUA XXX".split())
+_METALS_AND_UNITS = "XAG XAU XBA XBB XBC XBD XDR XPD XPT XSU XTS XUA XXX"
+_NOT_MONEY = frozenset(_METALS_AND_UNITS.split(" "))
 CURRENCIES: frozenset[str] = frozenset(
     c.alpha_3 for c in pycountry.currencies if c.alpha_3 not in _NOT_MONEY
 )

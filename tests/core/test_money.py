@@ -34,3 +34,15 @@ def test_a_money_column_keeps_four_places_exactly(engine: Engine) -> None:
     with engine.connect() as connection:
         value = connection.scalar(select(literal(Decimal("1234.56785"), MoneyAmount())))
     assert value == Decimal("1234.5679")
+
+
+@pytest.mark.parametrize("code", ["RMB", "XYZ", "XAU", "XXX", "US$", "", "CNYY"])
+def test_only_iso_4217_money_codes_are_currencies(code: str) -> None:
+    with pytest.raises(ValidationFailed) as refused:
+        normalise_currency(code)
+    assert "ISO 4217" in refused.value.message
+
+
+def test_iso_4217_codes_and_their_minor_units() -> None:
+    assert [normalise_currency(c) for c in ("cny", "EUR", "xof")] == ["CNY", "EUR", "XOF"]
+    assert (minor_units("XOF"), minor_units("TND"), minor_units("CLF")) == (0, 3, 4)

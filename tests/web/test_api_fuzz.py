@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 import schemathesis
-from schemathesis.checks import positive_data_acceptance
 from fastapi import FastAPI
 from hypothesis import HealthCheck, settings
 from pydantic import SecretStr
+from schemathesis.checks import positive_data_acceptance
 from sqlalchemy.orm import Session
 
 from core.accounts import api_keys

@@ -117,7 +117,7 @@ class _Forms(HTMLParser):
 
 def walk(client: TestClient, start: list[str], limit: int = 60) -> list[Form]:
     """Pages reachable from `start` (same site, GET, no downloads), and their post forms."""
-    seen, queue, forms = set[str](), list(start), dict[tuple[str, tuple[str, ...]], Form]()
+    seen, queue, forms = set[str](), list(start), dict[tuple[str, str, tuple[str, ...]], Form]()
     while queue and len(seen) < limit:
         path = queue.pop(0)
         if path in seen or re.search(r"\.(csv|xlsx|json|zip|png|pdf)$|/signout|/static/", path):
@@ -230,9 +230,10 @@ def test_every_form_survives_bad_values(
         if f.method == "post"
     }
     routes = {
-        r.path
+        str(r.path)
         for r in iter_route_contexts(app.routes)
-        if "POST" in (getattr(r, "methods", None) or set()) and not r.path.startswith("/api/")
+        if "POST" in (getattr(r, "methods", None) or set())
+        and not str(r.path).startswith("/api/")
     }
     unwalked = {
         route

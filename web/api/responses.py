@@ -34,5 +34,6 @@ def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     return {code: {"model": ErrorOut, "description": MEANING[code]} for code in codes}
 
 
-# Every /api/v1 operation can answer these: no key, wrong scope, body too large, bad field.
-COMMON = errors(401, 403, 413, 422)
+# Every /api/v1 operation can answer these: unreadable body, no key, wrong scope, body too
+# large, bad field.
+COMMON = errors(400, 401, 403, 413, 422)
