@@ -5,7 +5,7 @@ without overflow on either database:
 - ids fit PostgreSQL's INTEGER primary keys (2³¹ − 1);
 - money fits NUMERIC(19, 4) with room for sums: below one trillion per document, at most four
   decimals (the stored precision; a finer amount is refused, not rounded silently);
-- an exchange rate lies in [0.000001, 1,000,000] base units per unit, with at most 10 decimals;
+- an exchange rate lies in [0.000001, 1,000,000] base units per unit, with at most 8 decimals;
 - points on one entry stay within ±1,000,000,000 (sums stay far inside BIGINT);
 - dates lie in 1900-01-01 … 2199-12-31 (documents, filters, birthdays);
 - text holds no NUL or other control character but tab and line breaks, no lone UTF-16
@@ -33,7 +33,7 @@ MAX_AMOUNT = Decimal("999999999999.9999")
 AMOUNT_PLACES = 4
 MIN_RATE = Decimal("0.000001")
 MAX_RATE = Decimal("1000000")
-RATE_PLACES = 10
+RATE_PLACES = 8  # the rate column's scale
 MAX_POINTS = 1_000_000_000
 FIRST_DAY = date(1900, 1, 1)
 LAST_DAY = date(2199, 12, 31)
@@ -95,9 +95,11 @@ def parse_id(value: str | None, field: str = "id") -> int | None:
     """A form's or query's id: None when empty, else a whole number in range."""
     if value is None or value.strip() == "":
         return None
-    if not value.strip().isdigit():
+    text = value.strip()
+    # ASCII digits only ("²" is a digit to isdigit, not to int), and few enough to convert.
+    if not (text.isascii() and text.isdigit()) or len(text) > len(str(MAX_ID)):
         raise ValidationFailed(f"{field}.invalid", f"Choose a valid {field.replace('_', ' ')}.")
-    return check_id(int(value.strip()), field)
+    return check_id(int(text), field)
 
 
 def check_amount(

@@ -38,7 +38,8 @@ def normalise_currency(code: str) -> str:
     """An ISO 4217 code, upper case; anything else (RMB, XYZ, US$) is refused."""
     code = code.strip().upper()
     if code not in CURRENCIES:
-        shown = code[:12]
+        # Quoted back safely: cut short, and a lone surrogate escaped rather than raising.
+        shown = code[:12].encode("utf-8", "backslashreplace").decode("utf-8")
         hint = " (the Chinese yuan's code is CNY)" if code == "RMB" else ""
         raise ValidationFailed(
             "money.currency", f"'{shown}' is not an ISO 4217 currency code{hint}."

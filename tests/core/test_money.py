@@ -36,7 +36,7 @@ def test_a_money_column_keeps_four_places_exactly(engine: Engine) -> None:
     assert value == Decimal("1234.5679")
 
 
-@pytest.mark.parametrize("code", ["RMB", "XYZ", "XAU", "XXX", "US$", "", "CNYY"])
+@pytest.mark.parametrize("code", ["RMB", "XYZ", "XAU", "XXX", "US$", "", "CNYY", "\ud800"])
 def test_only_iso_4217_money_codes_are_currencies(code: str) -> None:
     with pytest.raises(ValidationFailed) as refused:
         normalise_currency(code)

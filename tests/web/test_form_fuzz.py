@@ -232,8 +232,7 @@ def test_every_form_survives_bad_values(
     routes = {
         str(r.path)
         for r in iter_route_contexts(app.routes)
-        if "POST" in (getattr(r, "methods", None) or set())
-        and not str(r.path).startswith("/api/")
+        if "POST" in (getattr(r, "methods", None) or set()) and not str(r.path).startswith("/api/")
     }
     unwalked = {
         route
