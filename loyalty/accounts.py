@@ -15,6 +15,7 @@ the older ones.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -22,7 +23,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from core import audit, outbox, passwords
+from core import audit, bounds, outbox, passwords
 from core.accounts import throttle
 from core.accounts.tokens import new_token, token_hash
 from core.audit import Actor
@@ -40,15 +41,47 @@ from loyalty.models import (
 )
 
 LINK_HOURS = {TokenPurpose.ACTIVATE: 72, TokenPurpose.RESET: 1}
+# What a person may type to name their account: a phone number or an email address.
+IDENTIFIER_LENGTH = bounds.length(Member.email)
+LANGUAGE_LENGTH = bounds.length(MemberAccount.language)
 BAD_CREDENTIALS = "That phone or email and password do not match an active account."
 # Link requests per phone/email and per address within the window.
 LINK_LIMIT, LINK_WINDOW_MINUTES = 3, 15
+
+
+def _typeable(password: str) -> bool:
+    """A password that can be hashed (UTF-8 holds no lone surrogate)."""
+    try:
+        password.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def check_new_password(password: str) -> None:
+    """A password a member chooses: long enough (`passwords.check_strength`) and made of
+    characters a person can type."""
+    passwords.check_strength(password)
+    if bounds.text_problem(password):
+        raise ValidationFailed(
+            "password.invalid", "Use letters, digits, spaces and punctuation in a password."
+        )
+
+
+def _self_or_admin(actor: Actor, member: Member, doing: str) -> None:
+    """The member on their own account, or an admin (support) on anyone's."""
+    if not members.is_self(actor, member):
+        actor.require("admin", doing=doing)
 
 
 def canonical(identifier: str) -> str:
     """The phone or email as stored, so "138-0000 0000" and "13800000000" count as one for
     throttling; anything that is neither is kept as typed (it matches no one anyway)."""
     text = identifier.strip()
+    if bounds.text_problem(text):
+        # No one's phone or email holds control characters: counted under a digest, so the
+        # key stays plain text whatever was typed.
+        return "#" + hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
     try:
         if "@" in text:
             return members.normalise_email(text) or ""
@@ -70,7 +103,7 @@ def signin_key(member: Member | None, identifier: str) -> str:
 def find(session: Session, identifier: str) -> Member | None:
     """The member whose phone or email this is (written any usual way), or None."""
     text = identifier.strip()
-    if not text:
+    if not text or bounds.text_problem(text, IDENTIFIER_LENGTH):
         return None
     try:
         if "@" in text:
@@ -212,7 +245,7 @@ def use_link(
     """Set the password and activate (or reset). Every signed-in browser of the member is
     signed out. Two clicks at once: one claims the link, the other is told it was used."""
     link, member = _token(session, token, purpose)
-    passwords.check_strength(password)
+    check_new_password(password)
     now = utcnow()
     claimed = session.execute(
         update(MemberToken)
@@ -252,7 +285,10 @@ def authenticate(
     throttle.check_allowed(session, key, ip, now, max_failures, lock_minutes)
     found = session.get(MemberAccount, member.id) if member else None
     before_hash()
-    ok = passwords.verify_password(found.password_hash if found else None, password)
+    # A password no one can have chosen (a lone surrogate) is simply wrong: counted the same.
+    ok = _typeable(password) and passwords.verify_password(
+        found.password_hash if found else None, password
+    )
     if not ok or member is None or found is None or member.status == MemberStatus.CLOSED:
         throttle.record_attempt(session, key, ip, now, succeeded=False)
         raise NotAuthenticated("auth.invalid_credentials", BAD_CREDENTIALS)
@@ -318,24 +354,47 @@ def end_all(session: Session, member_id: int, keep: str | None = None) -> None:
 
 def confirm_password(session: Session, member: Member, password: str) -> MemberAccount:
     found = account(session, member)
-    if not passwords.verify_password(found.password_hash, password):
+    if not (_typeable(password) and passwords.verify_password(found.password_hash, password)):
         raise ValidationFailed("password.wrong", "Your password is not right.")
     return found
 
 
 def set_password(
-    session: Session, member: Member, current: str, new: str, *, keep: str | None
+    session: Session, actor: Actor, member: Member, current: str, new: str, *, keep: str | None
 ) -> None:
-    """A new password: other browsers are signed out, this one (`keep`) stays."""
+    """A new password, by the member (who knows the current one): other browsers are signed
+    out, this one (`keep`) stays. Audited."""
+    _self_or_admin(actor, member, "change a member's password")
     found = confirm_password(session, member, current)
-    passwords.check_strength(new)
+    check_new_password(new)
     found.password_hash = passwords.hash_password(new)
     end_all(session, member.id, keep=keep)
+    audit.record(session, actor, "member.password", "member", member.number)
 
 
-def contact_changed(session: Session, member: Member, *, keep: str | None) -> None:
+def set_language(session: Session, actor: Actor, member: Member, language: str) -> None:
+    """The language the portal speaks to the member (the web layer offers the choices)."""
+    _self_or_admin(actor, member, "change a member's language")
+    bounds.check_text(language, "member.language", LANGUAGE_LENGTH, "The language")
+    found = account(session, member)
+    if found.language != language:
+        before = found.language
+        found.language = language
+        audit.record(
+            session,
+            actor,
+            "member.language",
+            "member",
+            member.number,
+            before={"language": before},
+            after={"language": language},
+        )
+
+
+def contact_changed(session: Session, actor: Actor, member: Member, *, keep: str | None) -> None:
     """After the phone or email changed: links sent to the old one stop working, and other
     browsers are signed out."""
+    _self_or_admin(actor, member, "sign a member out")
     session.execute(
         update(MemberToken)
         .where(MemberToken.member_id == member.id, MemberToken.used_at.is_(None))
@@ -344,10 +403,12 @@ def contact_changed(session: Session, member: Member, *, keep: str | None) -> No
     end_all(session, member.id, keep=keep)
 
 
-def close(session: Session, member: Member, password: str, ip: str | None) -> None:
-    """The member closes their own account: the profile is anonymised (members.close),
-    the password and every session go; ledger totals stay for the books."""
+def close(session: Session, actor: Actor, member: Member, password: str) -> None:
+    """The member closes their own account: the profile is anonymised (members.close, which
+    writes the audit row), the password and every session go; ledger totals stay for the
+    books."""
+    _self_or_admin(actor, member, "close a member's account")
     found = confirm_password(session, member, password)
-    members.close(session, Actor.member(member.number, ip), member.id)
+    members.close(session, actor, member.id)
     found.password_hash = None
     end_all(session, member.id)

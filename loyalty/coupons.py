@@ -19,7 +19,8 @@ from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
 
-from core import audit
+from campaigns.models import Campaign
+from core import audit, bounds
 from core.audit import Actor
 from core.db import rowcount
 from core.errors import Conflict, NotFound, ValidationFailed
@@ -28,10 +29,13 @@ from core.money import minor_units, normalise_currency
 from core.timeutil import utcnow
 from loyalty import codes
 from loyalty.models import (
+    MAX_BIG,
+    NOTE_LENGTH,
     Batch,
     Coupon,
     CouponKind,
     CouponState,
+    LedgerEntry,
     Member,
     MemberStatus,
     Redemption,
@@ -40,6 +44,15 @@ from loyalty.models import (
 
 MAX_BATCH = 1_000_000
 _CHUNK = 50_000
+MAX_VALID_DAYS = 3650  # a coupon valid for N days from issue: at most ten years
+# A code as a person may type it (with spaces or dashes); stored codes are shorter.
+TYPED = 2 * bounds.length(Coupon.code)
+
+
+def normalise_code(code: str) -> str:
+    """A typed code as stored (`codes.normalise`), once it is text a code can be: anything
+    else is refused here, before it reaches a query."""
+    return codes.normalise(bounds.check_text(code, "coupon.code", TYPED, "A coupon code"))
 
 
 class CouponRefused(Conflict):
@@ -69,10 +82,17 @@ def create_batch(
     public_code: str | None = None,
 ) -> Batch:
     actor.require("admin", "marketer", doing="create coupon batches")
+    name = bounds.check_text(name, "batch.name", bounds.length(Batch.name), "The name")
+    gift = bounds.check_text(gift, "batch.gift", bounds.length(Batch.gift), "The gift")
     if not name.strip():
         raise ValidationFailed("batch.name", "Give the batch a name.")
     if kind not in set(CouponKind):
         raise ValidationFailed("batch.kind", "Kind is percent, fixed or gift.")
+    currency = normalise_currency(currency)
+    value = bounds.check_amount(value, "batch.value", label="The value")
+    min_spend = bounds.check_amount(min_spend, "batch.min_spend", label="The minimum spend")
+    if max_discount is not None:
+        bounds.check_amount(max_discount, "batch.max_discount", sign="positive", label="The cap")
     if kind == CouponKind.PERCENT and not Decimal(0) < value <= Decimal(100):
         raise ValidationFailed("batch.value", "A percent discount is above 0 and at most 100.")
     if kind == CouponKind.FIXED and value <= 0:
@@ -83,21 +103,39 @@ def create_batch(
         raise ValidationFailed(
             "batch.validity", "Give either an end date or a number of days from issue."
         )
-    if valid_days is not None and valid_days <= 0:
-        raise ValidationFailed("batch.valid_days", "Days of validity must be at least 1.")
+    if valid_days is not None and not 1 <= valid_days <= MAX_VALID_DAYS:
+        raise ValidationFailed(
+            "batch.valid_days", f"Days of validity are from 1 to {MAX_VALID_DAYS:,}."
+        )
+    for label, when in (("start", valid_from), ("end", valid_until)):
+        if when is not None:
+            bounds.check_day(when.date(), "batch.validity", f"The {label} date")
     if valid_from and valid_until and valid_until <= valid_from:
         raise ValidationFailed("batch.validity", "The batch ends before it starts.")
     for label, limit in (("total_limit", total_limit), ("per_member_limit", per_member_limit)):
-        if limit is not None and limit <= 0:
-            raise ValidationFailed(f"batch.{label}", "A limit must be at least 1.")
+        if limit is not None and not 1 <= limit <= bounds.MAX_ID:
+            raise ValidationFailed(
+                f"batch.{label}", f"A limit is from 1 to {bounds.MAX_ID:,} coupons."
+            )
+    if campaign_id is not None and (
+        not 1 <= campaign_id <= bounds.MAX_ID or session.get(Campaign, campaign_id) is None
+    ):
+        raise ValidationFailed("batch.campaign", f"There is no campaign {campaign_id}.")
+    for tier in eligible_tiers or []:
+        bounds.check_text(tier, "batch.tiers", bounds.length(Tier.code), "A tier code")
+    if public_code is not None:
+        bounds.check_text(public_code, "batch.public_code", TYPED, "The public code")
     tiers = [t.strip().lower() for t in eligible_tiers or [] if t.strip()]
     known = set(session.scalars(select(Tier.code)))
     if set(tiers) - known:
         raise ValidationFailed("batch.tiers", f"Unknown tier {', '.join(set(tiers) - known)}.")
     shared = codes.normalise(public_code) if public_code else None
     if shared is not None:
-        if len(shared) < 4:
-            raise ValidationFailed("batch.public_code", "A public code has at least 4 characters.")
+        longest = bounds.length(Batch.public_code)
+        if not 4 <= len(shared) <= longest:
+            raise ValidationFailed(
+                "batch.public_code", f"A public code has from 4 to {longest} characters."
+            )
         if session.scalar(select(Coupon.id).where(Coupon.code == shared)) or session.scalar(
             select(Batch.id).where(Batch.public_code == shared)
         ):
@@ -105,7 +143,7 @@ def create_batch(
     batch = Batch(
         name=name.strip(),
         kind=kind,
-        currency=normalise_currency(currency),
+        currency=currency,
         campaign_id=campaign_id,
         value=value,
         max_discount=max_discount,
@@ -164,7 +202,17 @@ def _validity(batch: Batch, at: datetime) -> tuple[datetime | None, datetime | N
     return batch.valid_from, batch.valid_until
 
 
+def _reason(reason: str) -> str:
+    """Why a coupon was given, as kept: plain text, cut to its column ("Reward: " and a
+    reward's full name may be longer)."""
+    return bounds.check_text(reason, "coupon.reason", label="The reason")[
+        : bounds.length(Coupon.issued_reason)
+    ]
+
+
 def _lock_batch(session: Session, batch_id: int) -> Batch:
+    if not 1 <= batch_id <= bounds.MAX_ID:
+        raise NotFound("batch.not_found", f"No coupon batch {batch_id}.")
     batch = session.scalar(
         select(Batch)
         .where(Batch.id == batch_id)
@@ -317,8 +365,18 @@ def issue(
     *,
     reason: str,
     at: datetime | None = None,
+    paid: LedgerEntry | None = None,
 ) -> Coupon:
-    """Give one member a personal coupon of the batch (tier and per-member limits apply)."""
+    """Give one member a personal coupon of the batch (tier and per-member limits apply).
+
+    Marketers and admins give coupons (the jobs and the command line hold every role);
+    anyone allowed to spend the member's points may issue the reward those points `paid`
+    for. Either way an audit row names who did it."""
+    if paid is None:
+        actor.require("admin", "marketer", doing="give coupons")
+    elif paid.member_id != member.id:
+        raise Conflict("coupon.paid", "The points that pay for this coupon are another member's.")
+    reason = _reason(reason)
     at = at or utcnow()
     batch = _lock_batch(session, batch_id)
     _room(batch, 1)
@@ -348,11 +406,25 @@ def issue(
         issued_at=at,
         valid_from=valid_from,
         valid_until=valid_until,
-        issued_reason=reason[:100],
+        issued_reason=reason,
+        reward_entry_id=paid.id if paid is not None else None,
     )
     session.add(coupon)
     batch.issued_count += 1
     session.flush()
+    audit.record(
+        session,
+        actor,
+        "coupon.issue",
+        "coupon",
+        coupon.code,
+        after={
+            "member": member.number,
+            "batch_id": batch.id,
+            "reason": reason,
+            "paid_by_entry": coupon.reward_entry_id,
+        },
+    )
     return coupon
 
 
@@ -377,6 +449,12 @@ def issue_to_members(
     """Issue one coupon to every active member of a tier and/or segment (set-based).
     Members already holding their per-member limit of the batch are skipped."""
     actor.require("admin", "marketer", doing="issue coupons")
+    for value, column, label in ((region, Member.region, "Region"), (city, Member.city, "City")):
+        if value is not None:
+            bounds.check_text(value, "batch.segment", bounds.length(column), label)
+    for tier in tier_codes or []:
+        bounds.check_text(tier, "batch.tiers", bounds.length(Tier.code), "A tier code")
+    reason = _reason(reason)
     at = at or utcnow()
     batch = _lock_batch(session, batch_id)
     query = select(Member.id).where(Member.status == MemberStatus.ACTIVE)
@@ -598,7 +676,9 @@ def validate(
 ) -> Check:
     """Can `code` be used now, by this member, on this spend? Loads what `check` needs."""
     at = at or utcnow()
-    code = codes.normalise(code)
+    code = normalise_code(code)
+    if spend is not None:
+        bounds.check_amount(spend, "coupon.spend", label="The spend")
     coupon = session.scalar(select(Coupon).where(Coupon.code == code))
     batch = (
         session.get(Batch, coupon.batch_id)
@@ -645,7 +725,12 @@ def redeem(
     purchase_id: int | None = None,
     at: datetime | None = None,
 ) -> Redemption:
-    """Use a code once. A retry with the same `key` returns the first redemption."""
+    """Use a code once. A retry with the same `key` returns the first redemption.
+
+    Only the till (finance, admin) redeems. A redemption on its own (over the API, at a
+    till) writes an audit row naming who; one on a purchase is the purchase's, which every
+    path records the same way."""
+    actor.require("admin", "finance", doing="redeem coupons")
     at = at or utcnow()
     earlier = session.scalar(select(Redemption).where(Redemption.idempotency_key == key))
     if earlier is not None:
@@ -685,6 +770,20 @@ def redeem(
     )
     session.add(redemption)
     session.flush()
+    if purchase_id is None:
+        audit.record(
+            session,
+            actor,
+            "coupon.redeem",
+            "coupon",
+            coupon.code if coupon else codes.normalise(code),
+            after={
+                "batch_id": batch_id,
+                "member": member.number if member else None,
+                "discount": str(found.discount),
+                "currency": found.batch.currency,
+            },
+        )
     return redemption
 
 
@@ -728,7 +827,8 @@ def wallet(session: Session, member_id: int) -> list[tuple[Coupon, Batch]]:
 
 def void(session: Session, actor: Actor, coupon_id: int, reason: str) -> Coupon:
     actor.require("admin", "marketer", doing="void coupons")
-    coupon = session.get(Coupon, coupon_id)
+    bounds.check_text(reason, "coupon.reason", NOTE_LENGTH, "The reason")
+    coupon = session.get(Coupon, coupon_id) if 1 <= coupon_id <= MAX_BIG else None
     if coupon is None:
         raise NotFound("coupon.not_found", f"No coupon {coupon_id}.")
     if coupon.state != CouponState.ISSUED:

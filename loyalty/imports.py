@@ -28,7 +28,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import re
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -60,9 +59,12 @@ from sqlalchemy.orm import Session
 
 from campaigns import rates
 from campaigns.models import Campaign, Channel
+from core import bounds
 from core.audit import Actor
 from core.errors import RetainError, ValidationFailed
-from loyalty import codes, earning, history, plans, purchases, referrals, tiers
+from core.money import CURRENCIES
+from core.timeutil import utcnow
+from loyalty import codes, coupons, earning, history, plans, purchases, referrals, tiers
 from loyalty.models import (
     LedgerEntry,
     Lot,
@@ -158,13 +160,33 @@ def read(data: bytes, zone: ZoneInfo, session: Session, base: str) -> pd.DataFra
         (frame["source"] == "") | (frame["external_id"] == ""),
         "source and external_id are required",
     )
+    # The same bounds as `purchases._check`: each text within its column, no control
+    # characters; checked once per distinct value (codes repeat across a million rows).
+    texts: dict[str, Any] = {name: column for name, (column, _) in purchases.TEXT.items()}
+    for name, column in {**texts, "member_number": Member.number}.items():
+        size = bounds.length(column)
+        problems = {v: bounds.text_problem(v, size) for v in frame[name].unique()}
+        for problem in set(problems.values()) - {None}:
+            bad(frame[name].map(problems) == problem, f"{name} {problem}")
+    bad(
+        pd.Series(
+            [
+                any(bounds.text_problem(c, coupons.TYPED) for c in v.split(";")) if v else False
+                for v in frame["coupon_codes"].tolist()
+            ],
+            index=frame.index,
+        ),
+        "coupon_codes holds a code that is not text a code can be",
+    )
     bad(
         frame.duplicated(["source", "external_id"], keep="first"),
         "the same source and external_id appear earlier in the file",
     )
     frame["occurred_at"] = _to_utc(frame["occurred_at"], zone)
     bad(frame["occurred_at"].isna(), "occurred_at is not a time like 2026-03-01T14:30:00+08:00")
-    now = pd.Timestamp.now(tz="UTC") + pd.Timedelta(minutes=5)
+    earliest = pd.Timestamp(purchases.EARLIEST)
+    bad(frame["occurred_at"] < earliest, f"occurred_at is before {bounds.FIRST_DAY.isoformat()}")
+    now = pd.Timestamp(utcnow() + purchases.FUTURE_SKEW)
     bad(frame["occurred_at"] > now, "occurred_at is in the future")
     amounts = [_decimal(v) for v in frame["amount"].tolist()]
     frame["amount"] = pd.Series(amounts, index=frame.index, dtype=object)
@@ -172,15 +194,17 @@ def read(data: bytes, zone: ZoneInfo, session: Session, base: str) -> pd.DataFra
         pd.Series([v is None or v <= 0 for v in amounts], index=frame.index),
         "amount must be a number above zero",
     )
+    _bounded(frame, "amount", amounts, bad)
     discounts = [_decimal(v) if v else Decimal(0) for v in frame["discount"].tolist()]
     frame["discount"] = pd.Series(discounts, index=frame.index, dtype=object)
     bad(
         pd.Series([v is None or v < 0 for v in discounts], index=frame.index),
         "discount must be a number ≥ 0",
     )
+    _bounded(frame, "discount", discounts, bad)
     frame["currency"] = _by_value(frame["currency"], lambda v: v.upper() or base)
-    known = {v for v in frame["currency"].unique() if re.fullmatch(r"[A-Z]{3}", v)}
-    bad(~frame["currency"].isin(known), "currency must be a code like CNY")
+    known = {v for v in frame["currency"].unique() if v in CURRENCIES}
+    bad(~frame["currency"].isin(known), "currency must be an ISO 4217 code like CNY")
     frame["member_id"] = _lookup(
         session, _by_value(frame["member_number"], str.upper), Member.number, Member.id
     )
@@ -202,6 +226,20 @@ def read(data: bytes, zone: ZoneInfo, session: Session, base: str) -> pd.DataFra
             "import.failed", f"{len(rows)} problem(s); nothing was imported.", rows[:MAX_ERRORS]
         )
     return pd.DataFrame(frame)
+
+
+def _bounded(
+    frame: pd.DataFrame,
+    name: str,
+    values: list[Decimal | None],
+    bad: Callable[[pd.Series, str], None],
+) -> None:
+    """Rows whose amount (a number ≥ 0, checked before) is beyond what can be stored."""
+    problems = [
+        None if v is None or v < 0 else purchases.amount_problem(v, sign="any") for v in values
+    ]
+    for problem in set(problems) - {None}:
+        bad(pd.Series([p == problem for p in problems], index=frame.index), f"{name} {problem}")
 
 
 def _by_value(values: pd.Series, change: Callable[[str], str]) -> pd.Series:
@@ -462,6 +500,17 @@ def _bulk(session: Session, actor: Actor, chunk: pd.DataFrame, base: str, zone: 
     frame["day"] = frame["occurred_at"].dt.tz_convert(zone).dt.date
     table = rates.rates_frame(session, set(frame["currency"]) - {base})
     frame["base_amount"] = rates.convert(frame[["amount", "currency", "day"]], table, base)
+    # As on the service path (`purchases._resolve`): the converted amount must be storable.
+    beyond = [
+        int(line)
+        for line, amount in zip(frame["line"], frame["base_amount"], strict=True)
+        if purchases.amount_problem(Decimal(amount), sign="any")
+    ]
+    if beyond:
+        rows = [{"line": n, "message": f"amount in {base} is too large"} for n in beyond]
+        raise ImportFailed(
+            "import.failed", f"{len(rows)} problem(s) in this part of the file.", rows[:MAX_ERRORS]
+        )
     frame = frame.sort_values(["member_id", "occurred_at", "line"], na_position="last")
     member_ids = frame["member_id"].dropna().astype("int64").unique().tolist()
     state = _lock(session, member_ids)

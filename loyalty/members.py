@@ -12,12 +12,13 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from core import audit
+from core import audit, bounds
 from core.audit import Actor
 from core.errors import Conflict, NotFound, ValidationFailed
 from core.timeutil import utcnow
 from loyalty import codes, ledger, program, referrals
 from loyalty.models import (
+    NOTE_LENGTH,
     Batch,
     Coupon,
     CouponState,
@@ -34,10 +35,32 @@ _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 GENDERS = ("female", "male", "other")
 
 
+# What a person may type for a phone number: digits with spaces, dashes, brackets, a "+".
+PHONE_TYPED = bounds.length(Member.phone)
+
+
+# The longest each field of the portal's forms may be (their `maxlength`): what the
+# services accept, so a browser stops a person before the server has to.
+LIMITS = {
+    "name": bounds.length(Member.name),
+    "phone": PHONE_TYPED,
+    "email": bounds.length(Member.email),
+    "referral_code": bounds.length(Member.referral_code),
+    "identifier": bounds.length(Member.email),
+}
+
+
+def is_self(actor: Actor, member: Member) -> bool:
+    """Is `actor` this member, acting on their own account in the portal?"""
+    return actor.kind == "member" and actor.label == f"member {member.number}"
+
+
 def normalise_phone(raw: str | None) -> str | None:
     if raw is None or not raw.strip():
         return None
     text = raw.strip()
+    if bounds.text_problem(text, PHONE_TYPED):
+        raise ValidationFailed("member.phone", f"'{text[:40]}' is not a phone number.")
     digits = re.sub(r"\D", "", text)
     if not 6 <= len(digits) <= 15:
         raise ValidationFailed("member.phone", f"'{raw}' is not a phone number.")
@@ -48,8 +71,12 @@ def normalise_email(raw: str | None) -> str | None:
     if raw is None or not raw.strip():
         return None
     email = raw.strip().lower()
-    if not _EMAIL.match(email) or len(email) > 254:
-        raise ValidationFailed("member.email", f"'{raw}' is not an email address.")
+    if (
+        bounds.text_problem(email, bounds.length(Member.email))
+        or not _EMAIL.match(email)
+        or not email.isprintable()
+    ):
+        raise ValidationFailed("member.email", f"'{raw[:60]}' is not an email address.")
     return email
 
 
@@ -71,10 +98,28 @@ class Profile:
     join_campaign_id: int | None = None
 
 
+# Free-text profile fields: (column, label). Each is checked for its column's length and
+# for characters no name holds (control characters, lone surrogates).
+TEXT_FIELDS = {
+    "region": (Member.region, "Region"),
+    "city": (Member.city, "City"),
+    "occupation": (Member.occupation, "Occupation"),
+    "industry": (Member.industry, "Industry"),
+}
+# Profile fields whose column is NOT NULL: they can be changed, never removed.
+REQUIRED = ("name", "marketing_consent")
+
+
 def _clean(profile: Profile) -> Profile:
-    profile.name = profile.name.strip()
+    if not isinstance(profile.name, str):
+        raise ValidationFailed("member.name", "Give the member's name.")
+    profile.name = bounds.check_text(
+        profile.name, "member.name", bounds.length(Member.name), "The name"
+    ).strip()
     if not profile.name:
         raise ValidationFailed("member.name", "Give the member's name.")
+    if not isinstance(profile.marketing_consent, bool):
+        raise ValidationFailed("member.marketing_consent", "Say yes or no to marketing.")
     profile.phone = normalise_phone(profile.phone)
     profile.email = normalise_email(profile.email)
     if profile.phone is None and profile.email is None:
@@ -83,10 +128,14 @@ def _clean(profile: Profile) -> Profile:
         profile.gender = profile.gender.strip().lower() or None
         if profile.gender not in (None, *GENDERS):
             raise ValidationFailed("member.gender", f"Gender is one of {', '.join(GENDERS)}.")
-    if profile.birthday is not None and profile.birthday > utcnow().date():
-        raise ValidationFailed("member.birthday", "The birthday is in the future.")
-    for name in ("region", "city", "occupation", "industry"):
+    if profile.birthday is not None:
+        bounds.check_day(profile.birthday, "member.birthday", "The birthday")
+        if profile.birthday > utcnow().date():
+            raise ValidationFailed("member.birthday", "The birthday is in the future.")
+    for name, (column, label) in TEXT_FIELDS.items():
         value = getattr(profile, name)
+        if isinstance(value, str):
+            value = bounds.check_text(value, f"member.{name}", bounds.length(column), label)
         setattr(profile, name, value.strip() or None if isinstance(value, str) else value)
     return profile
 
@@ -191,9 +240,14 @@ def get(session: Session, member_id: int) -> Member:
 
 
 def by_number(session: Session, number: str) -> Member:
-    member = session.scalar(select(Member).where(Member.number == number.strip().upper()))
+    """The member with this number ("M00000042"); anything that cannot be one is not found."""
+    wanted = number.strip().upper()
+    member = None
+    if not bounds.text_problem(wanted, bounds.length(Member.number)):
+        member = session.scalar(select(Member).where(Member.number == wanted))
     if member is None:
-        raise NotFound("member.not_found", f"No member numbered {number}.")
+        shown = wanted[:20] + ("…" if len(wanted) > 20 else "")
+        raise NotFound("member.not_found", f"No member numbered {shown!r}.")
     return member
 
 
@@ -205,6 +259,11 @@ def update_profile(session: Session, actor: Actor, member_id: int, **changes: An
     unknown = set(changes) - {f.name for f in fields(Profile)}
     if unknown:
         raise ValidationFailed("member.field", f"Unknown field {', '.join(sorted(unknown))}.")
+    for name in REQUIRED:
+        if name in changes and changes[name] is None:
+            raise ValidationFailed(
+                f"member.{name}", f"The member's {name.replace('_', ' ')} cannot be removed."
+            )
     current = Profile(**{f.name: getattr(member, f.name) for f in fields(Profile)})
     for name, value in changes.items():
         setattr(current, name, value)
@@ -235,6 +294,7 @@ def set_status(session: Session, actor: Actor, member_id: int, status: str, reas
     actor.require("admin", "marketer", doing="suspend or reinstate members")
     if status not in (MemberStatus.ACTIVE, MemberStatus.SUSPENDED):
         raise ValidationFailed("member.status", "Status is active or suspended.")
+    bounds.check_text(reason, "member.reason", NOTE_LENGTH, "The reason")
     if not reason.strip():
         raise ValidationFailed("member.reason", "Say why the status changes.")
     member = ledger.lock_member(session, member_id)
@@ -282,8 +342,9 @@ def close(session: Session, actor: Actor, member_id: int) -> Member:
 
 
 def search(session: Session, q: str, *, limit: int = 50) -> list[Member]:
-    """By member number, phone, email (exact) or name (contains)."""
-    text = q.strip()
+    """By member number, phone, email (exact) or name (contains). The search text is at most
+    `bounds.MAX_SEARCH` characters."""
+    text = bounds.check_text(q, "member.search", bounds.MAX_SEARCH, "The search").strip()
     if not text:
         return list(session.scalars(select(Member).order_by(Member.id.desc()).limit(limit)))
     conditions = [Member.number == text.upper(), Member.name.icontains(text, autoescape=True)]

@@ -30,6 +30,12 @@ from core.db import Base
 from core.money import MoneyAmount
 from core.timeutil import UTCDateTime, utcnow
 
+# Free text kept in unbounded Text columns (a refund's or a status change's reason, a tier's
+# benefits, a reward's description): bounded here, for every path that writes one.
+NOTE_LENGTH = 1000
+# The largest BIGINT: ledger, lot and purchase ids on PostgreSQL, tier thresholds.
+MAX_BIG = 2**63 - 1
+
 
 def _in(values: type[StrEnum]) -> str:
     return "(" + ", ".join(f"'{v.value}'" for v in values) + ")"
@@ -57,6 +63,8 @@ class Program(Base):
         CheckConstraint(f"tier_metric in {_in(TierMetric)}", name="tier_metric_valid"),
         CheckConstraint("earn_rate >= 0", name="earn_rate_not_negative"),
         CheckConstraint("return_window_days >= 0", name="return_window_not_negative"),
+        CheckConstraint("max_adjustment > 0", name="max_adjustment_positive"),
+        CheckConstraint("max_multiplier >= 1", name="max_multiplier_at_least_one"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True, default=1)
@@ -82,6 +90,10 @@ class Program(Base):
     referee_batch_id: Mapped[int | None] = mapped_column(ForeignKey("coupon_batches.id"))
     referral_monthly_cap: Mapped[int] = mapped_column(Integer, default=10)
     restore_coupon_on_refund: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Bounds staff work within: the most points one manual adjustment may add or take away,
+    # and the highest multiplier a tier or a bonus rule may have.
+    max_adjustment: Mapped[int] = mapped_column(Integer, default=100_000)
+    max_multiplier: Mapped[Decimal] = mapped_column(Numeric(6, 3), default=Decimal(10))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 

@@ -30,6 +30,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
+from core import bounds
 from core.errors import ValidationFailed
 from loyalty import earning, tiers
 from loyalty.earning import Credit
@@ -335,6 +336,13 @@ def purchase(
     credits = earning.earn(
         program, tier, settings.rules, earning_facts, campaign_names=settings.campaign_names
     )
+    earned = sum(c.points for c in credits)
+    if earned > bounds.MAX_POINTS:
+        raise ValidationFailed(
+            "purchase.points",
+            f"This purchase would earn {earned:,} points; one purchase earns at most "
+            f"{bounds.MAX_POINTS:,}. Check the amount, or post it as separate purchases.",
+        )
     credited = credit(
         member.points, credits, at=at, program=program, zone=zone, pending_until=returns_at
     )

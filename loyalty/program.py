@@ -10,43 +10,98 @@ from itertools import pairwise
 from typing import Any, TypeVar
 
 from sqlalchemy import inspect, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from campaigns.models import Campaign
-from core import audit
+from campaigns.models import Campaign, Channel
+from core import audit, bounds
 from core.audit import Actor
 from core.errors import NotFound, ValidationFailed
-from loyalty.models import BonusRule, ConfigVersion, ExpiryPolicy, Program, Tier, TierMetric
+from loyalty.models import (
+    MAX_BIG,
+    NOTE_LENGTH,
+    Batch,
+    BonusRule,
+    ConfigVersion,
+    ExpiryPolicy,
+    Program,
+    Tier,
+    TierMetric,
+)
 
 T = TypeVar("T", Program, Tier, BonusRule)
 
-# Program fields an admin may change, with the check each must pass.
-_NON_NEGATIVE_INTS = (
-    "return_window_days",
-    "expiry_n",
-    "tier_window_months",
-    "tier_retention_days",
-    "signup_bonus",
-    "first_purchase_bonus",
-    "birthday_points",
-    "repeat_bonus",
-    "referrer_points",
-    "referee_points",
-    "referral_monthly_cap",
-)
+# Whole-number settings an admin may change: (lowest, highest, what it is). Days and months
+# stay where dates can still be computed; points stay within one ledger entry's bound.
+WHOLE: dict[str, tuple[int, int, str]] = {
+    "return_window_days": (0, 365, "The return window (days)"),
+    "expiry_n": (0, 3650, "N for the expiry policy"),
+    "tier_window_months": (0, 120, "The qualifying window (months)"),
+    "tier_retention_days": (0, 3650, "Days a tier is kept"),
+    "signup_bonus": (0, bounds.MAX_POINTS, "The sign-up bonus"),
+    "first_purchase_bonus": (0, bounds.MAX_POINTS, "The first-purchase bonus"),
+    "birthday_points": (0, bounds.MAX_POINTS, "The birthday reward"),
+    "repeat_count": (2, 1000, "The repeat purchase (the Nth)"),
+    "repeat_days": (1, 3650, "The repeat window (days)"),
+    "repeat_bonus": (0, bounds.MAX_POINTS, "The repeat bonus"),
+    "referrer_points": (0, bounds.MAX_POINTS, "The referrer's reward"),
+    "referee_points": (0, bounds.MAX_POINTS, "The new member's referral reward"),
+    "referral_monthly_cap": (0, 100_000, "Rewarded referrals per month"),
+    "max_adjustment": (1, bounds.MAX_POINTS, "The largest manual adjustment"),
+}
+BATCHES = ("birthday_batch_id", "referrer_batch_id", "referee_batch_id")
 EDITABLE = (
     "earn_rate",
     "expiry_policy",
     "tier_metric",
-    "repeat_count",
-    "repeat_days",
     "referral_min_amount",
     "restore_coupon_on_refund",
-    "birthday_batch_id",
-    "referrer_batch_id",
-    "referee_batch_id",
-    *_NON_NEGATIVE_INTS,
+    "max_multiplier",
+    *BATCHES,
+    *WHOLE,
 )
+# NUMERIC(10, 4) and NUMERIC(6, 3): the most each column holds.
+MAX_EARN_RATE = Decimal("999999.9999")
+MAX_MULTIPLIER = Decimal("999.999")
+MAX_RANK = 999
+MAX_PRIORITY = 1_000_000
+
+
+def whole(value: object, field: str, low: int, high: int, label: str) -> int:
+    """A whole number within [low, high], or a ValidationFailed naming the field."""
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ValidationFailed(
+            f"{field}.range", f"{label} must be a whole number from {low:,} to {high:,}."
+        )
+    return value
+
+
+def decimal(
+    value: object, field: str, low: Decimal, high: Decimal, places: int, label: str
+) -> Decimal:
+    """A decimal within [low, high] with at most `places` decimals (what its column keeps)."""
+    try:
+        number = Decimal(value)  # type: ignore[arg-type]
+    except (ArithmeticError, TypeError, ValueError):
+        raise ValidationFailed(f"{field}.invalid", f"{label} is not a number.") from None
+    if not number.is_finite() or not low <= number <= high:
+        raise ValidationFailed(f"{field}.range", f"{label} must be from {low} to {high:,}.")
+    if number != number.quantize(Decimal(1).scaleb(-places)):
+        raise ValidationFailed(
+            f"{field}.precision", f"{label} has at most {places} decimal places."
+        )
+    return number
+
+
+def _multiplier(
+    session: Session, value: Decimal, field: str, label: str, *, above_one: bool
+) -> Decimal:
+    """A tier's or a rule's multiplier: at least 1 (a rule's above 1), at most the program's
+    `max_multiplier`, three decimals."""
+    number = decimal(value, field, Decimal(1), get(session).max_multiplier, 3, label)
+    if above_one and number <= 1:
+        raise ValidationFailed(f"{field}.range", f"{label} must be above 1 (2 = double).")
+    return number
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,21 +183,7 @@ def update(session: Session, actor: Actor, **changes: Any) -> Program:
     unknown = set(changes) - set(EDITABLE)
     if unknown:
         raise ValidationFailed("program.field", f"Unknown setting {', '.join(sorted(unknown))}.")
-    for name in _NON_NEGATIVE_INTS:
-        if name in changes and (not isinstance(changes[name], int) or changes[name] < 0):
-            raise ValidationFailed(f"program.{name}", f"{name} must be a whole number ≥ 0.")
-    if "earn_rate" in changes and Decimal(changes["earn_rate"]) < 0:
-        raise ValidationFailed("program.earn_rate", "The earn rate cannot be negative.")
-    if "expiry_policy" in changes and changes["expiry_policy"] not in set(ExpiryPolicy):
-        raise ValidationFailed(
-            "program.expiry_policy", f"Choose one of {', '.join(p.value for p in ExpiryPolicy)}."
-        )
-    if "tier_metric" in changes and changes["tier_metric"] not in set(TierMetric):
-        raise ValidationFailed("program.tier_metric", "Choose points or spend.")
-    if "repeat_count" in changes and changes["repeat_count"] < 2:
-        raise ValidationFailed("program.repeat_count", "A repeat purchase is the 2nd or later.")
-    if "repeat_days" in changes and changes["repeat_days"] < 1:
-        raise ValidationFailed("program.repeat_days", "The repeat window is at least one day.")
+    changes = _checked(session, changes)
     before = snapshot(program)
     for name, value in changes.items():
         setattr(program, name, value)
@@ -158,6 +199,64 @@ def update(session: Session, actor: Actor, **changes: Any) -> Program:
         after={k: v for k, v in after.items() if before[k] != v},
     )
     return program
+
+
+def _checked(session: Session, changes: dict[str, Any]) -> dict[str, Any]:
+    """Each change within its bound (see WHOLE), or a ValidationFailed naming the field."""
+    checked = dict(changes)
+    for name, (low, high, label) in WHOLE.items():
+        if name in changes:
+            checked[name] = whole(changes[name], f"program.{name}", low, high, label)
+    if "earn_rate" in changes:
+        checked["earn_rate"] = decimal(
+            changes["earn_rate"], "program.earn_rate", Decimal(0), MAX_EARN_RATE, 4, "The earn rate"
+        )
+    if "referral_min_amount" in changes:
+        amount = changes["referral_min_amount"]
+        if not isinstance(amount, Decimal | int):
+            raise ValidationFailed("program.referral_min_amount", "Give the amount as a number.")
+        checked["referral_min_amount"] = bounds.check_amount(
+            Decimal(amount), "program.referral_min_amount", label="The referral's minimum"
+        )
+    if "max_multiplier" in changes:
+        highest = decimal(
+            changes["max_multiplier"],
+            "program.max_multiplier",
+            Decimal(1),
+            MAX_MULTIPLIER,
+            3,
+            "The highest multiplier",
+        )
+        over = [t.name for t in ladder(session) if t.multiplier > highest] + [
+            r.name for r in rules(session) if r.multiplier is not None and r.multiplier > highest
+        ]
+        if over:
+            raise ValidationFailed(
+                "program.max_multiplier.in_use",
+                f"{', '.join(over)} multipl{'ies' if len(over) == 1 else 'y'} by more than "
+                f"{highest:f}; lower {'it' if len(over) == 1 else 'them'} first.",
+            )
+        checked["max_multiplier"] = highest
+    if "expiry_policy" in changes and changes["expiry_policy"] not in set(ExpiryPolicy):
+        raise ValidationFailed(
+            "program.expiry_policy", f"Choose one of {', '.join(p.value for p in ExpiryPolicy)}."
+        )
+    if "tier_metric" in changes and changes["tier_metric"] not in set(TierMetric):
+        raise ValidationFailed("program.tier_metric", "Choose points or spend.")
+    if "restore_coupon_on_refund" in changes and not isinstance(
+        changes["restore_coupon_on_refund"], bool
+    ):
+        raise ValidationFailed("program.restore_coupon_on_refund", "Say yes or no.")
+    for name in BATCHES:
+        batch_id = changes.get(name)
+        if batch_id is not None and (
+            isinstance(batch_id, bool)
+            or not isinstance(batch_id, int)
+            or not 1 <= batch_id <= bounds.MAX_ID
+            or session.get(Batch, batch_id) is None
+        ):
+            raise ValidationFailed(f"program.{name}", f"There is no coupon batch {batch_id}.")
+    return checked
 
 
 def ladder(session: Session, *, fresh: bool = False) -> list[Tier]:
@@ -183,21 +282,42 @@ def save_tier(
     multiplier: Decimal,
     benefits: str = "",
 ) -> Tier:
-    """Add a tier or change one (by code). Thresholds must rise with rank."""
+    """Add a tier or change one (by code). Thresholds must rise with rank; each rank is one
+    tier's."""
     actor.require("admin", "marketer", doing="configure tiers")
-    code = code.strip().lower()
-    if not code or not name.strip():
+    code = (
+        bounds.check_text(code, "tier.code", bounds.length(Tier.code), "The code").strip().lower()
+    )
+    name = bounds.check_text(name, "tier.name", bounds.length(Tier.name), "The name").strip()
+    benefits = bounds.check_text(benefits, "tier.benefits", NOTE_LENGTH, "Benefits").strip()
+    if not code or not name:
         raise ValidationFailed("tier.name", "A tier needs a code and a name.")
-    if threshold < 0 or multiplier < 1:
-        raise ValidationFailed("tier.values", "Threshold must be ≥ 0 and multiplier ≥ 1.")
+    rank = whole(rank, "tier.rank", 0, MAX_RANK, "The rank")
+    threshold = whole(threshold, "tier.threshold", 0, MAX_BIG, "The threshold")
+    multiplier = _multiplier(
+        session, multiplier, "tier.multiplier", "The multiplier", above_one=False
+    )
+    taken = session.scalar(select(Tier).where(Tier.rank == rank, Tier.code != code))
+    if taken is not None:
+        raise ValidationFailed(
+            "tier.rank.taken", f"Rank {rank} is {taken.name}'s already; give {name} another rank."
+        )
     tier = session.scalar(select(Tier).where(Tier.code == code))
     before = None if tier is None else _tier_snapshot(tier)
-    if tier is None:
-        tier = Tier(code=code)
-        session.add(tier)
-    tier.name, tier.rank, tier.threshold = name.strip(), rank, threshold
-    tier.multiplier, tier.benefits = multiplier, benefits.strip()
-    session.flush()
+    try:
+        # Changed inside the savepoint: begin_nested() flushes pending changes before it starts.
+        with session.begin_nested():
+            if tier is None:
+                tier = Tier(code=code)
+                session.add(tier)
+            tier.name, tier.rank, tier.threshold = name, rank, threshold
+            tier.multiplier, tier.benefits = multiplier, benefits
+            session.flush()
+    except IntegrityError:
+        # Another save took the code or the rank between the check above and this write.
+        raise ValidationFailed(
+            "tier.rank.taken", f"Rank {rank} or code {code} was just taken; reload and try again."
+        ) from None
     ordered = ladder(session)
     if ordered[0].threshold != 0:
         raise ValidationFailed("tier.entry", "The lowest tier's threshold must be 0.")
@@ -253,18 +373,41 @@ def save_rule(
     stop_further: bool = False,
 ) -> BonusRule:
     actor.require("admin", "marketer", doing="configure bonus rules")
-    if not name.strip():
+    name = bounds.check_text(name, "rule.name", bounds.length(BonusRule.name), "The name").strip()
+    if not name:
         raise ValidationFailed("rule.name", "Give the rule a name members will see.")
+    priority = whole(priority, "rule.priority", 0, MAX_PRIORITY, "The priority")
     if (multiplier is None) == (fixed_points is None):
         raise ValidationFailed("rule.effect", "Give either a multiplier or a fixed bonus.")
-    if multiplier is not None and multiplier <= 1:
-        raise ValidationFailed("rule.multiplier", "A multiplier must be above 1 (2 = double).")
-    if fixed_points is not None and fixed_points <= 0:
-        raise ValidationFailed("rule.fixed_points", "A fixed bonus must be positive.")
+    if multiplier is not None:
+        multiplier = _multiplier(
+            session, multiplier, "rule.multiplier", "A rule's multiplier", above_one=True
+        )
+    if fixed_points is not None:
+        fixed_points = whole(
+            fixed_points, "rule.fixed_points", 1, bounds.MAX_POINTS, "A fixed bonus"
+        )
+    for day, label in ((starts_on, "The start"), (ends_on, "The end")):
+        if day is not None:
+            bounds.check_day(day, "rule.dates", label)
     if starts_on and ends_on and ends_on < starts_on:
         raise ValidationFailed("rule.dates", "The rule ends before it starts.")
-    if min_spend is not None and min_spend < 0:
-        raise ValidationFailed("rule.min_spend", "Minimum spend cannot be negative.")
+    if min_spend is not None:
+        bounds.check_amount(min_spend, "rule.min_spend", label="Minimum spend")
+    if category is not None:
+        bounds.check_text(
+            category, "rule.category", bounds.length(BonusRule.category), "The category"
+        )
+    for field, found, model in (
+        ("channel", channel_id, Channel),
+        ("campaign", campaign_id, Campaign),
+    ):
+        if found is not None and (
+            not 1 <= found <= bounds.MAX_ID or session.get(model, found) is None
+        ):
+            raise ValidationFailed(f"rule.{field}", f"There is no {field} {found}.")
+    if rule_id is not None:
+        bounds.check_id(rule_id, "rule_id")
     rule = None if rule_id is None else session.get(BonusRule, rule_id)
     if rule_id is not None and rule is None:
         raise NotFound("rule.not_found", f"No bonus rule {rule_id}.")
@@ -272,7 +415,7 @@ def save_rule(
     if rule is None:
         rule = BonusRule()
         session.add(rule)
-    rule.name, rule.priority, rule.active = name.strip(), priority, active
+    rule.name, rule.priority, rule.active = name, priority, active
     rule.starts_on, rule.ends_on = starts_on, ends_on
     rule.channel_id, rule.campaign_id = channel_id, campaign_id
     rule.category = (category or "").strip().lower() or None

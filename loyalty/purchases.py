@@ -13,16 +13,18 @@ import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import InstrumentedAttribute, Session, aliased
 
 from campaigns import rates
 from campaigns.models import Campaign, Channel
+from core import bounds
 from core.audit import Actor
 from core.errors import Conflict, NotFound, RetainError, ValidationFailed
 from core.money import normalise_currency
@@ -30,6 +32,7 @@ from core.timeutil import utcnow
 from loyalty import codes, coupons, history, ledger, plans, posting, referrals, tiers
 from loyalty import program as program_settings
 from loyalty.models import (
+    NOTE_LENGTH,
     Batch,
     LedgerEntry,
     Lot,
@@ -45,6 +48,63 @@ from loyalty.models import (
 )
 
 ROLES = ("admin", "finance")
+
+# The bounds of what a purchase or refund may say, in one place: the API states them, and
+# `_check` (every service path) and the CSV import (`imports.read`) enforce the same ones.
+# Times: from 1900-01-01 (UTC) up to a small clock skew ahead of now, so a till whose clock
+# runs a little fast is not refused, and a date typed wrong (year 1, 2206) is.
+FUTURE_SKEW = timedelta(minutes=5)
+EARLIEST = datetime.combine(bounds.FIRST_DAY, time(0), UTC)
+MAX_LINES = 1000
+MAX_COUPONS = 20
+MAX_QUANTITY = 1_000_000
+# Text fields and the column each is stored in (or looked up by).
+TEXT: dict[str, tuple[InstrumentedAttribute[Any], str]] = {
+    "source": (Purchase.source, "The source"),
+    "external_id": (Purchase.external_id, "The external id"),
+    "store": (Purchase.store, "The store"),
+    "channel": (Channel.code, "The channel code"),
+    "campaign_code": (Campaign.code, "The campaign code"),
+}
+LINE_TEXT: dict[str, tuple[InstrumentedAttribute[Any], str]] = {
+    "sku": (PurchaseLine.sku, "The SKU"),
+    "category": (PurchaseLine.category, "The category"),
+}
+REFUND_TEXT: dict[str, tuple[InstrumentedAttribute[Any], str]] = {
+    "source": (Refund.source, "The refund's source"),
+    "external_id": (Refund.external_id, "The refund's external id"),
+    "purchase_source": (Purchase.source, "The purchase's source"),
+    "purchase_external_id": (Purchase.external_id, "The purchase's external id"),
+}
+
+
+def time_problem(at: datetime, now: datetime) -> str | None:
+    """Why a purchase's or refund's time cannot be taken, or None."""
+    if at.tzinfo is None:
+        return "needs its time zone (an offset like +08:00)"
+    if at < EARLIEST:
+        return f"is before {bounds.FIRST_DAY.isoformat()}"
+    if at > now + FUTURE_SKEW:
+        return "is in the future"
+    return None
+
+
+def amount_problem(value: Decimal, *, sign: str) -> str | None:
+    """Why an amount cannot be stored (`bounds.check_amount`), or None."""
+    try:
+        bounds.check_amount(value, "amount", sign=sign, label="it")
+    except ValidationFailed as refused:
+        return refused.message.removeprefix("it ")
+    return None
+
+
+def _check_text(
+    value: str | None, field: str, column: InstrumentedAttribute[Any], label: str
+) -> None:
+    if value is not None:
+        bounds.check_text(value.strip(), field, bounds.length(column), label)
+
+
 # Members' purchases without coupons go through `posting` (Core statements, built for
 # throughput); the rest, and this switch off, through the unit of work below. Tests post the
 # same sequence both ways and compare the rows.
@@ -151,21 +211,36 @@ class Outcome:
 
 
 def _check(data: PurchaseInput) -> None:
+    """The purchase's own bounds, before anything is read or written (every path)."""
+    for name, (column, label) in TEXT.items():
+        _check_text(getattr(data, name), f"purchase.{name}", column, label)
     if not data.source.strip() or not data.external_id.strip():
         raise ValidationFailed("purchase.id", "Give the purchase's source and external id.")
-    if data.amount <= 0:
-        raise ValidationFailed("purchase.amount", "A purchase amount must be above zero.")
-    if data.discount < 0:
-        raise ValidationFailed("purchase.discount", "A discount cannot be negative.")
-    if data.occurred_at.tzinfo is None:
-        raise ValidationFailed("purchase.time", "Give the purchase time with its time zone.")
-    if data.occurred_at > utcnow() + timedelta(minutes=5):
-        raise ValidationFailed("purchase.time", "The purchase time is in the future.")
+    bounds.check_amount(data.amount, "purchase.amount", sign="positive", label="The amount")
+    bounds.check_amount(data.discount, "purchase.discount", label="The discount")
+    problem = time_problem(data.occurred_at, utcnow())
+    if problem:
+        raise ValidationFailed("purchase.time", f"The purchase time {problem}.")
+    normalise_currency(data.currency)
+    if len(data.coupon_codes) > MAX_COUPONS:
+        raise ValidationFailed("purchase.coupons", f"A purchase uses at most {MAX_COUPONS} codes.")
+    for code in data.coupon_codes:
+        coupons.normalise_code(code)
+    if len(data.lines) > MAX_LINES:
+        raise ValidationFailed("purchase.lines", f"A purchase has at most {MAX_LINES:,} lines.")
     for n, line in enumerate(data.lines, start=1):
-        if line.quantity <= 0 or line.unit_price < 0 or not line.sku.strip():
+        for name, (column, label) in LINE_TEXT.items():
+            _check_text(getattr(line, name), "purchase.line", column, f"Line {n}: {label}")
+        if (
+            isinstance(line.quantity, bool)
+            or not 1 <= line.quantity <= MAX_QUANTITY
+            or not line.sku.strip()
+        ):
             raise ValidationFailed(
-                "purchase.line", f"Line {n}: needs a SKU, a quantity above 0 and a price ≥ 0."
+                "purchase.line",
+                f"Line {n}: needs a SKU and a quantity from 1 to {MAX_QUANTITY:,}.",
             )
+        bounds.check_amount(line.unit_price, "purchase.line", label=f"Line {n}: the unit price")
 
 
 def find(session: Session, source: str, external_id: str) -> Purchase | None:
@@ -415,6 +490,7 @@ def _resolve(
     currency = normalise_currency(data.currency)
     local_day = data.occurred_at.astimezone(zone).date()
     base_amount = rates.to_base(session, data.amount, currency, local_day, base_currency)
+    bounds.check_amount(base_amount, "purchase.amount", label=f"The amount in {base_currency}")
     channel_id = _channel_id(session, data.channel)
     campaign = _campaign(session, data.campaign_code)
     return currency, base_amount, channel_id, campaign.id if campaign else None
@@ -540,15 +616,30 @@ class RefundOutcome:
 def refund(
     session: Session, actor: Actor, data: RefundInput, *, base_currency: str, zone: ZoneInfo
 ) -> RefundOutcome:
-    """Refund all or part of a purchase; points go back in proportion. Idempotent by id."""
+    """Refund all or part of a purchase; points go back in proportion. Idempotent by id.
+    A refund is dated no earlier than its purchase and not in the future."""
     actor.require(*ROLES, doing="record refunds")
+    for name, (column, label) in REFUND_TEXT.items():
+        _check_text(getattr(data, name), f"refund.{name}", column, label)
+    bounds.check_text(data.reason, "refund.reason", NOTE_LENGTH, "The reason")
     if not data.source.strip() or not data.external_id.strip():
         raise ValidationFailed("refund.id", "Give the refund's source and external id.")
+    if data.amount is not None:
+        bounds.check_amount(data.amount, "refund.amount", sign="positive", label="The refund")
+    problem = time_problem(data.occurred_at, utcnow())
+    if problem:
+        raise ValidationFailed("refund.time", f"The refund time {problem}.")
     found = find(session, data.purchase_source.strip(), data.purchase_external_id.strip())
     if found is None:
         raise NotFound(
             "refund.purchase",
             f"No purchase {data.purchase_source}/{data.purchase_external_id} to refund.",
+        )
+    if data.occurred_at < found.occurred_at:
+        raise ValidationFailed(
+            "refund.time",
+            f"The refund is dated {data.occurred_at.astimezone(zone):%Y-%m-%d %H:%M}, before "
+            f"its purchase ({found.occurred_at.astimezone(zone):%Y-%m-%d %H:%M}).",
         )
     member = ledger.lock_member(session, found.member_id) if found.member_id else None
     purchase = session.scalar(

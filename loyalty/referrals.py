@@ -17,6 +17,7 @@ import pandas as pd
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from core import bounds
 from core.audit import Actor
 from core.errors import Conflict, NotFound, ValidationFailed
 from loyalty import codes, coupons, ledger
@@ -52,9 +53,13 @@ def _same_phone(a: str | None, b: str | None) -> bool:
 
 
 def referrer_by_code(session: Session, code: str) -> Member:
-    referrer = session.scalar(select(Member).where(Member.referral_code == codes.normalise(code)))
+    wanted = codes.normalise(code)
+    referrer = None
+    if not bounds.text_problem(wanted, bounds.length(Member.referral_code)):
+        referrer = session.scalar(select(Member).where(Member.referral_code == wanted))
     if referrer is None or referrer.status != MemberStatus.ACTIVE:
-        raise ValidationFailed("referral.code", f"The referral code {code} is not valid.")
+        shown = code.strip()[:20]
+        raise ValidationFailed("referral.code", f"The referral code {shown!r} is not valid.")
     return referrer
 
 

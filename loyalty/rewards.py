@@ -14,12 +14,22 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core import audit
+from core import audit, bounds
 from core.audit import Actor
 from core.errors import Conflict, NotFound, ValidationFailed
-from loyalty import coupons, ledger
+from loyalty import coupons, ledger, members
 from loyalty import program as program_settings
-from loyalty.models import Batch, Coupon, EntryType, LedgerEntry, Member, Reward, Tier
+from loyalty.models import NOTE_LENGTH, Batch, Coupon, EntryType, LedgerEntry, Member, Reward, Tier
+
+# An idempotency key (the API's header, a form's one-time key): the ledger's key holds it.
+KEY_LENGTH = 100
+
+
+def _check_key(key: str) -> None:
+    if not key.strip() or bounds.text_problem(key, KEY_LENGTH):
+        raise ValidationFailed(
+            "points.key", f"The request's key must be 1 to {KEY_LENGTH} plain characters."
+        )
 
 
 def save(
@@ -35,12 +45,22 @@ def save(
     active: bool = True,
 ) -> Reward:
     actor.require("admin", "marketer", doing="edit the reward catalog")
-    if not name.strip():
+    name = bounds.check_text(name, "reward.name", bounds.length(Reward.name), "The name").strip()
+    description = bounds.check_text(
+        description, "reward.description", NOTE_LENGTH, "The description"
+    )
+    if not name:
         raise ValidationFailed("reward.name", "Give the reward a name.")
-    if points_cost <= 0:
-        raise ValidationFailed("reward.cost", "A reward costs at least 1 point.")
-    if session.get(Batch, batch_id) is None:
+    if isinstance(points_cost, bool) or not 1 <= points_cost <= bounds.MAX_POINTS:
+        raise ValidationFailed(
+            "reward.cost", f"A reward costs from 1 to {bounds.MAX_POINTS:,} points."
+        )
+    if not 1 <= batch_id <= bounds.MAX_ID or session.get(Batch, batch_id) is None:
         raise ValidationFailed("reward.batch", f"No coupon batch {batch_id}.")
+    if reward_id is not None:
+        bounds.check_id(reward_id, "reward_id")
+    for tier in eligible_tiers or []:
+        bounds.check_text(tier, "reward.tiers", bounds.length(Tier.code), "A tier code")
     tiers = [t.strip().lower() for t in eligible_tiers or [] if t.strip()]
     unknown = set(tiers) - set(session.scalars(select(Tier.code)))
     if unknown:
@@ -96,8 +116,13 @@ def redeem(
     key: str,
     at: datetime,
 ) -> Redeemed:
-    """Spend points on a reward: the redeem entry and the coupon issue in one transaction."""
+    """Spend points on a reward: the redeem entry and the coupon issue in one transaction.
+    The member spends their own points in the portal; the till (finance, admin) for them."""
     member = ledger.lock_member(session, member_id)
+    if not members.is_self(actor, member):
+        actor.require("admin", "finance", doing="redeem rewards for a member")
+    bounds.check_id(reward_id, "reward_id")
+    _check_key(key)
     entry_key = f"reward:{member.id}:{key}"
     earlier = ledger.existing(session, entry_key)
     if earlier is not None:
@@ -120,9 +145,8 @@ def redeem(
         source=("reward", reward.id),
     )
     coupon = coupons.issue(
-        session, actor, reward.batch_id, member, reason=f"Reward: {reward.name}", at=at
+        session, actor, reward.batch_id, member, reason=f"Reward: {reward.name}", at=at, paid=entry
     )
-    coupon.reward_entry_id = entry.id
     return Redeemed(entry, coupon)
 
 
@@ -140,10 +164,23 @@ def adjust(
     """A manual correction by admin or finance: a reason is required and an audit row written.
     A deduction may leave the balance negative (it becomes debt)."""
     actor.require("admin", "finance", doing="adjust points")
-    if not reason.strip():
+    reason = bounds.check_text(
+        reason, "points.reason", bounds.length(LedgerEntry.reason), "The reason"
+    ).strip()
+    if not reason:
         raise ValidationFailed("points.reason", "Say why the points change; members see it.")
+    if isinstance(points, bool) or not isinstance(points, int):
+        raise ValidationFailed("points.amount", "Give the points as a whole number.")
     if points == 0:
         raise ValidationFailed("points.amount", "An adjustment of 0 points changes nothing.")
+    largest = program_settings.get(session).max_adjustment
+    if abs(points) > largest:
+        raise ValidationFailed(
+            "points.amount.range",
+            f"One adjustment adds or takes away at most {largest:,} points (the program's "
+            "limit); split a larger correction, or ask an admin to raise the limit.",
+        )
+    _check_key(key)
     member = ledger.lock_member(session, member_id)
     entry_key = f"adjust:{key}:adjust"
     earlier = ledger.existing(session, entry_key)
@@ -158,7 +195,7 @@ def adjust(
             session,
             member,
             actor,
-            [ledger.Credit(points, reason.strip(), "adjust", EntryType.ADJUST)],
+            [ledger.Credit(points, reason, "adjust", EntryType.ADJUST)],
             key=f"adjust:{key}",
             at=at,
             program=program,
@@ -173,7 +210,7 @@ def adjust(
             actor,
             -points,
             type=EntryType.ADJUST,
-            reason=reason.strip(),
+            reason=reason,
             rule="adjust",
             key=entry_key,
             at=at,
@@ -187,6 +224,6 @@ def adjust(
         "member",
         member.number,
         before=before,
-        after={"balance": member.balance, "points": points, "reason": reason.strip()},
+        after={"balance": member.balance, "points": points, "reason": reason},
     )
     return entry

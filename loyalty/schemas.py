@@ -1,42 +1,138 @@
-"""Pydantic shapes for the loyalty API. Money travels as a string with two decimals."""
+"""Pydantic shapes for the loyalty API. Money travels as a string with two decimals.
+
+Every input states its bound (core.bounds; text by its column's length), so the OpenAPI
+documents what the services check; the services check the same again for the pages, the
+portal and the CSV import.
+"""
 
 from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from campaigns.schemas import Amount
+from campaigns.models import Campaign, Channel
+from campaigns.schemas import Amount, Day
+from core import bounds
+from core.bounds import Text
+from loyalty.coupons import TYPED
+from loyalty.models import (
+    NOTE_LENGTH,
+    LedgerEntry,
+    Member,
+    Purchase,
+    PurchaseLine,
+    Refund,
+)
+from loyalty.purchases import EARLIEST, FUTURE_SKEW, MAX_COUPONS, MAX_LINES, MAX_QUANTITY
+
+# Text held to its column (bounds.Text: length, no control character, no lone surrogate).
+if TYPE_CHECKING:  # pydantic reads the bounds; the type checker sees plain text
+    MemberName = str
+    Phone = str
+    Email = str
+    Gender = str
+    Region = str
+    City = str
+    Occupation = str
+    Industry = str
+    MemberNumber = str
+    ReferralCode = str
+    ChannelCode = str
+    CampaignCode = str
+    Currency = str
+    Source = str
+    ExternalId = str
+    Store = str
+    Sku = str
+    Category = str
+    CouponCode = str
+    RefundSource = str
+    RefundExternalId = str
+    Reason = str
+    Note = str
+else:
+    MemberName = Text(Member.name, min_length=1, examples=["Li Lei"])
+    Phone = Text(Member.phone, examples=["13800001234"])
+    Email = Text(Member.email)
+    Gender = Text(Member.gender, description="female, male or other")
+    Region = Text(Member.region)
+    City = Text(Member.city)
+    Occupation = Text(Member.occupation)
+    Industry = Text(Member.industry)
+    MemberNumber = Text(Member.number, min_length=1, examples=["M00000042"])
+    ReferralCode = Text(Member.referral_code, description="A member's referral code")
+    ChannelCode = Text(Channel.code, description="Channel code")
+    CampaignCode = Text(Campaign.code, description="Campaign code")
+    Currency = Text(
+        Purchase.currency, min_length=3, pattern="^[A-Za-z]{3}$", description="ISO 4217"
+    )
+    Source = Text(Purchase.source, min_length=1)
+    ExternalId = Text(Purchase.external_id, min_length=1)
+    Store = Text(Purchase.store)
+    Sku = Text(PurchaseLine.sku, min_length=1)
+    Category = Text(PurchaseLine.category)
+    CouponCode = Text(TYPED, min_length=1, description="As printed; spaces and dashes allowed")
+    RefundSource = Text(Refund.source, min_length=1)
+    RefundExternalId = Text(Refund.external_id, min_length=1)
+    Reason = Text(LedgerEntry.reason, min_length=1, description="Shown to the member")
+    Note = Text(NOTE_LENGTH)
+
+# When a purchase or refund happened: from 1900-01-01 up to a few minutes ahead of the server.
+When = Annotated[
+    AwareDatetime,
+    Field(
+        ge=EARLIEST,
+        description=f"With its offset; from {EARLIEST:%Y-%m-%d} (UTC) to at most "
+        f"{int(FUTURE_SKEW.total_seconds() // 60)} minutes ahead of the server's clock",
+    ),
+]
+
+
+def _no_null(schema: dict[str, Any]) -> None:
+    """An optional field that may be left out but never set to null (its column is NOT NULL):
+    no default in the schema, so the OpenAPI does not offer null."""
+    schema.pop("default", None)
+
+
+def _omittable() -> Any:
+    return Field(None, json_schema_extra=_no_null)
 
 
 class MemberIn(BaseModel):
-    name: str = Field(examples=["Li Lei"])
-    phone: str | None = Field(None, examples=["13800001234"])
-    email: str | None = None
-    birthday: date | None = None
-    gender: str | None = Field(None, description="female, male or other")
-    region: str | None = None
-    city: str | None = None
-    occupation: str | None = None
-    industry: str | None = None
+    name: MemberName
+    phone: Phone | None = None
+    email: Email | None = None
+    birthday: Day | None = None
+    gender: Gender | None = None
+    region: Region | None = None
+    city: City | None = None
+    occupation: Occupation | None = None
+    industry: Industry | None = None
     marketing_consent: bool = False
-    join_channel: str | None = Field(None, description="Channel code")
-    join_campaign: str | None = Field(None, description="Campaign code")
-    referral_code: str | None = Field(None, description="The referrer's code, at sign-up only")
+    join_channel: ChannelCode | None = None
+    join_campaign: CampaignCode | None = None
+    referral_code: ReferralCode | None = Field(
+        None, description="The referrer's code, at sign-up only"
+    )
 
 
 class MemberPatch(BaseModel):
-    name: str | None = None
-    phone: str | None = None
-    email: str | None = None
-    birthday: date | None = None
-    gender: str | None = None
-    region: str | None = None
-    city: str | None = None
-    occupation: str | None = None
-    industry: str | None = None
-    marketing_consent: bool | None = None
+    """Only the fields sent change. `name` and `marketing_consent` can be changed, never
+    removed (null is refused); the others are removed with null."""
+
+    name: MemberName = _omittable()
+    phone: Phone | None = None
+    email: Email | None = None
+    birthday: Day | None = None
+    gender: Gender | None = None
+    region: Region | None = None
+    city: City | None = None
+    occupation: Occupation | None = None
+    industry: Industry | None = None
+    marketing_consent: bool = _omittable()
 
 
 class MemberOut(BaseModel):
@@ -100,30 +196,35 @@ class LedgerPage(BaseModel):
 
 
 class AdjustmentIn(BaseModel):
-    points: int = Field(description="Positive to add, negative to take away")
-    reason: str = Field(min_length=1)
+    points: bounds.Points = Field(
+        description="Positive to add, negative to take away; not 0, and at most the "
+        "program's largest manual adjustment either way (100,000 unless changed)"
+    )
+    reason: Reason
 
 
 class LineIn(BaseModel):
-    sku: str
-    quantity: int = Field(gt=0)
-    unit_price: Decimal = Field(ge=0)
-    category: str | None = None
+    sku: Sku
+    quantity: int = Field(gt=0, le=MAX_QUANTITY)
+    unit_price: bounds.Money
+    category: Category | None = None
 
 
 class PurchaseIn(BaseModel):
-    source: str = Field(examples=["pos-shanghai-01"], description="With external_id: idempotency")
-    external_id: str = Field(examples=["T-20260301-0042"])
-    occurred_at: AwareDatetime
-    amount: Decimal = Field(gt=0, description="Paid, after discounts")
-    currency: str = Field("CNY", min_length=3, max_length=3)
-    discount: Decimal = Field(Decimal(0), ge=0)
-    member_number: str | None = Field(None, description="Omit for a guest purchase")
-    channel: str | None = Field(None, description="Channel code")
-    store: str | None = None
-    campaign_code: str | None = None
-    coupon_codes: list[str] = Field(default_factory=list)
-    lines: list[LineIn] = Field(default_factory=list)
+    source: Source = Field(
+        examples=["pos-shanghai-01"], description="With external_id: idempotency"
+    )
+    external_id: ExternalId = Field(examples=["T-20260301-0042"])
+    occurred_at: When
+    amount: bounds.PositiveMoney = Field(description="Paid, after discounts")
+    currency: Currency = "CNY"
+    discount: bounds.Money = Decimal(0)
+    member_number: MemberNumber | None = Field(None, description="Omit for a guest purchase")
+    channel: ChannelCode | None = None
+    store: Store | None = None
+    campaign_code: CampaignCode | None = None
+    coupon_codes: list[CouponCode] = Field(default_factory=list, max_length=MAX_COUPONS)
+    lines: list[LineIn] = Field(default_factory=list, max_length=MAX_LINES)
 
 
 class EarnedOut(BaseModel):
@@ -162,13 +263,15 @@ class PurchaseOut(BaseModel):
 
 
 class RefundIn(BaseModel):
-    source: str
-    external_id: str = Field(description="The refund's own id: posting it twice applies it once")
-    purchase_source: str
-    purchase_external_id: str
-    occurred_at: AwareDatetime
-    amount: Decimal | None = Field(None, gt=0, description="Omit to refund what is left")
-    reason: str = ""
+    source: RefundSource
+    external_id: RefundExternalId = Field(
+        description="The refund's own id: posting it twice applies it once"
+    )
+    purchase_source: Source
+    purchase_external_id: ExternalId
+    occurred_at: When = Field(description="Not before the purchase, not in the future")
+    amount: bounds.PositiveMoney | None = Field(None, description="Omit to refund what is left")
+    reason: Note = ""
 
 
 class RefundOut(BaseModel):
@@ -184,10 +287,10 @@ class RefundOut(BaseModel):
 
 
 class CouponCheckIn(BaseModel):
-    code: str
-    member_number: str | None = None
-    amount: Decimal | None = Field(None, description="The spend, to check minimum spend")
-    currency: str | None = None
+    code: CouponCode
+    member_number: MemberNumber | None = None
+    amount: bounds.Money | None = Field(None, description="The spend, to check minimum spend")
+    currency: Currency | None = None
 
 
 class CouponCheckOut(BaseModel):
@@ -235,10 +338,10 @@ class ReferralOut(BaseModel):
 
 
 class ReferralIn(BaseModel):
-    referee_number: str
-    referral_code: str
+    referee_number: MemberNumber
+    referral_code: ReferralCode
 
 
 class StatusIn(BaseModel):
-    status: str = Field(description="active or suspended")
-    reason: str = Field(min_length=1)
+    status: Literal["active", "suspended"]
+    reason: Note = Field(min_length=1)

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from core import passwords
 from core.accounts import throttle
-from core.audit import AuditEntry
+from core.audit import Actor, AuditEntry
 from core.errors import Conflict, NotAuthenticated, NotFound, RateLimited, ValidationFailed
 from core.outbox import OutboxMessage
 from core.timeutil import utcnow
@@ -192,9 +192,10 @@ def test_closing_anonymises_the_profile_and_keeps_the_books(db: Session, shop: S
     shop.buy(member, "250.00")
     balance = member.balance
     session_token = accounts.start(db, member, hours=1)
+    own = Actor.member(member.number)
     with pytest.raises(ValidationFailed):
-        accounts.close(db, member, "not-my-password", None)
-    accounts.close(db, member, PASSWORD, None)
+        accounts.close(db, own, member, "not-my-password")
+    accounts.close(db, own, member, PASSWORD)
     db.refresh(member)
     assert member.status == MemberStatus.CLOSED
     assert (member.name, member.email, member.phone, member.birthday) == (

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from campaigns import rates
 from core import migrations
 from core.db import make_engine, make_session_factory
-from core.errors import Conflict
+from core.errors import Conflict, ValidationFailed
 from loyalty import coupons, purchases, rewards
 from loyalty import program as program_settings
 from loyalty.models import (
@@ -195,12 +195,18 @@ def test_a_settings_change_reaches_the_next_purchase_at_once(shop: Shop) -> None
 
 
 @pytest.mark.parametrize("fast", [True, False], ids=["fast", "general"])
-def test_spend_tiers_count_the_amount_as_stored(shop: Shop, both_ways: Any, fast: bool) -> None:
-    """999.99995 is stored as 1000.0000; both paths must reach Silver (threshold 1,000)."""
+def test_an_amount_finer_than_stored_is_refused_on_both_paths(
+    shop: Shop, both_ways: Any, fast: bool
+) -> None:
+    """999.99995 would be stored as 1000.0000: refused, never rounded silently; the amount
+    as stored reaches Silver (threshold 1,000) on both paths."""
     both_ways(fast)
     shop.program(tier_metric="spend")
     member = shop.join("Rounding", phone="13700000031")
-    outcome = shop.buy(member, "999.99995", ext=f"R{fast}")
+    with pytest.raises(ValidationFailed) as refused:
+        shop.buy(member, "999.99995", ext=f"R{fast}")
+    assert refused.value.code == "purchase.amount.precision"
+    outcome = shop.buy(member, "1000.0000", ext=f"R{fast}")
     assert outcome.tier_change is not None and outcome.tier_change.to_tier == "Silver"
 
 

@@ -8,15 +8,16 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Query
+from fastapi import APIRouter, Depends, Header, Path, Query
 from sqlalchemy import select
 
 from campaigns.models import Campaign, Channel
+from core import bounds
 from core.accounts.models import Role
 from core.errors import NotFound, ValidationFailed
 from core.timeutil import utcnow
 from loyalty import coupons, ledger, members, purchases, referrals, rewards
-from loyalty.models import Batch, Member, Tier
+from loyalty.models import MAX_BIG, Batch, EntryType, Member, Tier
 from loyalty.schemas import (
     AdjustmentIn,
     BalanceOut,
@@ -43,6 +44,7 @@ from loyalty.schemas import (
     TierChangeOut,
 )
 from web.api.auth import Caller, require
+from web.api.responses import errors
 from web.deps import AppSettings, Db
 
 router = APIRouter(tags=["loyalty"])
@@ -64,6 +66,24 @@ IdempotencyKey = Annotated[
         description="A unique key per intended action; a retry with the same key is applied once",
     ),
 ]
+
+
+# A member's number in an address; one that cannot be a member's is simply not found.
+Number = Annotated[
+    str,
+    Path(
+        max_length=bounds.length(Member.number),
+        description="The member number",
+        examples=["M00000042"],
+    ),
+]
+RewardId = Annotated[int, Path(ge=1, le=bounds.MAX_ID)]
+BatchId = Annotated[int, Path(ge=1, le=bounds.MAX_ID)]
+EntryId = Annotated[int, Query(ge=1, le=MAX_BIG, description="From next_before_id")]
+# Each route declares the error answers it can give beyond the router-wide ones: 400 (a body
+# that is not JSON text), 404 (no member, reward, batch or purchase by that number or id),
+# 409 (refused by the state of things: already used, not enough points, a key or an id
+# reused, a closed member).
 
 
 def member_out(db: Db, member: Member) -> MemberOut:
@@ -95,7 +115,13 @@ def _optional_id(db: Db, model: type[Channel] | type[Campaign], code: str | None
     return found
 
 
-@router.post("/members", response_model=MemberOut, status_code=201, summary="Sign up a member")
+@router.post(
+    "/members",
+    response_model=MemberOut,
+    status_code=201,
+    summary="Sign up a member",
+    responses=errors(400, 409),
+)
 def create_member(body: MemberIn, caller: Writer, db: Db, settings: AppSettings) -> MemberOut:
     profile = members.Profile(
         **body.model_dump(exclude={"join_channel", "join_campaign", "referral_code"}),
@@ -113,18 +139,29 @@ def create_member(body: MemberIn, caller: Writer, db: Db, settings: AppSettings)
 def search_members(
     caller: Reader,
     db: Db,
-    q: Annotated[str, Query(description="Member number, phone, email or part of the name")] = "",
+    q: Annotated[
+        str,
+        Query(
+            max_length=bounds.MAX_SEARCH,
+            description="Member number, phone, email or part of the name",
+        ),
+    ] = "",
 ) -> list[MemberOut]:
     return [member_out(db, m) for m in members.search(db, q)]
 
 
-@router.get("/members/{number}", response_model=MemberOut)
-def get_member(number: str, caller: Reader, db: Db) -> MemberOut:
+@router.get("/members/{number}", response_model=MemberOut, responses=errors(404))
+def get_member(number: Number, caller: Reader, db: Db) -> MemberOut:
     return member_out(db, _member(db, number))
 
 
-@router.patch("/members/{number}", response_model=MemberOut, summary="Change a member's profile")
-def update_member(number: str, body: MemberPatch, caller: Writer, db: Db) -> MemberOut:
+@router.patch(
+    "/members/{number}",
+    response_model=MemberOut,
+    summary="Change a member's profile",
+    responses=errors(400, 404, 409),
+)
+def update_member(number: Number, body: MemberPatch, caller: Writer, db: Db) -> MemberOut:
     member = members.update_profile(
         db, caller.actor, _member(db, number).id, **body.model_dump(exclude_unset=True)
     )
@@ -132,8 +169,8 @@ def update_member(number: str, body: MemberPatch, caller: Writer, db: Db) -> Mem
     return member_out(db, member)
 
 
-@router.get("/members/{number}/balance", response_model=BalanceOut)
-def balance(number: str, caller: Reader, db: Db) -> BalanceOut:
+@router.get("/members/{number}/balance", response_model=BalanceOut, responses=errors(404))
+def balance(number: Number, caller: Reader, db: Db) -> BalanceOut:
     member = _member(db, number)
     found = ledger.summary(db, member.id, utcnow())
     tier = db.get(Tier, member.tier_id)
@@ -150,13 +187,18 @@ def balance(number: str, caller: Reader, db: Db) -> BalanceOut:
     )
 
 
-@router.get("/members/{number}/ledger", response_model=LedgerPage, summary="Points history")
+@router.get(
+    "/members/{number}/ledger",
+    response_model=LedgerPage,
+    summary="Points history",
+    responses=errors(404),
+)
 def ledger_page(
-    number: str,
+    number: Number,
     caller: Reader,
     db: Db,
-    before_id: int | None = None,
-    type: Annotated[list[str], Query()] = [],  # noqa: B006 - FastAPI copies defaults
+    before_id: EntryId | None = None,
+    type: Annotated[list[EntryType], Query()] = [],  # noqa: B006 - FastAPI copies defaults
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> LedgerPage:
     member = _member(db, number)
@@ -167,9 +209,15 @@ def ledger_page(
     )
 
 
-@router.post("/members/{number}/adjustments", response_model=EntryOut, status_code=201)
+@router.post(
+    "/members/{number}/adjustments",
+    response_model=EntryOut,
+    status_code=201,
+    summary="Add or take away points by hand",
+    responses=errors(400, 404, 409),
+)
 def adjust(
-    number: str,
+    number: Number,
     body: AdjustmentIn,
     caller: Books,
     db: Db,
@@ -190,8 +238,8 @@ def adjust(
     return entry
 
 
-@router.get("/members/{number}/coupons", response_model=list[CouponOut])
-def member_coupons(number: str, caller: Reader, db: Db) -> list[CouponOut]:
+@router.get("/members/{number}/coupons", response_model=list[CouponOut], responses=errors(404))
+def member_coupons(number: Number, caller: Reader, db: Db) -> list[CouponOut]:
     return [
         CouponOut(
             code=c.code,
@@ -211,9 +259,10 @@ def member_coupons(number: str, caller: Reader, db: Db) -> list[CouponOut]:
     response_model=RewardRedeemedOut,
     status_code=201,
     summary="Spend points on a reward",
+    responses=errors(404, 409),
 )
 def redeem_reward(
-    number: str, reward_id: int, caller: Till, db: Db, key: IdempotencyKey
+    number: Number, reward_id: RewardId, caller: Till, db: Db, key: IdempotencyKey
 ) -> RewardRedeemedOut:
     member = _member(db, number)
     done = rewards.redeem(db, caller.actor, member.id, reward_id, key=key, at=utcnow())
@@ -227,8 +276,8 @@ def redeem_reward(
     )
 
 
-@router.get("/members/{number}/referrals", response_model=list[ReferralOut])
-def member_referrals(number: str, caller: Reader, db: Db) -> list[ReferralOut]:
+@router.get("/members/{number}/referrals", response_model=list[ReferralOut], responses=errors(404))
+def member_referrals(number: Number, caller: Reader, db: Db) -> list[ReferralOut]:
     return [
         ReferralOut(
             referee_number=m.number,
@@ -244,7 +293,12 @@ def member_referrals(number: str, caller: Reader, db: Db) -> list[ReferralOut]:
     ]
 
 
-@router.post("/referrals", status_code=201, summary="Attach a referral to a new member")
+@router.post(
+    "/referrals",
+    status_code=201,
+    summary="Attach a referral to a new member",
+    responses=errors(400, 404, 409),
+)
 def attach_referral(body: ReferralIn, caller: Writer, db: Db) -> dict[str, Any]:
     referee = ledger.lock_member(db, _member(db, body.referee_number).id)
     referral = referrals.start(db, referee, body.referral_code, at=utcnow())
@@ -252,7 +306,12 @@ def attach_referral(body: ReferralIn, caller: Writer, db: Db) -> dict[str, Any]:
     return {"referral_id": referral.id, "state": referral.state}
 
 
-@router.post("/purchases", response_model=PurchaseOut, summary="Post a purchase")
+@router.post(
+    "/purchases",
+    response_model=PurchaseOut,
+    summary="Post a purchase",
+    responses=errors(400, 404, 409),
+)
 def post_purchase(body: PurchaseIn, caller: Till, db: Db, settings: AppSettings) -> PurchaseOut:
     member_id = _member(db, body.member_number).id if body.member_number else None
     data = purchases.PurchaseInput(
@@ -302,7 +361,12 @@ def post_purchase(body: PurchaseIn, caller: Till, db: Db, settings: AppSettings)
     )
 
 
-@router.post("/refunds", response_model=RefundOut, summary="Post a refund")
+@router.post(
+    "/refunds",
+    response_model=RefundOut,
+    summary="Post a refund",
+    responses=errors(400, 404, 409),
+)
 def post_refund(body: RefundIn, caller: Till, db: Db, settings: AppSettings) -> RefundOut:
     outcome = purchases.refund(
         db,
@@ -329,7 +393,12 @@ def _check_member(db: Db, number: str | None) -> Member | None:
     return _member(db, number) if number else None
 
 
-@router.post("/coupons/validate", response_model=CouponCheckOut, summary="Can this code be used?")
+@router.post(
+    "/coupons/validate",
+    response_model=CouponCheckOut,
+    summary="Can this code be used?",
+    responses=errors(400, 404),
+)
 def validate_coupon(body: CouponCheckIn, caller: Till, db: Db) -> CouponCheckOut:
     check = coupons.validate(
         db,
@@ -347,7 +416,13 @@ def validate_coupon(body: CouponCheckIn, caller: Till, db: Db) -> CouponCheckOut
     )
 
 
-@router.post("/coupons/redeem", response_model=RedemptionOut, status_code=201)
+@router.post(
+    "/coupons/redeem",
+    response_model=RedemptionOut,
+    status_code=201,
+    summary="Use a code once",
+    responses=errors(400, 404, 409),
+)
 def redeem_coupon(body: CouponCheckIn, caller: Till, db: Db, key: IdempotencyKey) -> RedemptionOut:
     redemption = coupons.redeem(
         db,
@@ -367,8 +442,8 @@ def redeem_coupon(body: CouponCheckIn, caller: Till, db: Db, key: IdempotencyKey
     )
 
 
-@router.get("/coupon-batches/{batch_id}", summary="A coupon batch")
-def get_batch(batch_id: int, caller: Reader, db: Db) -> dict[str, Any]:
+@router.get("/coupon-batches/{batch_id}", summary="A coupon batch", responses=errors(404))
+def get_batch(batch_id: BatchId, caller: Reader, db: Db) -> dict[str, Any]:
     batch = db.get(Batch, batch_id)
     if batch is None:
         raise NotFound("batch.not_found", f"No coupon batch {batch_id}.")
@@ -381,8 +456,13 @@ def get_batch(batch_id: int, caller: Reader, db: Db) -> dict[str, Any]:
     }
 
 
-@router.post("/members/{number}/status", response_model=MemberOut, summary="Suspend or reinstate")
-def member_status(number: str, body: StatusIn, caller: Writer, db: Db) -> MemberOut:
+@router.post(
+    "/members/{number}/status",
+    response_model=MemberOut,
+    summary="Suspend or reinstate",
+    responses=errors(400, 404, 409),
+)
+def member_status(number: Number, body: StatusIn, caller: Writer, db: Db) -> MemberOut:
     member = members.set_status(db, caller.actor, _member(db, number).id, body.status, body.reason)
     db.commit()
     return member_out(db, member)

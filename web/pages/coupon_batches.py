@@ -7,11 +7,12 @@ from datetime import datetime, time
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import RedirectResponse, Response, StreamingResponse
 from sqlalchemy import select
 
 from campaigns.models import Campaign
+from core import bounds
 from core.accounts.models import Role, User
 from core.errors import NotFound, RetainError, ValidationFailed
 from loyalty import coupons, program, referrals, rewards
@@ -23,6 +24,7 @@ from web.rendering import flash, render
 router = APIRouter(prefix="/loyalty")
 Staff = Annotated[User, Depends(require_roles(Role.ADMIN, Role.MARKETER, Role.FINANCE))]
 Planner = Annotated[User, Depends(require_roles(Role.ADMIN, Role.MARKETER))]
+BatchId = Annotated[int, Path(ge=1, le=bounds.MAX_ID)]
 
 
 def _number(value: str, label: str, kind: type[int] | type[Decimal] = Decimal) -> Any:
@@ -101,7 +103,9 @@ def create_batch(
 
 
 @router.post("/coupons/{batch_id}/generate")
-def generate(request: Request, user: Planner, db: Db, batch_id: int, form: FormFields) -> Response:
+def generate(
+    request: Request, user: Planner, db: Db, batch_id: BatchId, form: FormFields
+) -> Response:
 
     def run() -> int:
         count = _number(str(form.get("count", "")), "Count", int)
@@ -113,7 +117,7 @@ def generate(request: Request, user: Planner, db: Db, batch_id: int, form: FormF
 
 
 @router.post("/coupons/{batch_id}/issue")
-def issue(request: Request, user: Planner, db: Db, batch_id: int, form: FormFields) -> Response:
+def issue(request: Request, user: Planner, db: Db, batch_id: BatchId, form: FormFields) -> Response:
 
     def run() -> int:
         return coupons.issue_to_members(
@@ -130,7 +134,7 @@ def issue(request: Request, user: Planner, db: Db, batch_id: int, form: FormFiel
 
 
 @router.get("/coupons/{batch_id}/codes.csv")
-def export_codes(user: Planner, db: Db, batch_id: int) -> Response:
+def export_codes(user: Planner, db: Db, batch_id: BatchId) -> Response:
     batch = db.get(Batch, batch_id)
     if batch is None:
         raise NotFound("batch.not_found", f"No coupon batch {batch_id}.")

@@ -5,15 +5,16 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy import select
 
+from core import bounds
 from core.accounts.models import Role, User
-from core.errors import RetainError
+from core.errors import RetainError, ValidationFailed
 from core.timeutil import utcnow
-from loyalty import coupons, ledger, members, referrals, rewards
-from loyalty.models import Batch, EntryType, Tier, TierChange
+from loyalty import coupons, ledger, members, program, referrals, rewards
+from loyalty.models import MAX_BIG, NOTE_LENGTH, Batch, EntryType, LedgerEntry, Tier, TierChange
 from web.deps import AppSettings, Db, actor_for, require_roles
 from web.forms import form_key
 from web.rendering import flash, render
@@ -26,9 +27,19 @@ Planner = Annotated[User, Depends(require_roles(Role.ADMIN, Role.MARKETER))]
 
 @router.get("")
 def members_page(request: Request, user: Staff, db: Db, q: str = "") -> Response:
-    found = members.search(db, q, limit=100)
+    status = 200
+    try:
+        found = members.search(db, q, limit=100)
+    except ValidationFailed as exc:
+        flash(request, exc.message, "error")
+        found, q, status = [], "", 422
     tiers = {t.id: t.name for t in db.scalars(select(Tier))}
-    return render(request, "loyalty/members.html", {"members": found, "q": q, "tiers": tiers})
+    return render(
+        request,
+        "loyalty/members.html",
+        {"members": found, "q": q, "tiers": tiers, "max_search": bounds.MAX_SEARCH},
+        status_code=status,
+    )
 
 
 @router.get("/{number}")
@@ -37,7 +48,7 @@ def member_page(
     user: Staff,
     db: Db,
     number: str,
-    before_id: int | None = None,
+    before_id: Annotated[int | None, Query(ge=1, le=MAX_BIG)] = None,
     type: str = "",
 ) -> Response:
     member = members.by_number(db, number)
@@ -68,6 +79,11 @@ def member_page(
                 select(Batch).where(Batch.active, Batch.public_code.is_(None)).order_by(Batch.name)
             ).all(),
             "adjust_key": form_key(),
+            "limits": {
+                "adjustment": program.get(db).max_adjustment,
+                "reason": bounds.length(LedgerEntry.reason),
+                "note": NOTE_LENGTH,
+            },
         },
     )
 
@@ -81,7 +97,7 @@ def adjust(
     number: str,
     points: Annotated[int, Form()],
     reason: Annotated[str, Form()] = "",
-    key: Annotated[str, Form()] = "",
+    key: Annotated[str, Form(max_length=rewards.KEY_LENGTH)] = "",
 ) -> Response:
     member = members.by_number(db, number)
     try:
@@ -101,7 +117,7 @@ def adjust(
         flash(request, exc.message, "error")
     else:
         db.commit()
-        flash(request, f"{points:+,} points for {member.name}: {reason}.")
+        flash(request, f"{points:+,} points for {member.name}: {reason.strip()}.")
     return RedirectResponse(f"/members/{member.number}", status_code=303)
 
 

@@ -43,6 +43,8 @@ FIELDS = {  # form name → (label, kind)
     "referee_points": ("New member's referral reward (points)", "int"),
     "referral_monthly_cap": ("Rewarded referrals per referrer per month", "int"),
     "restore_coupon_on_refund": ("Give coupons back on a full refund", "bool"),
+    "max_adjustment": ("Largest manual adjustment (points, each way)", "int"),
+    "max_multiplier": ("Highest multiplier a tier or bonus rule may have", "decimal"),
 }
 POLICIES = {
     ExpiryPolicy.DAYS_AFTER_ACTIVE: "N days after they become available",
@@ -107,6 +109,8 @@ def save_program(request: Request, user: Admin, db: Db, form: FormFields) -> Res
     def save() -> None:
         changes: dict[str, Any] = {}
         for name, (label, kind) in FIELDS.items():
+            if kind != "bool" and name not in form:
+                continue  # not on this form: unchanged (an unticked box is not sent at all)
             raw = str(form.get(name, ""))
             if kind == "bool":
                 changes[name] = raw == "on"

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from typing import Annotated
+from urllib.parse import quote
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
+from core.audit import Actor
 from core.errors import NotAuthenticated, RateLimited, RetainError, ValidationFailed
 from loyalty import accounts, members
 from loyalty.models import TokenPurpose
@@ -93,7 +95,7 @@ def signout(request: Request, db: Db) -> Response:
 @router.get("/join/{code}")
 def join(code: str) -> Response:
     """A member's shared link: the sign-up form with their referral code filled in."""
-    return RedirectResponse(f"/my/signup?code={code[:32]}", status_code=303)
+    return RedirectResponse(f"/my/signup?code={quote(code[:32], safe='')}", status_code=303)
 
 
 @router.get("/my/signup")
@@ -243,7 +245,7 @@ def switch_language(
         raise ValidationFailed("language", "Choose English or 中文.")
     request.session["lang"] = language
     if member is not None:
-        accounts.account(db, member).language = language
+        accounts.set_language(db, Actor.member(member.number, client_ip(request)), member, language)
         db.commit()
     target = safe_next(next)
     return RedirectResponse(target if target.startswith(("/my", "/join")) else HOME, 303)

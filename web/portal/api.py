@@ -13,7 +13,7 @@ from loyalty.models import Batch, Coupon
 from web.deps import Db
 from web.portal.deps import CurrentMember
 from web.portal.explain import lines
-from web.portal.pages import PAGE, _cursor, offer, own_coupon
+from web.portal.pages import PAGE, CouponId, EntryId, _cursor, offer, own_coupon
 
 router = APIRouter(prefix="/my/api")
 
@@ -34,7 +34,7 @@ def summary(db: Db, member: CurrentMember) -> dict[str, Any]:
 
 @router.get("/entries")
 def entries(
-    request: Request, db: Db, member: CurrentMember, before: int | None = None
+    request: Request, db: Db, member: CurrentMember, before: EntryId | None = None
 ) -> dict[str, Any]:
     found = ledger.history(db, member.id, before_id=_cursor(db, member, before), limit=PAGE + 1)
     page = found[:PAGE]
@@ -71,5 +71,5 @@ def wallet(request: Request, db: Db, member: CurrentMember) -> dict[str, Any]:
 
 
 @router.get("/coupons/{coupon_id}")
-def coupon(request: Request, db: Db, member: CurrentMember, coupon_id: int) -> dict[str, Any]:
+def coupon(request: Request, db: Db, member: CurrentMember, coupon_id: CouponId) -> dict[str, Any]:
     return _coupon(request, *own_coupon(db, member, coupon_id))

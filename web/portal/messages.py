@@ -27,6 +27,8 @@ MESSAGES = {
     "password.wrong": N_("That password is not right."),
     "password.mismatch": N_("The two passwords do not match."),
     "member.name": N_("Give your name."),
+    "member.name.invalid": N_("Give your name."),
+    "member.birthday.range": N_("Give the birthday as a date."),
     "member.phone": N_("That is not a phone number."),
     "member.email": N_("That is not an email address."),
     "member.contact": N_("Give a phone number or an email address."),

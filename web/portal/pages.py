@@ -8,17 +8,27 @@ from datetime import timedelta
 from typing import Annotated
 
 import segno
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Form, Path, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from markupsafe import Markup
 from sqlalchemy import func, select
 
+from core import bounds
 from core.accounts import throttle
 from core.audit import Actor
 from core.errors import NotFound, RetainError
 from core.timeutil import utcnow
 from loyalty import coupons, ledger, referrals, rewards, tiers
-from loyalty.models import Batch, Coupon, CouponKind, CouponState, LedgerEntry, Member, Reward
+from loyalty.models import (
+    MAX_BIG,
+    Batch,
+    Coupon,
+    CouponKind,
+    CouponState,
+    LedgerEntry,
+    Member,
+    Reward,
+)
 from web.deps import AppSettings, Db, client_ip
 from web.forms import form_key
 from web.i18n import Formatter
@@ -29,6 +39,10 @@ from web.portal.rendering import flash, render
 
 router = APIRouter()
 PAGE = 25
+# Ids in the portal's addresses, bounded by their columns: a number beyond them is no id.
+EntryId = Annotated[int, Query(ge=1, le=MAX_BIG, description="An entry of the member's")]
+CouponId = Annotated[int, Path(ge=1, le=MAX_BIG)]
+RewardId = Annotated[int, Path(ge=1, le=bounds.MAX_ID)]
 REDEEM_LIMIT, REDEEM_MINUTES = 10, 10
 
 
@@ -77,7 +91,7 @@ def history(
     db: Db,
     member: CurrentMember,
     type: str = "",
-    before: int | None = None,
+    before: EntryId | None = None,
 ) -> Response:
     types = (type,) if type in TYPES else ()
     entries = ledger.history(
@@ -163,7 +177,7 @@ def own_coupon(db: Db, member: Member, coupon_id: int) -> tuple[Coupon, Batch]:
 
 
 @router.get("/my/coupons/{coupon_id}")
-def coupon_detail(request: Request, db: Db, member: CurrentMember, coupon_id: int) -> Response:
+def coupon_detail(request: Request, db: Db, member: CurrentMember, coupon_id: CouponId) -> Response:
     coupon, batch = own_coupon(db, member, coupon_id)
     return render(
         request,
@@ -199,7 +213,7 @@ def catalog(request: Request, db: Db, member: CurrentMember) -> Response:
 
 
 @router.get("/my/rewards/{reward_id}")
-def confirm(request: Request, db: Db, member: CurrentMember, reward_id: int) -> Response:
+def confirm(request: Request, db: Db, member: CurrentMember, reward_id: RewardId) -> Response:
     """The confirm step: what it costs and what is left afterwards."""
     reward = _reward(db, member, reward_id)
     batch = db.get(Batch, reward.batch_id)
@@ -216,8 +230,8 @@ def redeem(
     request: Request,
     db: Db,
     member: CurrentMember,
-    reward_id: int,
-    key: Annotated[str, Form()] = "",
+    reward_id: RewardId,
+    key: Annotated[str, Form(max_length=rewards.KEY_LENGTH)] = "",
 ) -> Response:
     reward = _reward(db, member, reward_id)
     fmt: Formatter = request.state.fmt

@@ -67,16 +67,15 @@ def save(
                 raise ValidationFailed("member.birthday_set", "The birthday is already set.")
             changes["birthday"] = day
         before = (member.phone, member.email)
-        members.update_profile(
-            db, Actor.member(member.number, client_ip(request)), member.id, **changes
-        )
+        actor = Actor.member(member.number, client_ip(request))
+        members.update_profile(db, actor, member.id, **changes)
         if (member.phone, member.email) != before:
             # Whoever changes where links go must know the password; old links and other
             # browsers stop working.
             accounts.confirm_password(db, member, password)
-            accounts.contact_changed(db, member, keep=request.session.get(MEMBER_KEY))
+            accounts.contact_changed(db, actor, member, keep=request.session.get(MEMBER_KEY))
         if language in LANGUAGES:
-            accounts.account(db, member).language = language
+            accounts.set_language(db, actor, member, language)
             request.session["lang"] = language
     except RetainError as exc:
         db.rollback()
@@ -105,7 +104,14 @@ def change_password(
     try:
         if password != confirm:
             raise ValidationFailed("password.mismatch", "The two passwords do not match.")
-        accounts.set_password(db, member, current, password, keep=request.session.get(MEMBER_KEY))
+        accounts.set_password(
+            db,
+            Actor.member(member.number, client_ip(request)),
+            member,
+            current,
+            password,
+            keep=request.session.get(MEMBER_KEY),
+        )
     except RetainError as exc:
         db.rollback()
         return _page(request, db, member, password_error=say(request.state.fmt, exc), status=422)
@@ -153,7 +159,7 @@ def close(
     password: Annotated[str, Form()] = "",
 ) -> Response:
     try:
-        accounts.close(db, member, password, client_ip(request))
+        accounts.close(db, Actor.member(member.number, client_ip(request)), member, password)
     except RetainError as exc:
         db.rollback()
         return _page(request, db, member, close_error=say(request.state.fmt, exc), status=422)

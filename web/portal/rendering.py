@@ -10,6 +10,7 @@ from fastapi.responses import Response
 from jinja2 import Environment, FileSystemLoader
 from jinja2_fragments.fastapi import Jinja2Blocks
 
+from loyalty.members import LIMITS
 from web.csrf import csrf_token
 from web.i18n import NAMES, Formatter
 from web.rendering import TEMPLATES_DIR, pop_flashes, respond
@@ -54,6 +55,7 @@ def render(
         "fmt": fmt,
         "lang": fmt.language,
         "languages": NAMES,
+        "limits": LIMITS,
         # What {{ _("…", name=…) }} calls: translate, then fill in (autoescaped on output).
         "gettext": gettext,
         "ngettext": ngettext,
