@@ -55,19 +55,25 @@ def _rows(data: bytes, columns: dict[str, list[str]]) -> Iterator[tuple[int, dic
             "The file is not UTF-8. In Excel choose “CSV UTF-8 (Comma delimited)” when saving.",
         ) from None
     reader = csv.DictReader(io.StringIO(text, newline=""))
-    header = [h.strip().lower() for h in reader.fieldnames or []]
-    missing = [c for c in columns["required"] if c not in header]
-    if missing:
+    try:
+        header = [h.strip().lower() for h in reader.fieldnames or []]
+        missing = [c for c in columns["required"] if c not in header]
+        if missing:
+            raise ImportFailed(
+                "import.columns",
+                f"Line 1: missing column(s) {', '.join(missing)}. Expected: "
+                f"{', '.join(columns['required'] + columns['optional'])}.",
+            )
+        reader.fieldnames = header
+        for raw in reader:
+            row = {k: (v or "").strip() for k, v in raw.items() if k is not None}
+            if any(row.values()):
+                yield reader.line_num, row
+    except csv.Error as exc:  # e.g. a field past the csv module's limit, a broken quote
         raise ImportFailed(
-            "import.columns",
-            f"Line 1: missing column(s) {', '.join(missing)}. Expected: "
-            f"{', '.join(columns['required'] + columns['optional'])}.",
-        )
-    reader.fieldnames = header
-    for raw in reader:
-        row = {k: (v or "").strip() for k, v in raw.items() if k is not None}
-        if any(row.values()):
-            yield reader.line_num, row
+            "import.csv",
+            f"Line {reader.line_num or 1} cannot be read as CSV ({exc}). Nothing was imported.",
+        ) from None
 
 
 def _date(value: str, column: str) -> date:
@@ -154,8 +160,12 @@ def import_revenue(session: Session, actor: Actor, data: bytes) -> ImportResult:
 
     def handle(row: dict[str, str]) -> None:
         orders = row.get("orders") or None
-        if orders is not None and not orders.isdigit():
+        if orders is not None and not (orders.isascii() and orders.isdigit()):
             raise ValidationFailed("import.orders", f"orders '{orders}' is not a whole number.")
+        if orders is not None and len(orders) > len(str(revenue.MAX_ORDERS)):
+            raise ValidationFailed(
+                "import.orders", f"orders must be at most {revenue.MAX_ORDERS:,}."
+            )
         revenue.record(
             session,
             actor,

@@ -2,19 +2,34 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from campaigns.models import ClosedPeriod
-from core import audit
+from core import audit, bounds
 from core.audit import Actor
-from core.errors import Conflict
+from core.errors import Conflict, ValidationFailed
 
 
 def month_of(day: date) -> date:
     return day.replace(day=1)
+
+
+def parse_month(value: str) -> date:
+    """The first day of a month written like 2026-03, within the bounds of any date."""
+    text = value.strip()
+    problem = bounds.text_problem(text, 7)
+    try:
+        if problem or not re.fullmatch(r"[0-9]{4}-[0-9]{2}", text):
+            raise ValueError
+        month = date(int(text[:4]), int(text[5:]), 1)
+    except ValueError:
+        shown = f"'{text}' is" if problem is None else "That"
+        raise ValidationFailed("period.month", f"{shown} not a month like 2026-03.") from None
+    return bounds.check_day(month, "period.month", label="The month")
 
 
 def is_closed(session: Session, day: date) -> bool:
@@ -36,7 +51,7 @@ def closed_months(session: Session) -> list[date]:
 
 def close_month(session: Session, actor: Actor, month: date) -> ClosedPeriod:
     actor.require("finance", doing="close a month")
-    month = month_of(month)
+    month = bounds.check_day(month_of(month), "period.month", label="The month")
     if is_closed(session, month):
         raise Conflict("period.already_closed", f"{month:%Y-%m} is already closed.")
     period = ClosedPeriod(month=month, closed_by_id=actor.user_id)
@@ -48,7 +63,8 @@ def close_month(session: Session, actor: Actor, month: date) -> ClosedPeriod:
 
 def reopen_month(session: Session, actor: Actor, month: date) -> None:
     actor.require("admin", doing="reopen a closed month")
-    period = session.get(ClosedPeriod, month_of(month))
+    month = bounds.check_day(month_of(month), "period.month", label="The month")
+    period = session.get(ClosedPeriod, month)
     if period is None:
         raise Conflict("period.not_closed", f"{month:%Y-%m} is not closed.")
     session.delete(period)

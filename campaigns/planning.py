@@ -11,13 +11,26 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from campaigns.models import BudgetLine, Campaign, CampaignStatus, Channel, CostCategory
-from core import audit
+from campaigns.rates import currency_code
+from core import audit, bounds
+from core.accounts.models import User
 from core.audit import Actor
 from core.errors import Conflict, NotFound, ValidationFailed
-from core.money import normalise_currency
 
 _CODE = re.compile(r"^[A-Z0-9][A-Z0-9_-]{1,31}$")
 PLANNERS = ("marketer", "admin")
+# Free text kept in unbounded TEXT columns (a campaign's objective, target segment and notes,
+# a receipt's description, a rejection reason): a few paragraphs, bounded by meaning.
+LONG_TEXT = 4000
+# The campaign's text fields and the column each is held to.
+_TEXT_FIELDS: dict[str, tuple[int, str]] = {
+    "objective": (LONG_TEXT, "The objective"),
+    "target_segment": (LONG_TEXT, "The target segment"),
+    "notes": (LONG_TEXT, "The notes"),
+    "target_region": (bounds.length(Campaign.target_region), "The target region"),
+    "target_age_band": (bounds.length(Campaign.target_age_band), "The target age band"),
+    "target_occupation": (bounds.length(Campaign.target_occupation), "The target occupation"),
+}
 
 
 def snapshot(c: Campaign) -> dict[str, Any]:
@@ -36,6 +49,7 @@ def snapshot(c: Campaign) -> dict[str, Any]:
 
 
 def channel_by_code(session: Session, code: str) -> Channel:
+    bounds.check_text(code, "channel", bounds.length(Channel.code), label="The channel code")
     channel = session.scalar(
         select(Channel).where(Channel.code == code.strip().lower(), Channel.active)
     )
@@ -60,6 +74,7 @@ def save_channel(
         raise ValidationFailed(
             "channel.code", "Give a code of 2 to 32 lower-case letters, digits or '_' and a name."
         )
+    bounds.check_text(name.strip(), "channel.name", bounds.length(Channel.name), label="The name")
     channel = session.scalar(select(Channel).where(Channel.code == code))
     before = None if channel is None else {"name": channel.name, "active": channel.active}
     if channel is None:
@@ -81,46 +96,78 @@ def save_channel(
 
 
 def get(session: Session, campaign_id: int) -> Campaign:
-    campaign = session.get(Campaign, campaign_id)
+    # An id out of the column's range names no campaign (and must not reach the database).
+    campaign = session.get(Campaign, campaign_id) if 1 <= campaign_id <= bounds.MAX_ID else None
     if campaign is None:
         raise NotFound("campaign.not_found", f"No campaign with id {campaign_id}.")
     return campaign
 
 
+def referenced(session: Session, campaign_id: int) -> Campaign:
+    """The campaign a document names in a field: an unknown one is a bad field (422), not a
+    missing page (404)."""
+    try:
+        return get(session, campaign_id)
+    except NotFound:
+        raise ValidationFailed(
+            "campaign.unknown", f"No campaign with id {campaign_id}; choose an existing campaign."
+        ) from None
+
+
 def by_code(session: Session, code: str) -> Campaign:
+    bounds.check_text(code, "campaign_code", bounds.length(Campaign.code), label="The code")
     campaign = session.scalar(select(Campaign).where(Campaign.code == code.strip().upper()))
     if campaign is None:
         raise NotFound("campaign.not_found", f"No campaign with code {code}.")
     return campaign
 
 
-def _validate(
-    code: str,
-    name: str,
-    starts_on: date,
-    ends_on: date,
-    budget: Decimal,
-    budget_lines: dict[str, Decimal],
-) -> None:
+def _validate(session: Session, f: dict[str, Any]) -> None:
+    """Every field of a campaign (as it will be stored) against its rule and its column."""
+    code, name, status = f["code"], f["name"], f["status"]
+    bounds.check_text(code, "campaign.code", bounds.length(Campaign.code), label="The code")
     if not _CODE.match(code):
         raise ValidationFailed(
             "campaign.code",
             "Use 2 to 32 capital letters, digits, '-' or '_' for the code, e.g. SPRING26.",
         )
+    bounds.check_text(name, "campaign.name", bounds.length(Campaign.name), label="The name")
     if not name.strip():
         raise ValidationFailed("campaign.name", "Give the campaign a name.")
-    if ends_on < starts_on:
+    bounds.check_text(status, "campaign.status", bounds.length(Campaign.status), label="The status")
+    if status not in set(CampaignStatus):
+        known = ", ".join(s.value for s in CampaignStatus)
+        raise ValidationFailed("campaign.status", f"Unknown status '{status}'; use {known}.")
+    bounds.check_day(f["starts_on"], "campaign.starts_on", label="The start date")
+    bounds.check_day(f["ends_on"], "campaign.ends_on", label="The end date")
+    if f["ends_on"] < f["starts_on"]:
         raise ValidationFailed("campaign.dates", "The end date is before the start date.")
-    if budget < 0:
-        raise ValidationFailed("campaign.budget", "The budget cannot be negative.")
-    for category, amount in budget_lines.items():
+    budget: Decimal = f["budget"]
+    bounds.check_amount(budget, "campaign.budget", label="The budget")
+    if f["expected_revenue"] is not None:
+        bounds.check_amount(
+            f["expected_revenue"], "campaign.expected_revenue", label="The expected revenue"
+        )
+    lines: dict[str, Decimal] = f["budget_lines"]
+    for category, amount in lines.items():
+        bounds.check_text(category, "campaign.budget_line", 16, label="A cost category")
         if category not in set(CostCategory):
-            raise ValidationFailed("campaign.budget_line", f"Unknown cost category '{category}'.")
-        if amount < 0:
-            raise ValidationFailed("campaign.budget_line", "Budget lines cannot be negative.")
-    if sum(budget_lines.values(), Decimal(0)) > budget:
+            known = ", ".join(c.value for c in CostCategory)
+            raise ValidationFailed(
+                "campaign.budget_line", f"Unknown cost category '{category}'; use {known}."
+            )
+        bounds.check_amount(amount, "campaign.budget_line", label=f"The {category} budget line")
+    if sum(lines.values(), Decimal(0)) > budget:
         raise ValidationFailed(
             "campaign.budget_lines", "The budget lines add up to more than the budget."
+        )
+    for field, (size, label) in _TEXT_FIELDS.items():
+        if f[field] is not None:
+            bounds.check_text(f[field], f"campaign.{field}", size, label=label)
+    owner_id: int = f["owner_id"]
+    if not 1 <= owner_id <= bounds.MAX_ID or session.get(User, owner_id) is None:
+        raise ValidationFailed(
+            "campaign.owner", f"No staff member with id {owner_id}; choose the campaign's owner."
         )
 
 
@@ -148,12 +195,27 @@ def create(
 ) -> Campaign:
     actor.require(*PLANNERS, doing="plan campaigns")
     code = code.strip().upper()
-    lines = budget_lines or {}
-    _validate(code, name, starts_on, ends_on, budget, lines)
+    lines = {str(k): v for k, v in (budget_lines or {}).items()}
+    fields: dict[str, Any] = {
+        "code": code,
+        "name": name,
+        "owner_id": owner_id,
+        "starts_on": starts_on,
+        "ends_on": ends_on,
+        "budget": budget,
+        "expected_revenue": expected_revenue,
+        "objective": objective,
+        "target_segment": target_segment,
+        "target_region": target_region,
+        "target_age_band": target_age_band,
+        "target_occupation": target_occupation,
+        "notes": notes,
+        "status": status,
+        "budget_lines": lines,
+    }
+    _validate(session, fields)
     if session.scalar(select(Campaign.id).where(Campaign.code == code)) is not None:
         raise Conflict("campaign.code_taken", f"The code {code} is already used by a campaign.")
-    if status not in set(CampaignStatus):
-        raise ValidationFailed("campaign.status", f"Unknown status '{status}'.")
     campaign = Campaign(
         code=code,
         name=name.strip(),
@@ -162,7 +224,7 @@ def create(
         starts_on=starts_on,
         ends_on=ends_on,
         budget_amount=budget,
-        currency=normalise_currency(currency),
+        currency=currency_code(currency),
         expected_revenue=expected_revenue,
         objective=objective,
         target_segment=target_segment,
@@ -170,7 +232,7 @@ def create(
         target_age_band=target_age_band,
         target_occupation=target_occupation,
         notes=notes,
-        status=status,
+        status=str(status),
     )
     campaign.budget_lines = [BudgetLine(category=k, amount=v) for k, v in sorted(lines.items())]
     session.add(campaign)
@@ -185,30 +247,42 @@ def update(session: Session, actor: Actor, campaign_id: int, **fields: Any) -> C
     """Edit a campaign; the same rules as create. The code changes only if it stays unique."""
     actor.require(*PLANNERS, doing="edit campaigns")
     campaign = get(session, campaign_id)
-    code = str(fields.get("code", campaign.code)).strip().upper()
-    lines: dict[str, Decimal] = fields.get(
-        "budget_lines", {b.category: b.amount for b in campaign.budget_lines}
-    )
-    starts_on = fields.get("starts_on", campaign.starts_on)
-    ends_on = fields.get("ends_on", campaign.ends_on)
-    budget = fields.get("budget", campaign.budget_amount)
-    name = str(fields.get("name", campaign.name))
-    _validate(code, name, starts_on, ends_on, budget, lines)
+    merged: dict[str, Any] = {
+        "code": campaign.code,
+        "name": campaign.name,
+        "owner_id": campaign.owner_id,
+        "starts_on": campaign.starts_on,
+        "ends_on": campaign.ends_on,
+        "budget": campaign.budget_amount,
+        "expected_revenue": campaign.expected_revenue,
+        "objective": campaign.objective,
+        "target_segment": campaign.target_segment,
+        "target_region": campaign.target_region,
+        "target_age_band": campaign.target_age_band,
+        "target_occupation": campaign.target_occupation,
+        "notes": campaign.notes,
+        "status": campaign.status,
+        "budget_lines": {b.category: b.amount for b in campaign.budget_lines},
+    }
+    merged |= {k: v for k, v in fields.items() if k in merged}
+    code = merged["code"] = str(merged["code"]).strip().upper()
+    merged["budget_lines"] = {str(k): v for k, v in merged["budget_lines"].items()}
+    _validate(session, merged)
+    lines: dict[str, Decimal] = merged["budget_lines"]
     taken = session.scalar(
         select(Campaign.id).where(Campaign.code == code, Campaign.id != campaign.id)
     )
     if taken is not None:
         raise Conflict("campaign.code_taken", f"The code {code} is already used by a campaign.")
-    status = fields.get("status", campaign.status)
-    if status not in set(CampaignStatus):
-        raise ValidationFailed("campaign.status", f"Unknown status '{status}'.")
     before = snapshot(campaign)
-    campaign.code, campaign.name, campaign.status = code, name.strip(), status
-    campaign.starts_on, campaign.ends_on, campaign.budget_amount = starts_on, ends_on, budget
+    campaign.code, campaign.name = code, str(merged["name"]).strip()
+    campaign.status = str(merged["status"])
+    campaign.starts_on, campaign.ends_on = merged["starts_on"], merged["ends_on"]
+    campaign.budget_amount = merged["budget"]
     if "channel" in fields:
         campaign.channel_id = channel_by_code(session, fields["channel"]).id
     if "currency" in fields:
-        campaign.currency = normalise_currency(fields["currency"])
+        campaign.currency = currency_code(fields["currency"])
     for name_ in (
         "owner_id",
         "expected_revenue",
@@ -242,6 +316,7 @@ def update(session: Session, actor: Actor, campaign_id: int, **fields: Any) -> C
 def set_status(session: Session, actor: Actor, campaign_id: int, status: str) -> Campaign:
     actor.require(*PLANNERS, doing="change a campaign's status")
     campaign = get(session, campaign_id)
+    bounds.check_text(status, "campaign.status", bounds.length(Campaign.status), label="The status")
     if status not in set(CampaignStatus):
         raise ValidationFailed("campaign.status", f"Unknown status '{status}'.")
     if status != campaign.status:

@@ -3,21 +3,49 @@
 from __future__ import annotations
 
 from datetime import date
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
+from typing import Any
 
 import pandas as pd
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import Numeric, select
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from campaigns.models import ExchangeRate
-from core import audit
+from core import audit, bounds
 from core.audit import Actor
 from core.errors import ValidationFailed
 from core.money import normalise_currency
 
 
+def _scale(column: InstrumentedAttribute[Any]) -> int:
+    kind = column.property.columns[0].type
+    assert isinstance(kind, Numeric) and kind.scale is not None
+    return kind.scale
+
+
+# The decimals the rate column keeps (NUMERIC(18, 8)): a finer rate is refused, not rounded.
+RATE_PLACES = _scale(ExchangeRate.rate)
+_BASE_UNIT = Decimal("0.0001")
+
+
 class MissingRate(ValidationFailed):
     default_code = "rate.missing"
+
+
+def currency_code(value: str, field: str = "currency") -> str:
+    """An ISO 4217 code from any input: plain text first (so the refusal can quote it)."""
+    bounds.check_text(value, field, label="The currency")
+    return normalise_currency(value)
+
+
+def check_rate(rate: Decimal) -> Decimal:
+    """The shared rate bounds, and no more decimals than the column keeps."""
+    bounds.check_rate(rate)
+    if rate != rate.quantize(Decimal(1).scaleb(-RATE_PLACES)):
+        raise ValidationFailed(
+            "rate.precision", f"A rate has at most {RATE_PLACES} decimal places."
+        )
+    return rate
 
 
 def set_rate(
@@ -25,11 +53,11 @@ def set_rate(
 ) -> ExchangeRate:
     """Create or correct the rate of `currency` on `rate_date` (units of base per unit)."""
     actor.require("finance", doing="enter exchange rates")
-    currency = normalise_currency(currency)
+    currency = currency_code(currency)
     if currency == base:
         raise ValidationFailed("rate.base", f"{base} is the base currency; it needs no rate.")
-    if rate <= 0:
-        raise ValidationFailed("rate.value", "A rate must be greater than zero.")
+    bounds.check_day(rate_date, "rate.date", label="The rate's date")
+    check_rate(rate)
     row = session.scalar(
         select(ExchangeRate).where(
             ExchangeRate.currency == currency, ExchangeRate.rate_date == rate_date
@@ -101,8 +129,10 @@ def convert(frame: pd.DataFrame, rates: pd.DataFrame, base: str) -> pd.Series:
             {"currency": first["currency"], "date": f"{first['day']:%Y-%m-%d}"},
         )
     converted = [
-        (amount * rate).quantize(Decimal("0.0001"))
-        for amount, rate in zip(matched["amount"], matched["rate"], strict=True)
+        _in_base(amount, rate, currency, day)
+        for amount, rate, currency, day in zip(
+            matched["amount"], matched["rate"], matched["currency"], matched["day"], strict=True
+        )
     ]
     result.loc[matched["_row"].to_numpy()] = converted
     return result
@@ -125,4 +155,18 @@ def to_base(session: Session, amount: Decimal, currency: str, day: date, base: s
             f"Enter one to convert to {base}.",
             {"currency": currency, "date": f"{day:%Y-%m-%d}"},
         )
-    return (amount * rate).quantize(Decimal("0.0001"))
+    return _in_base(amount, rate, currency, day)
+
+
+def _in_base(amount: Decimal, rate: Any, currency: str, day: Any) -> Decimal:
+    """amount × rate to the base currency's stored precision. A rate stored before rates
+    were bounded can make that overflow: say which rate, never fail with a 500."""
+    try:
+        return Decimal(amount * rate).quantize(_BASE_UNIT)
+    except (InvalidOperation, ValueError, TypeError):
+        raise ValidationFailed(
+            "rate.invalid",
+            f"The exchange rate for {currency} on or before {day:%Y-%m-%d} is out of range "
+            f"({rate}); correct it under Finance → Exchange rates.",
+            {"currency": str(currency), "date": f"{day:%Y-%m-%d}"},
+        ) from None

@@ -19,10 +19,11 @@ from campaigns.models import (
     Receipt,
     ReceiptStatus,
 )
-from core import audit
-from core.audit import Actor
-from core.errors import Conflict, NotFound, ValidationFailed
-from core.money import normalise_currency
+from campaigns.rates import currency_code
+from core import audit, bounds
+from core.accounts.models import User
+from core.audit import Actor, AuditEntry
+from core.errors import Conflict, NotFound, PermissionDenied, ValidationFailed
 from core.timeutil import utcnow
 
 S = ReceiptStatus
@@ -35,6 +36,10 @@ TRANSITIONS: dict[str, tuple[set[str], tuple[str, ...]]] = {
     "pay": ({S.APPROVED}, ("finance",)),
 }
 EDITABLE = {S.DRAFT, S.REJECTED}
+# Decisions about money only a signed-in person takes, never an integration's API key.
+PERSON_ONLY = ("approve", "pay")
+# Audit actions whose author prepared the receipt, so may not approve it (four eyes).
+PREPARED = ("receipt.create", "receipt.update", "receipt.submit")
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +59,8 @@ class ReceiptInput:
 
 
 def vendor_key(vendor: str) -> str:
-    return " ".join(vendor.casefold().split())
+    # Case folding can lengthen a name (ß → ss): the key is cut to its column.
+    return " ".join(vendor.casefold().split())[: bounds.length(Receipt.vendor_key)]
 
 
 def snapshot(r: Receipt) -> dict[str, Any]:
@@ -72,30 +78,59 @@ def snapshot(r: Receipt) -> dict[str, Any]:
     }
 
 
-def _check(data: ReceiptInput) -> None:
-    if not data.vendor.strip():
+def _check(data: ReceiptInput, *, adjusting: bool = False) -> None:
+    """Every field against its rule and its column, before anything reaches the database.
+    An adjusting receipt (one correcting an earlier receipt) may have a negative amount."""
+    adjusting = adjusting or data.adjusts_receipt_id is not None
+    bounds.check_id(data.campaign_id, "campaign_id")
+    vendor = data.vendor.strip()
+    bounds.check_text(vendor, "receipt.vendor", bounds.length(Receipt.vendor), label="The vendor")
+    if not vendor:
         raise ValidationFailed("receipt.vendor", "Enter the vendor's name.")
+    bounds.check_text(data.category, "receipt.category", 16, label="The category")
     if data.category not in set(CostCategory):
         known = ", ".join(c.value for c in CostCategory)
         raise ValidationFailed(
             "receipt.category", f"Unknown category '{data.category}'; use {known}."
         )
+    bounds.check_amount(data.amount, "receipt.amount", sign="any", label="The amount")
     if data.amount == 0:
         raise ValidationFailed("receipt.amount", "The amount cannot be zero.")
-    if data.amount < 0 and data.adjusts_receipt_id is None:
+    if data.amount < 0 and not adjusting:
         raise ValidationFailed(
             "receipt.amount", "A negative amount is only allowed on an adjusting receipt."
         )
-    if data.tax_amount < 0 or abs(data.tax_amount) > abs(data.amount):
+    bounds.check_amount(data.tax_amount, "receipt.tax", label="The tax")
+    if abs(data.tax_amount) > abs(data.amount):
         raise ValidationFailed("receipt.tax", "Tax must be between zero and the amount.")
+    bounds.check_day(data.expense_date, "receipt.expense_date", label="The expense date")
+    bounds.check_text(
+        data.description, "receipt.description", planning.LONG_TEXT, label="The description"
+    )
+    bounds.check_text(
+        (data.invoice_number or "").strip(),
+        "receipt.invoice_number",
+        bounds.length(Receipt.invoice_number),
+        label="The invoice number",
+    )
+    bounds.check_text(data.payment_mode, "receipt.payment_mode", 16, label="The payment mode")
     if data.payment_mode not in set(PaymentMode):
         raise ValidationFailed("receipt.payment_mode", "Payment mode is company or reimbursement.")
+    bounds.check_text(
+        (data.reimburse_to or "").strip(),
+        "receipt.reimburse_to",
+        bounds.length(Receipt.reimburse_to),
+        label="The person to reimburse",
+    )
     if data.payment_mode == PaymentMode.REIMBURSEMENT and not (data.reimburse_to or "").strip():
         raise ValidationFailed("receipt.reimburse_to", "Name the employee to reimburse.")
+    if data.adjusts_receipt_id is not None:
+        bounds.check_id(data.adjusts_receipt_id, "adjusts_receipt_id")
 
 
 def get(session: Session, receipt_id: int) -> Receipt:
-    receipt = session.get(Receipt, receipt_id)
+    # An id out of the column's range names no receipt (and must not reach the database).
+    receipt = session.get(Receipt, receipt_id) if 1 <= receipt_id <= bounds.MAX_ID else None
     if receipt is None:
         raise NotFound("receipt.not_found", f"No receipt with id {receipt_id}.")
     return receipt
@@ -160,23 +195,28 @@ def refresh_duplicates(session: Session, receipt: Receipt) -> None:
 def create(session: Session, actor: Actor, data: ReceiptInput) -> Receipt:
     actor.require(*ENTERERS, doing="enter receipts")
     _check(data)
-    planning.get(session, data.campaign_id)
+    planning.referenced(session, data.campaign_id)
     periods.ensure_open(session, data.expense_date, "add a receipt dated in it")
-    if data.adjusts_receipt_id is not None:
-        get(session, data.adjusts_receipt_id)
+    adjusts = data.adjusts_receipt_id
+    if adjusts is not None and session.get(Receipt, adjusts) is None:
+        raise ValidationFailed(
+            "receipt.adjusts",
+            f"No receipt #{data.adjusts_receipt_id} to adjust; give the id of the receipt "
+            "this one corrects.",
+        )
     receipt = Receipt(
         campaign_id=data.campaign_id,
         vendor=data.vendor.strip(),
         vendor_key=vendor_key(data.vendor),
         description=data.description,
-        category=data.category,
+        category=str(data.category),
         amount=data.amount,
         tax_amount=data.tax_amount,
-        currency=normalise_currency(data.currency),
+        currency=currency_code(data.currency),
         expense_date=data.expense_date,
         invoice_number=(data.invoice_number or "").strip() or None,
-        payment_mode=data.payment_mode,
-        reimburse_to=data.reimburse_to,
+        payment_mode=str(data.payment_mode),
+        reimburse_to=(data.reimburse_to or "").strip() or None,
         adjusts_receipt_id=data.adjusts_receipt_id,
         created_by_id=actor.user_id,
         status=S.DRAFT,
@@ -197,18 +237,19 @@ def update(session: Session, actor: Actor, receipt_id: int, data: ReceiptInput) 
             "receipt.not_editable",
             f"A {receipt.status} receipt cannot be edited; only drafts and rejected ones.",
         )
-    _check(data)
+    _check(data, adjusting=receipt.adjusts_receipt_id is not None)
     periods.ensure_open(session, receipt.expense_date, "edit its receipts")
     periods.ensure_open(session, data.expense_date, "move a receipt into it")
     before = snapshot(receipt)
-    receipt.campaign_id = planning.get(session, data.campaign_id).id
+    receipt.campaign_id = planning.referenced(session, data.campaign_id).id
     receipt.vendor, receipt.vendor_key = data.vendor.strip(), vendor_key(data.vendor)
-    receipt.description, receipt.category = data.description, data.category
+    receipt.description, receipt.category = data.description, str(data.category)
     receipt.amount, receipt.tax_amount = data.amount, data.tax_amount
-    receipt.currency = normalise_currency(data.currency)
+    receipt.currency = currency_code(data.currency)
     receipt.expense_date = data.expense_date
     receipt.invoice_number = (data.invoice_number or "").strip() or None
-    receipt.payment_mode, receipt.reimburse_to = data.payment_mode, data.reimburse_to
+    receipt.payment_mode = str(data.payment_mode)
+    receipt.reimburse_to = (data.reimburse_to or "").strip() or None
     session.flush()
     refresh_duplicates(session, receipt)
     audit.record(
@@ -229,6 +270,11 @@ def transition(
     """Move a receipt along the workflow: submit, approve, reject (with a reason), pay."""
     allowed_from, roles = TRANSITIONS[action]
     actor.require(*roles, doing=f"{action} receipts")
+    if action in PERSON_ONLY and actor.kind == "api_key":
+        raise PermissionDenied(
+            "receipt.person_only",
+            f"An API key cannot {action} receipts; a finance person signed in to Retain must.",
+        )
     receipt = get(session, receipt_id)
     if receipt.status not in allowed_from:
         raise Conflict(
@@ -236,6 +282,12 @@ def transition(
             f"Receipt #{receipt.id} is {receipt.status}; only a "
             f"{' or '.join(sorted(allowed_from))} receipt can be {action_past(action)}.",
         )
+    if action == "approve":
+        problem = four_eyes_problem(session, actor, receipt)
+        if problem:
+            raise PermissionDenied("receipt.four_eyes", problem)
+    if action == "reject":
+        bounds.check_text(reason or "", "receipt.reason", planning.LONG_TEXT, label="The reason")
     if action != "pay":
         periods.ensure_open(session, receipt.expense_date, f"{action} its receipts")
     before = snapshot(receipt)
@@ -258,6 +310,42 @@ def transition(
         session, actor, f"receipt.{action}", "receipt", receipt.id, before=before, after=after
     )
     return receipt
+
+
+def _same_person(name: str, user: User) -> bool:
+    def norm(value: str) -> str:
+        return " ".join(value.casefold().split())
+
+    return norm(name) in {norm(user.name), norm(user.email)}
+
+
+def four_eyes_problem(session: Session, actor: Actor, receipt: Receipt) -> str | None:
+    """Why `actor` may not approve `receipt`, or None. Whoever entered, edited or submitted a
+    receipt, or is the employee it reimburses, cannot approve it: another person must.
+    (The command line and system jobs act for the operator and are not a person here.)"""
+    if actor.user_id is None:
+        return None
+    prepared = set(
+        session.scalars(
+            select(AuditEntry.actor_user_id).where(
+                AuditEntry.entity_type == "receipt",
+                AuditEntry.entity_id == str(receipt.id),
+                AuditEntry.action.in_(PREPARED),
+            )
+        )
+    )
+    if actor.user_id == receipt.created_by_id or actor.user_id in prepared:
+        return (
+            f"You entered or submitted receipt #{receipt.id}, so you cannot approve it too; "
+            "ask another finance person to approve it."
+        )
+    user = session.get(User, actor.user_id)
+    if receipt.reimburse_to and user is not None and _same_person(receipt.reimburse_to, user):
+        return (
+            f"Receipt #{receipt.id} reimburses you ({receipt.reimburse_to}), so you cannot "
+            "approve it; ask another finance person to approve it."
+        )
+    return None
 
 
 def action_past(action: str) -> str:

@@ -13,11 +13,16 @@ from sqlalchemy.orm import InstrumentedAttribute, Session
 from campaigns import rates
 from campaigns.models import Campaign, Channel, Receipt, RevenueRecord
 from campaigns.reports import GroupBy, RoiReport, roi_report
+from core import bounds
 from core.accounts.models import User
 
 
 @dataclass(frozen=True, slots=True)
 class ReportFilter:
+    """What the report covers. Each value is held to its bounds when the filter is made, so
+    no caller (API, page, command line) can send the database or the date arithmetic a value
+    it cannot take."""
+
     start: date | None = None
     end: date | None = None  # inclusive
     channel: str | None = None  # channel code
@@ -25,6 +30,23 @@ class ReportFilter:
     owner_id: int | None = None
     statuses: tuple[str, ...] = ()  # any of these campaign statuses
     campaign_ids: tuple[int, ...] | None = None  # only these campaigns
+
+    def __post_init__(self) -> None:
+        if self.start is not None:
+            bounds.check_day(self.start, "from", label="The start of the period")
+        if self.end is not None:
+            bounds.check_day(self.end, "to", label="The end of the period")
+        if self.channel is not None:
+            bounds.check_text(
+                self.channel, "channel", bounds.length(Channel.code), label="The channel"
+            )
+        for status in (self.status, *self.statuses):
+            if status is not None:
+                bounds.check_text(
+                    status, "status", bounds.length(Campaign.status), label="The status"
+                )
+        if self.owner_id is not None:
+            bounds.check_id(self.owner_id, "owner_id")
 
 
 def _campaign_conditions(f: ReportFilter) -> list[ColumnElement[bool]]:

@@ -9,10 +9,12 @@ from sqlalchemy.orm import Session
 
 from campaigns import planning
 from campaigns.models import RevenueRecord
-from core import audit
+from campaigns.rates import currency_code
+from core import audit, bounds
 from core.audit import Actor
 from core.errors import ValidationFailed
-from core.money import normalise_currency
+
+MAX_ORDERS = bounds.MAX_ID  # orders are counted in an INTEGER column, as ids are
 
 
 def record(
@@ -27,16 +29,28 @@ def record(
     orders: int | None = None,
 ) -> RevenueRecord:
     actor.require("finance", doing="record revenue")
-    planning.get(session, campaign_id)
+    # A correction (money paid back) is a negative record; nothing is ever zero.
+    bounds.check_amount(amount, "revenue.amount", sign="any", label="The amount")
     if amount == 0:
         raise ValidationFailed("revenue.amount", "The amount cannot be zero.")
+    bounds.check_day(received_on, "revenue.received_on", label="The date received")
+    bounds.check_text(
+        reference.strip(),
+        "revenue.reference",
+        bounds.length(RevenueRecord.reference),
+        label="The reference",
+    )
     if orders is not None and orders < 0:
         raise ValidationFailed("revenue.orders", "Orders cannot be negative.")
+    if orders is not None and orders > MAX_ORDERS:
+        raise ValidationFailed("revenue.orders", f"Orders must be at most {MAX_ORDERS:,}.")
+    currency = currency_code(currency)
+    planning.referenced(session, campaign_id)
     row = RevenueRecord(
         campaign_id=campaign_id,
         received_on=received_on,
         amount=amount,
-        currency=normalise_currency(currency),
+        currency=currency,
         reference=reference.strip(),
         orders=orders,
         created_by_id=actor.user_id,

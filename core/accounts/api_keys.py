@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core import audit
+from core import audit, bounds
 from core.accounts.models import ApiKey
 from core.accounts.tokens import token_hash
 from core.audit import Actor
@@ -57,10 +57,11 @@ def create(
     name = name.strip()
     if not name:
         raise ValidationFailed("apikey.name", "Name the key after the system that will use it.")
+    bounds.check_text(name, "apikey.name", bounds.length(ApiKey.name), label="The name")
     prefix = secrets.token_hex(4)
     raw = f"{KEY_PREFIX}_{prefix}_{secrets.token_urlsafe(32)}"
     key = ApiKey(
-        name=name[:100],
+        name=name,
         prefix=prefix,
         key_hash=token_hash(raw),
         scopes=parse_scopes(scopes),
@@ -88,7 +89,8 @@ def authenticate(session: Session, raw: str) -> ApiKey:
 
 
 def get(session: Session, key_id: int) -> ApiKey:
-    key = session.get(ApiKey, key_id)
+    # An id out of the column's range names no key (and must not reach the database).
+    key = session.get(ApiKey, key_id) if 1 <= key_id <= bounds.MAX_ID else None
     if key is None:
         raise NotFound("apikey.not_found", f"No API key with id {key_id}.")
     return key

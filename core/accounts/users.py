@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from core import audit, passwords
+from core import audit, bounds, passwords
 from core.accounts import sessions, throttle
 from core.accounts.models import Invite, Role, User, UserRole, UserStatus
 from core.accounts.tokens import new_token, token_hash
@@ -27,7 +27,9 @@ BAD_CREDENTIALS = "Email or password is incorrect."
 
 def normalise_email(email: str) -> str:
     email = email.strip().lower()
-    if not _EMAIL.match(email) or len(email) > 254:
+    if bounds.text_problem(email, bounds.length(User.email)):
+        raise ValidationFailed("user.email", "That is not an email address.")
+    if not _EMAIL.match(email):
         raise ValidationFailed("user.email", f"'{email}' is not an email address.")
     return email
 
@@ -55,7 +57,8 @@ def snapshot(user: User) -> dict[str, Any]:
 
 
 def get(session: Session, user_id: int) -> User:
-    user = session.get(User, user_id)
+    # An id out of the column's range names nobody (and must not reach the database).
+    user = session.get(User, user_id) if 1 <= user_id <= bounds.MAX_ID else None
     if user is None:
         raise NotFound("user.not_found", f"No staff account with id {user_id}.")
     return user
@@ -78,9 +81,10 @@ def _new_user(session: Session, email: str, name: str, roles: set[Role], status:
     name = name.strip()
     if not name:
         raise ValidationFailed("user.name", "Enter the person's name.")
+    bounds.check_text(name, "user.name", bounds.length(User.name), label="The name")
     if find_by_email(session, email) is not None:
         raise Conflict("user.email_taken", f"There is already an account for {email}.")
-    user = User(email=email, name=name[:200], status=status)
+    user = User(email=email, name=name, status=status)
     user.role_rows = [UserRole(role=r.value) for r in sorted(roles)]
     session.add(user)
     session.flush()
@@ -174,6 +178,9 @@ def authenticate(
     read transaction there, so the quarter second of argon2 holds no lock and no snapshot
     (SQLite cannot turn a read that others have written past into a write)."""
     email = email.strip().lower()
+    if bounds.text_problem(email, bounds.length(User.email)):
+        # No account can have such an address (and the database could not even look it up).
+        raise NotAuthenticated("auth.invalid_credentials", BAD_CREDENTIALS)
     now = utcnow()
     throttle.check_allowed(
         session, email, ip, now, settings.signin_max_failures, settings.signin_lock_minutes

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request, UploadFile
+from fastapi import APIRouter, Depends, Path, Query, Request, UploadFile
 from fastapi.responses import FileResponse, JSONResponse, Response
 from sqlalchemy import select
 
@@ -19,26 +18,50 @@ from campaigns import (
     report_data,
     revenue,
 )
-from campaigns.models import Campaign, ExchangeRate, RevenueRecord
+from campaigns.models import Campaign, CampaignStatus, ExchangeRate, RevenueRecord
 from campaigns.receipts import ReceiptInput
 from campaigns.reports import GroupBy
 from campaigns.schemas import (
     AttachmentOut,
     CampaignIn,
     CampaignOut,
+    ChannelCode,
+    Currency,
+    Day,
     RateIn,
     ReceiptIn,
     ReceiptOut,
     RevenueIn,
+    Search,
     TransitionIn,
 )
+from core import bounds
 from core.accounts.models import Role
 from core.errors import PermissionDenied, ValidationFailed
 from loyalty import reports as loyalty_reports
 from web.api.auth import Caller, require
+from web.api.responses import errors
 from web.deps import AppSettings, Db
 
-router = APIRouter(tags=["campaigns"])
+
+def known_query_only(request: Request) -> None:
+    """Refuse query parameters the operation does not take: a typo such as `?stauts=paid`
+    would otherwise be ignored and answer with everything."""
+    dependant = getattr(request.scope.get("route"), "dependant", None)
+    if dependant is None:
+        return
+    known = {param.alias for param in dependant.query_params}
+    unknown = sorted(set(request.query_params) - known)
+    if unknown:
+        takes = ", ".join(sorted(known)) or "none"
+        raise ValidationFailed(
+            "query.unknown",
+            f"Unknown query parameter '{unknown[0][:40]}'; this operation takes: {takes}.",
+            [{"field": name[:40], "message": "unknown query parameter"} for name in unknown[:10]],
+        )
+
+
+router = APIRouter(tags=["campaigns"], dependencies=[Depends(known_query_only)])
 STAFF = (Role.MARKETER, Role.FINANCE, Role.ADMIN)
 Reader = Annotated[Caller, Depends(require(scope="campaigns:read", roles=STAFF))]
 Planner = Annotated[
@@ -52,9 +75,33 @@ Admin = Annotated[Caller, Depends(require(scope="finance:write", roles=(Role.ADM
 MAX_UPLOAD = attachments.MAX_BYTES + 1
 
 
+def _record_id(what: str) -> Any:
+    return Path(ge=1, le=bounds.MAX_ID, description=f"The {what}'s id")
+
+
+CampaignId = Annotated[int, _record_id("campaign")]
+ReceiptId = Annotated[int, _record_id("receipt")]
+AttachmentId = Annotated[int, _record_id("attachment")]
+Month = Annotated[
+    str, Path(pattern=r"^[0-9]{4}-[0-9]{2}$", examples=["2026-03"], description="YYYY-MM")
+]
+# Who may approve and pay, said once for the OpenAPI.
+PERSON_ONLY = (
+    " Only a finance person signed in to Retain can do this: an API key is refused (403,"
+    " receipt.person_only)."
+)
+FOUR_EYES = (
+    " Four eyes: whoever entered, edited or submitted the receipt, or is the employee it"
+    " reimburses, cannot approve it (403, receipt.four_eyes)."
+)
+
+
 @router.get("/campaigns", response_model=list[CampaignOut], summary="List campaigns")
 def list_campaigns(
-    caller: Reader, db: Db, status: str | None = None, q: str | None = None
+    caller: Reader,
+    db: Db,
+    status: CampaignStatus | None = None,
+    q: Annotated[Search | None, Query()] = None,
 ) -> list[Campaign]:
     query = select(Campaign).order_by(Campaign.starts_on.desc(), Campaign.code)
     if status:
@@ -67,7 +114,13 @@ def list_campaigns(
     return list(db.scalars(query.limit(500)))
 
 
-@router.post("/campaigns", response_model=CampaignOut, status_code=201, summary="Plan a campaign")
+@router.post(
+    "/campaigns",
+    response_model=CampaignOut,
+    status_code=201,
+    summary="Plan a campaign",
+    responses=errors(400, 409),
+)
 def create_campaign(body: CampaignIn, caller: Planner, db: Db) -> Campaign:
     owner_id = body.owner_id or caller.actor.user_id
     if owner_id is None:
@@ -82,20 +135,31 @@ def create_campaign(body: CampaignIn, caller: Planner, db: Db) -> Campaign:
     return campaign
 
 
-@router.put("/campaigns/{campaign_id}", response_model=CampaignOut, summary="Edit a campaign")
-def update_campaign(campaign_id: int, body: CampaignIn, caller: Planner, db: Db) -> Campaign:
+@router.put(
+    "/campaigns/{campaign_id}",
+    response_model=CampaignOut,
+    summary="Edit a campaign",
+    responses=errors(400, 404, 409),
+)
+def update_campaign(campaign_id: CampaignId, body: CampaignIn, caller: Planner, db: Db) -> Campaign:
     fields = body.model_dump(exclude={"owner_id"} if body.owner_id is None else set())
     campaign = planning.update(db, caller.actor, campaign_id, **fields)
     db.commit()
     return campaign
 
 
-@router.get("/campaigns/{campaign_id}", response_model=CampaignOut)
-def get_campaign(campaign_id: int, caller: Reader, db: Db) -> Campaign:
+@router.get("/campaigns/{campaign_id}", response_model=CampaignOut, responses=errors(404))
+def get_campaign(campaign_id: CampaignId, caller: Reader, db: Db) -> Campaign:
     return planning.get(db, campaign_id)
 
 
-@router.post("/receipts", response_model=ReceiptOut, status_code=201, summary="Enter a receipt")
+@router.post(
+    "/receipts",
+    response_model=ReceiptOut,
+    status_code=201,
+    summary="Enter a receipt",
+    responses=errors(400, 409),
+)
 def create_receipt(body: ReceiptIn, caller: Enterer, db: Db) -> Any:
     receipt = receipts.create(db, caller.actor, ReceiptInput(**body.model_dump()))
     db.commit()
@@ -103,16 +167,19 @@ def create_receipt(body: ReceiptIn, caller: Enterer, db: Db) -> Any:
 
 
 @router.delete(
-    "/receipts/{receipt_id}", status_code=204, summary="Delete a draft or rejected receipt"
+    "/receipts/{receipt_id}",
+    status_code=204,
+    summary="Delete a draft or rejected receipt",
+    responses=errors(404, 409),
 )
-def delete_receipt(receipt_id: int, caller: Enterer, db: Db) -> Response:
+def delete_receipt(receipt_id: ReceiptId, caller: Enterer, db: Db) -> Response:
     receipts.delete(db, caller.actor, receipt_id)
     db.commit()
     return Response(status_code=204)
 
 
-@router.get("/receipts/{receipt_id}", response_model=ReceiptOut)
-def get_receipt(receipt_id: int, caller: Reader, db: Db) -> Any:
+@router.get("/receipts/{receipt_id}", response_model=ReceiptOut, responses=errors(404))
+def get_receipt(receipt_id: ReceiptId, caller: Reader, db: Db) -> Any:
     return receipts.get(db, receipt_id)
 
 
@@ -122,29 +189,57 @@ def _transition(action: str, caller: Caller, db: Db, receipt_id: int, reason: st
     return receipt
 
 
-@router.post("/receipts/{receipt_id}/submit", response_model=ReceiptOut)
-def submit_receipt(receipt_id: int, caller: Enterer, db: Db) -> Any:
+@router.post(
+    "/receipts/{receipt_id}/submit",
+    response_model=ReceiptOut,
+    summary="Submit a receipt for approval",
+    responses=errors(404, 409),
+)
+def submit_receipt(receipt_id: ReceiptId, caller: Enterer, db: Db) -> Any:
     return _transition("submit", caller, db, receipt_id, None)
 
 
-@router.post("/receipts/{receipt_id}/approve", response_model=ReceiptOut)
-def approve_receipt(receipt_id: int, caller: Finance, db: Db) -> Any:
+@router.post(
+    "/receipts/{receipt_id}/approve",
+    response_model=ReceiptOut,
+    summary="Approve a submitted receipt",
+    description="Approve a submitted receipt." + PERSON_ONLY + FOUR_EYES,
+    responses=errors(404, 409),
+)
+def approve_receipt(receipt_id: ReceiptId, caller: Finance, db: Db) -> Any:
     return _transition("approve", caller, db, receipt_id, None)
 
 
-@router.post("/receipts/{receipt_id}/reject", response_model=ReceiptOut)
-def reject_receipt(receipt_id: int, body: TransitionIn, caller: Finance, db: Db) -> Any:
+@router.post(
+    "/receipts/{receipt_id}/reject",
+    response_model=ReceiptOut,
+    summary="Reject a submitted receipt, with the reason",
+    responses=errors(400, 404, 409),
+)
+def reject_receipt(receipt_id: ReceiptId, body: TransitionIn, caller: Finance, db: Db) -> Any:
     return _transition("reject", caller, db, receipt_id, body.reason)
 
 
-@router.post("/receipts/{receipt_id}/pay", response_model=ReceiptOut)
-def pay_receipt(receipt_id: int, caller: Finance, db: Db) -> Any:
+@router.post(
+    "/receipts/{receipt_id}/pay",
+    response_model=ReceiptOut,
+    summary="Mark an approved receipt paid",
+    description="Mark an approved receipt paid." + PERSON_ONLY,
+    responses=errors(404, 409),
+)
+def pay_receipt(receipt_id: ReceiptId, caller: Finance, db: Db) -> Any:
     return _transition("pay", caller, db, receipt_id, None)
 
 
-@router.post("/receipts/{receipt_id}/attachments", response_model=AttachmentOut, status_code=201)
+@router.post(
+    "/receipts/{receipt_id}/attachments",
+    response_model=AttachmentOut,
+    status_code=201,
+    summary="Attach a file (PDF, JPEG, PNG or WebP, at most 10 MB) to a draft receipt",
+    responses=errors(400, 404, 409),
+)
 def upload_attachment(
-    receipt_id: int, file: UploadFile, caller: Enterer, db: Db, settings: AppSettings
+    receipt_id: ReceiptId, file: UploadFile, caller: Enterer, db: Db, settings: AppSettings
 ) -> Any:
     # A spooled temporary file, read in the worker thread: never more than the limit into memory.
     data = file.file.read(MAX_UPLOAD)
@@ -155,9 +250,9 @@ def upload_attachment(
     return attachment
 
 
-@router.get("/attachments/{attachment_id}", response_class=FileResponse)
+@router.get("/attachments/{attachment_id}", response_class=FileResponse, responses=errors(404))
 def download_attachment(
-    attachment_id: int, caller: Reader, db: Db, settings: AppSettings
+    attachment_id: AttachmentId, caller: Reader, db: Db, settings: AppSettings
 ) -> FileResponse:
     attachment, path = attachments.open_for_download(
         db, caller.actor, attachment_id, settings.data_dir
@@ -170,15 +265,19 @@ def download_attachment(
     )
 
 
-@router.post("/revenue", status_code=201, summary="Record revenue (回款记录)")
+@router.post(
+    "/revenue", status_code=201, summary="Record revenue (回款记录)", responses=errors(400)
+)
 def create_revenue(body: RevenueIn, caller: Finance, db: Db) -> dict[str, int]:
     row = revenue.record(db, caller.actor, **body.model_dump())
     db.commit()
     return {"id": row.id}
 
 
-@router.get("/revenue", summary="Revenue records of a campaign")
-def list_revenue(campaign_id: int, caller: Reader, db: Db) -> list[dict[str, Any]]:
+@router.get("/revenue", summary="Revenue records of a campaign", responses=errors(404))
+def list_revenue(
+    campaign_id: Annotated[int, Query(ge=1, le=bounds.MAX_ID)], caller: Reader, db: Db
+) -> list[dict[str, Any]]:
     planning.get(db, campaign_id)
     rows = db.scalars(
         select(RevenueRecord)
@@ -199,7 +298,9 @@ def list_revenue(campaign_id: int, caller: Reader, db: Db) -> list[dict[str, Any
 
 
 @router.get("/rates", summary="Exchange rates, newest first")
-def list_rates(caller: Reader, db: Db, currency: str | None = None) -> list[dict[str, str]]:
+def list_rates(
+    caller: Reader, db: Db, currency: Annotated[Currency | None, Query()] = None
+) -> list[dict[str, str]]:
     query = select(ExchangeRate).order_by(ExchangeRate.rate_date.desc()).limit(1000)
     if currency:
         query = query.where(ExchangeRate.currency == currency.upper())
@@ -209,30 +310,25 @@ def list_rates(caller: Reader, db: Db, currency: str | None = None) -> list[dict
     ]
 
 
-@router.post("/periods/{month}/close", summary="Close a month (YYYY-MM)")
-def close_period(month: str, caller: Finance, db: Db) -> dict[str, str]:
-    periods.close_month(db, caller.actor, _month(month))
+@router.post("/periods/{month}/close", summary="Close a month (YYYY-MM)", responses=errors(409))
+def close_period(month: Month, caller: Finance, db: Db) -> dict[str, str]:
+    periods.close_month(db, caller.actor, periods.parse_month(month))
     db.commit()
     return {"month": month, "state": "closed"}
 
 
-@router.post("/periods/{month}/reopen", summary="Reopen a closed month (admin)")
-def reopen_period(month: str, caller: Admin, db: Db) -> dict[str, str]:
+@router.post(
+    "/periods/{month}/reopen", summary="Reopen a closed month (admin)", responses=errors(409)
+)
+def reopen_period(month: Month, caller: Admin, db: Db) -> dict[str, str]:
     if caller.key is not None:  # reopening the books is a person's decision, never a key's
         raise PermissionDenied("auth.person_only", "Only a signed-in admin can reopen a month.")
-    periods.reopen_month(db, caller.actor, _month(month))
+    periods.reopen_month(db, caller.actor, periods.parse_month(month))
     db.commit()
     return {"month": month, "state": "open"}
 
 
-def _month(value: str) -> date:
-    try:
-        return date.fromisoformat(f"{value}-01")
-    except ValueError:
-        raise ValidationFailed("period.month", f"'{value}' is not a month like 2026-03.") from None
-
-
-@router.put("/rates", summary="Set an exchange rate to the base currency")
+@router.put("/rates", summary="Set an exchange rate to the base currency", responses=errors(400))
 def put_rate(body: RateIn, caller: Finance, db: Db, settings: AppSettings) -> dict[str, str]:
     row = rates.set_rate(
         db, caller.actor, body.currency, body.rate_date, body.rate, settings.base_currency
@@ -241,18 +337,36 @@ def put_rate(body: RateIn, caller: Finance, db: Db, settings: AppSettings) -> di
     return {"currency": row.currency, "rate_date": str(row.rate_date), "rate": str(row.rate)}
 
 
-@router.get("/reports/roi", summary="The ROI (input-output ratio) report")
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+REPORT_FORMATS: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The report: JSON, or a CSV or XLSX file as `format` asks",
+        "content": {
+            "application/json": {},
+            "text/csv": {"schema": {"type": "string"}},
+            XLSX: {"schema": {"type": "string", "format": "binary"}},
+        },
+    }
+}
+
+
+@router.get(
+    "/reports/roi",
+    summary="The ROI (input-output ratio) report",
+    description="A missing exchange rate is a 422 naming the currency and the date.",
+    responses=REPORT_FORMATS,
+)
 def roi_report(
     request: Request,
     caller: Reader,
     db: Db,
     settings: AppSettings,
-    start: Annotated[date | None, Query(alias="from")] = None,
-    end: Annotated[date | None, Query(alias="to")] = None,
+    start: Annotated[Day | None, Query(alias="from")] = None,
+    end: Annotated[Day | None, Query(alias="to")] = None,
     group_by: GroupBy = "campaign",
-    channel: str | None = None,
-    status: str | None = None,
-    owner_id: int | None = None,
+    channel: Annotated[ChannelCode | None, Query()] = None,
+    status: CampaignStatus | None = None,
+    owner_id: Annotated[int | None, Query(ge=1, le=bounds.MAX_ID)] = None,
     format: Literal["json", "csv", "xlsx"] = "json",
 ) -> Response:
     report = loyalty_reports.roi(
@@ -273,7 +387,7 @@ def roi_report(
     if format == "xlsx":
         return Response(
             exports.to_xlsx(report),
-            media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            media_type=XLSX,
             headers={"Content-Disposition": 'attachment; filename="roi.xlsx"'},
         )
     return JSONResponse(report.as_json())

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta
+from typing import Annotated
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
-from core import audit
+from core import audit, bounds
+from core.audit import AuditEntry
 from web.deps import AdminUser, Db
-from web.forms import optional_day
+from web.pages.reports import filter_day, filter_text
 from web.rendering import render
 
 router = APIRouter(prefix="/admin/audit")
@@ -31,14 +33,25 @@ def audit_log(
     entity_id: str = "",
     since: str = "",
     until: str = "",
-    before: int | None = None,
+    before: Annotated[int | None, Query(ge=1, le=bounds.MAX_ID)] = None,
 ) -> Response:
-    since_day, until_day = optional_day(since), optional_day(until)
+    # Bad filters are named on the page and ignored, and the answer is a 422.
+    problems: list[str] = []
+    kept = {
+        "action": filter_text(
+            action.strip(), "The action", bounds.length(AuditEntry.action), problems
+        ),
+        "actor": filter_text(actor.strip(), "Who", bounds.MAX_SEARCH, problems),
+        "entity_type": filter_text(
+            entity_type.strip(), "The record type", bounds.length(AuditEntry.entity_type), problems
+        ),
+        "entity_id": filter_text(
+            entity_id.strip(), "The record id", bounds.length(AuditEntry.entity_id), problems
+        ),
+    }
+    since_day, until_day = filter_day(since, problems), filter_day(until, problems)
     filters = audit.AuditFilter(
-        action=action.strip() or None,
-        actor=actor.strip() or None,
-        entity_type=entity_type.strip() or None,
-        entity_id=entity_id.strip() or None,
+        **kept,
         # Days are the staff member's local days; "until" includes the whole day.
         since=_start_of(since_day, request) if since_day else None,
         until=_start_of(until_day + timedelta(days=1), request) if until_day else None,
@@ -54,12 +67,18 @@ def audit_log(
         "since": since,
         "until": until,
     }
+    accepted = {
+        **{k: v for k, v in kept.items() if v},
+        **({"since": since} if since_day else {}),
+        **({"until": until} if until_day else {}),
+    }
     context = {
         "rows": rows,
         "has_more": has_more,
         "next_before": rows[-1].id if rows else None,
         "query": {k: v for k, v in query.items() if v},
+        "more_query": accepted,  # "load more" carries only the filters that were applied
         "actions": audit.distinct_actions(db),
-        "bad_dates": (since and not since_day) or (until and not until_day),
+        "problems": problems,
     }
-    return render(request, "admin/audit.html", context)
+    return render(request, "admin/audit.html", context, status_code=422 if problems else 200)

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Form, Path, Request
 from fastapi.responses import RedirectResponse, Response
 
+from core import bounds
 from core.accounts import api_keys
 from core.errors import RetainError
 from web.deps import AdminUser, Db, actor_for
 from web.errors import status_for
 from web.rendering import flash, render
 
+KeyId = Annotated[int, Path(ge=1, le=bounds.MAX_ID)]
 router = APIRouter(prefix="/admin/api-keys")
 
 
@@ -45,7 +47,7 @@ def create_key(
 
 
 @router.post("/{key_id}/revoke")
-def revoke_key(request: Request, key_id: int, admin: AdminUser, db: Db) -> Response:
+def revoke_key(request: Request, key_id: KeyId, admin: AdminUser, db: Db) -> Response:
     key = api_keys.revoke(db, actor_for(request, admin), key_id)
     db.commit()
     flash(request, f"Key “{key.name}” is revoked; calls with it now get 401.")

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Form, Path, Request
 from fastapi.responses import RedirectResponse, Response
 
+from core import bounds
 from core.accounts import users
 from core.accounts.models import Role, User
 from core.errors import RetainError
@@ -15,6 +16,7 @@ from web.deps import AdminUser, Db, actor_for
 from web.errors import status_for
 from web.rendering import flash, render
 
+UserId = Annotated[int, Path(ge=1, le=bounds.MAX_ID)]
 router = APIRouter(prefix="/admin/users")
 
 
@@ -59,7 +61,7 @@ def invite(
 @router.post("/{user_id}/roles")
 def change_roles(
     request: Request,
-    user_id: int,
+    user_id: UserId,
     admin: AdminUser,
     db: Db,
     roles: Annotated[list[str] | None, Form()] = None,
@@ -73,7 +75,7 @@ def change_roles(
 
 
 @router.post("/{user_id}/disable")
-def disable(request: Request, user_id: int, admin: AdminUser, db: Db) -> Response:
+def disable(request: Request, user_id: UserId, admin: AdminUser, db: Db) -> Response:
     return _act(
         request,
         db,
@@ -83,7 +85,7 @@ def disable(request: Request, user_id: int, admin: AdminUser, db: Db) -> Respons
 
 
 @router.post("/{user_id}/enable")
-def enable(request: Request, user_id: int, admin: AdminUser, db: Db) -> Response:
+def enable(request: Request, user_id: UserId, admin: AdminUser, db: Db) -> Response:
     return _act(
         request,
         db,
@@ -93,7 +95,7 @@ def enable(request: Request, user_id: int, admin: AdminUser, db: Db) -> Response
 
 
 @router.post("/{user_id}/reinvite")
-def reinvite(request: Request, user_id: int, admin: AdminUser, db: Db) -> Response:
+def reinvite(request: Request, user_id: UserId, admin: AdminUser, db: Db) -> Response:
     try:
         token = users.reissue_invite(db, actor_for(request, admin), user_id)
     except RetainError as exc:

@@ -6,7 +6,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Depends, Form, Path, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -21,20 +21,22 @@ from campaigns.models import (
     RevenueRecord,
 )
 from campaigns.reports import COLUMNS, RoiRow
+from core import bounds
 from core.accounts.models import Role, User
 from core.errors import RetainError, ValidationFailed
 from core.money import parse_amount
 from loyalty import reports as loyalty_reports
 from web.deps import AppSettings, Db, actor_for, require_roles
 from web.errors import status_for
-from web.forms import FormFields, optional_day
-from web.pages.reports import chart_data
+from web.forms import FormFields
+from web.pages.reports import chart_data, filter_day, filter_id, filter_text
 from web.rendering import flash, render
 
 router = APIRouter(prefix="/campaigns")
 Staff = Annotated[User, Depends(require_roles(Role.MARKETER, Role.FINANCE, Role.ADMIN))]
 Planner = Annotated[User, Depends(require_roles(Role.MARKETER, Role.ADMIN))]
 Finance = Annotated[User, Depends(require_roles(Role.FINANCE))]
+CampaignId = Annotated[int, Path(ge=1, le=bounds.MAX_ID)]
 SORTS = {
     "start": (Campaign.starts_on.desc(), Campaign.code),
     "name": (Campaign.name, Campaign.code),
@@ -77,19 +79,25 @@ def list_campaigns(
     start: str = "",
     end: str = "",
 ) -> Response:
+    # Bad filters are named on the page and ignored, and the answer is a 422.
+    problems: list[str] = []
+    search = filter_text(q.strip(), "The search", bounds.MAX_SEARCH, problems)
+    status_ = filter_text(status, "The status", bounds.length(Campaign.status), problems)
+    channel_ = filter_text(channel, "The channel", bounds.length(Channel.code), problems)
+    owner_id = filter_id(owner, "owner", problems)
+    period_start, period_end = filter_day(start, problems), filter_day(end, problems)
     query = select(Campaign).join(Channel, Channel.id == Campaign.channel_id)
-    if q.strip():
+    if search:
         query = query.where(
-            Campaign.name.icontains(q.strip(), autoescape=True)
-            | Campaign.code.icontains(q.strip(), autoescape=True)
+            Campaign.name.icontains(search, autoescape=True)
+            | Campaign.code.icontains(search, autoescape=True)
         )
-    if status:
-        query = query.where(Campaign.status == status)
-    if channel:
-        query = query.where(Channel.code == channel)
-    if owner.isdigit():
-        query = query.where(Campaign.owner_id == int(owner))
-    period_start, period_end = optional_day(start), optional_day(end)
+    if status_:
+        query = query.where(Campaign.status == status_)
+    if channel_:
+        query = query.where(Channel.code == channel_)
+    if owner_id:
+        query = query.where(Campaign.owner_id == owner_id)
     if period_start:  # campaigns running at any time in the period
         query = query.where(Campaign.ends_on >= period_start)
     if period_end:
@@ -115,9 +123,11 @@ def list_campaigns(
             "owners_by_id": owners,
             "kpis": kpis,
             "params": params,
+            "problems": problems,
             "can_plan": user.has_any(Role.MARKETER, Role.ADMIN),
             **_choices(db),
         },
+        status_code=422 if problems else 200,
     )
 
 
@@ -141,6 +151,18 @@ def _day(value: str, label: str) -> date:
         raise ValidationFailed("form.date", f"Enter the {label} as a date.") from None
 
 
+def _orders(value: str) -> int | None:
+    """A count of orders: empty, or a whole number the INTEGER column holds."""
+    value = value.strip()
+    if not value:
+        return None
+    if not (value.isascii() and value.isdigit()) or len(value) > len(str(revenue.MAX_ORDERS)):
+        raise ValidationFailed(
+            "revenue.orders", f"Orders must be a whole number up to {revenue.MAX_ORDERS:,}."
+        )
+    return int(value)
+
+
 def _fields(form: dict[str, str], user: User, settings: AppSettings) -> dict[str, Any]:
     """Campaign fields from the form, parsed; bad values raise with a message for the form."""
     lines = {
@@ -150,7 +172,7 @@ def _fields(form: dict[str, str], user: User, settings: AppSettings) -> dict[str
         "code": form.get("code", ""),
         "name": form.get("name", ""),
         "channel": form.get("channel", ""),
-        "owner_id": int(form.get("owner_id") or user.id),
+        "owner_id": bounds.parse_id(form.get("owner_id"), "owner") or user.id,
         "starts_on": _day(form.get("starts_on", ""), "start date"),
         "ends_on": _day(form.get("ends_on", ""), "end date"),
         "budget": _amount(form.get("budget", ""), "budget") or Decimal(0),
@@ -216,7 +238,7 @@ def create_campaign(
 
 
 @router.get("/{campaign_id}/edit")
-def edit_campaign(request: Request, campaign_id: int, user: Planner, db: Db) -> Response:
+def edit_campaign(request: Request, campaign_id: CampaignId, user: Planner, db: Db) -> Response:
     campaign = planning.get(db, campaign_id)
     return render(
         request,
@@ -228,7 +250,7 @@ def edit_campaign(request: Request, campaign_id: int, user: Planner, db: Db) -> 
 @router.post("/{campaign_id}")
 def save_campaign(
     request: Request,
-    campaign_id: int,
+    campaign_id: CampaignId,
     user: Planner,
     db: Db,
     settings: AppSettings,
@@ -253,7 +275,7 @@ def save_campaign(
 
 @router.get("/{campaign_id}")
 def campaign_detail(
-    request: Request, campaign_id: int, user: Staff, db: Db, settings: AppSettings
+    request: Request, campaign_id: CampaignId, user: Staff, db: Db, settings: AppSettings
 ) -> Response:
     campaign = planning.get(db, campaign_id)
     only = report_data.ReportFilter(campaign_ids=(campaign.id,))
@@ -303,7 +325,7 @@ def campaign_detail(
 @router.post("/{campaign_id}/status")
 def change_status(
     request: Request,
-    campaign_id: int,
+    campaign_id: CampaignId,
     user: Planner,
     db: Db,
     status: Annotated[str, Form()] = "",
@@ -317,7 +339,7 @@ def change_status(
 @router.post("/{campaign_id}/revenue")
 def add_revenue(
     request: Request,
-    campaign_id: int,
+    campaign_id: CampaignId,
     user: Finance,
     db: Db,
     settings: AppSettings,
@@ -336,7 +358,7 @@ def add_revenue(
             amount=_amount(amount, "amount") or Decimal(0),
             currency=currency or settings.base_currency,
             reference=reference,
-            orders=int(orders) if orders.strip().isdigit() else None,
+            orders=_orders(orders),
         )
     except RetainError as exc:
         db.rollback()

@@ -24,13 +24,6 @@ Enterer = Annotated[User, Depends(require_roles(Role.MARKETER, Role.FINANCE))]
 MAX_CSV = 5 * 1024 * 1024
 
 
-def _month(value: str) -> date:
-    try:
-        return datetime.strptime(value, "%Y-%m").date()  # noqa: DTZ007 - a calendar month
-    except ValueError:
-        raise ValidationFailed("period.month", f"'{value}' is not a month like 2026-03.") from None
-
-
 @router.get("/finance/periods")
 def period_page(request: Request, user: Finance, db: Db, settings: AppSettings) -> Response:
     today = datetime.now(settings.zone).date().replace(day=1)
@@ -57,9 +50,9 @@ def period_action(
     try:
         actor = actor_for(request, user)
         if action == "close":
-            periods.close_month(db, actor, _month(month))
+            periods.close_month(db, actor, periods.parse_month(month))
         elif action == "reopen":
-            periods.reopen_month(db, actor, _month(month))
+            periods.reopen_month(db, actor, periods.parse_month(month))
         else:
             raise ValidationFailed("period.action", "Choose close or reopen.")
     except RetainError as exc:
@@ -94,15 +87,18 @@ def set_rate(
     rate: Annotated[str, Form()] = "",
 ) -> Response:
     try:
-        day = date.fromisoformat(rate_date) if rate_date else None
+        try:
+            day = date.fromisoformat(rate_date) if rate_date else None
+        except ValueError:
+            raise ValidationFailed("rate.date", "Enter the date as 2026-03-31.") from None
         if day is None:
             raise ValidationFailed("rate.date", "Enter the date of the rate.")
         rates.set_rate(
             db, actor_for(request, user), currency, day, parse_amount(rate), settings.base_currency
         )
-    except (RetainError, ValueError) as exc:
+    except RetainError as exc:
         db.rollback()
-        flash(request, getattr(exc, "message", "Enter the date as 2026-03-31."), "error")
+        flash(request, exc.message, "error")
     else:
         db.commit()
         flash(request, f"Rate saved: 1 {currency.upper()} = {rate} {settings.base_currency}.")

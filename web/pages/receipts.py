@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Depends, Form, Path, Query, Request
 from fastapi.responses import FileResponse, RedirectResponse, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -15,7 +15,7 @@ from starlette.datastructures import FormData
 from campaigns import attachments, planning, receipts
 from campaigns.models import Campaign, CostCategory, PaymentMode, Receipt, ReceiptStatus
 from campaigns.receipts import ReceiptInput
-from core import audit
+from core import audit, bounds
 from core.accounts.models import Role, User
 from core.errors import RetainError, ValidationFailed
 from core.money import parse_amount
@@ -29,6 +29,8 @@ Staff = Annotated[User, Depends(require_roles(Role.MARKETER, Role.FINANCE, Role.
 Enterer = Annotated[User, Depends(require_roles(Role.MARKETER, Role.FINANCE))]
 Finance = Annotated[User, Depends(require_roles(Role.FINANCE))]
 ACTIONS = ("submit", "approve", "reject", "pay")
+ReceiptId = Annotated[int, Path(ge=1, le=bounds.MAX_ID)]
+AttachmentId = Annotated[int, Path(ge=1, le=bounds.MAX_ID)]
 
 
 def _form_choices(db: Session) -> dict[str, Any]:
@@ -46,7 +48,10 @@ def _form_choices(db: Session) -> dict[str, Any]:
 
 @router.get("/receipts/new")
 def new_receipt(
-    request: Request, user: Enterer, db: Db, campaign_id: int | None = None
+    request: Request,
+    user: Enterer,
+    db: Db,
+    campaign_id: Annotated[int | None, Query(ge=1, le=bounds.MAX_ID)] = None,
 ) -> Response:
     return render(
         request,
@@ -60,8 +65,11 @@ def _input(fields: dict[str, str], settings: AppSettings) -> ReceiptInput:
         expense_date = date.fromisoformat(fields.get("expense_date", ""))
     except ValueError:
         raise ValidationFailed("form.date", "Enter the expense date.") from None
+    campaign_id = bounds.parse_id(fields.get("campaign_id"), "campaign")
+    if campaign_id is None:
+        raise ValidationFailed("receipt.campaign", "Choose the campaign this receipt is for.")
     return ReceiptInput(
-        campaign_id=int(fields.get("campaign_id") or 0),
+        campaign_id=campaign_id,
         vendor=fields.get("vendor", ""),
         category=fields.get("category", ""),
         amount=parse_amount(fields.get("amount") or "0"),
@@ -124,7 +132,7 @@ def create_receipt(
 
 
 @router.get("/receipts/{receipt_id}/edit")
-def edit_receipt(request: Request, receipt_id: int, user: Enterer, db: Db) -> Response:
+def edit_receipt(request: Request, receipt_id: ReceiptId, user: Enterer, db: Db) -> Response:
     r = receipts.get(db, receipt_id)
     form = {
         "campaign_id": str(r.campaign_id),
@@ -147,7 +155,7 @@ def edit_receipt(request: Request, receipt_id: int, user: Enterer, db: Db) -> Re
 @router.post("/receipts/{receipt_id}")
 def save_receipt(
     request: Request,
-    receipt_id: int,
+    receipt_id: ReceiptId,
     user: Enterer,
     db: Db,
     settings: AppSettings,
@@ -157,7 +165,7 @@ def save_receipt(
 
 
 @router.get("/receipts/{receipt_id}")
-def receipt_detail(request: Request, receipt_id: int, user: Staff, db: Db) -> Response:
+def receipt_detail(request: Request, receipt_id: ReceiptId, user: Staff, db: Db) -> Response:
     receipt = receipts.get(db, receipt_id)
     history = audit.list_entries(
         db, audit.AuditFilter(entity_type="receipt", entity_id=str(receipt.id)), limit=50
@@ -169,6 +177,12 @@ def receipt_detail(request: Request, receipt_id: int, user: Staff, db: Db) -> Re
         if receipt.status in receipts.TRANSITIONS[a][0]
         and user.has_any(*[Role(r) for r in receipts.TRANSITIONS[a][1]])
     ]
+    # Four eyes: say why this person cannot approve, rather than offer a button that fails.
+    approve_blocked = None
+    if "approve" in allowed:
+        approve_blocked = receipts.four_eyes_problem(db, actor_for(request, user), receipt)
+        if approve_blocked:
+            allowed.remove("approve")
     return render(
         request,
         "receipts/detail.html",
@@ -178,12 +192,13 @@ def receipt_detail(request: Request, receipt_id: int, user: Staff, db: Db) -> Re
             "history": list(reversed(history)),
             "allowed": allowed,
             "editable": editable,
+            "approve_blocked": approve_blocked,
         },
     )
 
 
 @router.post("/receipts/{receipt_id}/delete")
-def delete_receipt(request: Request, receipt_id: int, user: Enterer, db: Db) -> Response:
+def delete_receipt(request: Request, receipt_id: ReceiptId, user: Enterer, db: Db) -> Response:
     receipt = receipts.get(db, receipt_id)
     campaign_id = receipt.campaign_id
     try:
@@ -200,7 +215,7 @@ def delete_receipt(request: Request, receipt_id: int, user: Enterer, db: Db) -> 
 @router.post("/receipts/{receipt_id}/{action}")
 def receipt_action(
     request: Request,
-    receipt_id: int,
+    receipt_id: ReceiptId,
     action: str,
     user: Staff,
     db: Db,
@@ -225,7 +240,7 @@ def receipt_action(
 
 @router.get("/receipts/attachments/{attachment_id}")
 def download(
-    request: Request, attachment_id: int, user: Staff, db: Db, settings: AppSettings
+    request: Request, attachment_id: AttachmentId, user: Staff, db: Db, settings: AppSettings
 ) -> FileResponse:
     attachment, path = attachments.open_for_download(
         db, actor_for(request, user), attachment_id, settings.data_dir
@@ -263,14 +278,23 @@ def finance_queue(request: Request, user: Finance, db: Db) -> Response:
 def finance_bulk(request: Request, user: Finance, db: Db, form: FormFields) -> Response:
     action = str(form.get("action", ""))
     reason = str(form.get("reason", "")).strip()
-    ids = [int(v) for v in form.getlist("ids") if isinstance(v, str) and v.isdigit()]
+    ids: list[int] = []
+    failed: list[str] = []
+    for value in form.getlist("ids"):
+        try:
+            receipt_id = bounds.parse_id(value if isinstance(value, str) else "", "receipt")
+        except ValidationFailed as exc:
+            failed.append(exc.message)
+        else:
+            if receipt_id is not None:
+                ids.append(receipt_id)
     if action not in ("approve", "reject", "pay") or not ids:
         flash(request, "Tick at least one receipt, then choose what to do.", "error")
         return RedirectResponse("/finance/queue", status_code=303)
     if action == "reject" and not reason:
         flash(request, "Give the reason for rejecting; it is shown to whoever filed them.", "error")
         return RedirectResponse("/finance/queue", status_code=303)
-    done, failed = 0, []
+    done = 0
     actor = actor_for(request, user)
     for receipt_id in ids:  # each receipt is its own business action
         try:

@@ -11,10 +11,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from campaigns import exports, report_data
-from campaigns.models import CampaignStatus, Channel
+from campaigns.models import Campaign, CampaignStatus, Channel
 from campaigns.reports import COLUMNS, GROUPS, GroupBy, RoiReport
+from core import bounds
 from core.accounts.models import Role, User
-from core.errors import RetainError
+from core.errors import RetainError, ValidationFailed
 from loyalty import reports as loyalty_reports
 from web.deps import AppSettings, Db, require_roles
 from web.rendering import render
@@ -23,28 +24,57 @@ router = APIRouter()
 STAFF = (Role.MARKETER, Role.FINANCE, Role.ADMIN)
 
 
+def _shown(value: str) -> str:
+    return value if len(value) <= 40 else value[:40] + "…"
+
+
+def filter_day(value: str, problems: list[str]) -> date | None:
+    """A filter's YYYY-MM-DD within the bounds of any date; a bad one is named and ignored."""
+    if not value:
+        return None
+    try:
+        return bounds.check_day(date.fromisoformat(value), "date", label=f"'{value}'")
+    except ValueError:
+        problems.append(f"'{_shown(value)}' is not a date like 2026-03-31")
+    except ValidationFailed as exc:
+        problems.append(exc.message.rstrip("."))
+    return None
+
+
+def filter_text(value: str, label: str, size: int, problems: list[str]) -> str | None:
+    """A filter's text held to its column; a bad one is named and ignored."""
+    if not value:
+        return None
+    problem = bounds.text_problem(value, size)
+    if problem:
+        problems.append(f"{label} {problem}")
+        return None
+    return value
+
+
+def filter_id(value: str, label: str, problems: list[str]) -> int | None:
+    """A filter's record id (a choice from a list); a bad one is named and ignored."""
+    try:
+        return bounds.parse_id(value, label)
+    except ValidationFailed as exc:
+        problems.append(exc.message.rstrip("."))
+        return None
+
+
 def parse_filter(params: dict[str, str]) -> tuple[report_data.ReportFilter, list[str]]:
     """The report filter from query parameters; bad values are ignored and named."""
     problems: list[str] = []
-
-    def day(name: str) -> date | None:
-        value = params.get(name, "")
-        if not value:
-            return None
-        try:
-            return date.fromisoformat(value)
-        except ValueError:
-            problems.append(f"'{value}' is not a date like 2026-03-31")
-            return None
-
-    owner = params.get("owner", "")
     return (
         report_data.ReportFilter(
-            start=day("from"),
-            end=day("to"),
-            channel=params.get("channel") or None,
-            status=params.get("status") or None,
-            owner_id=int(owner) if owner.isdigit() else None,
+            start=filter_day(params.get("from", ""), problems),
+            end=filter_day(params.get("to", ""), problems),
+            channel=filter_text(
+                params.get("channel", ""), "The channel", bounds.length(Channel.code), problems
+            ),
+            status=filter_text(
+                params.get("status", ""), "The status", bounds.length(Campaign.status), problems
+            ),
+            owner_id=filter_id(params.get("owner", ""), "owner", problems),
         ),
         problems,
     )
@@ -99,6 +129,7 @@ def roi_page(request: Request, user: Staff, db: Db, settings: AppSettings) -> Re
         "columns": COLUMNS,
         **_options(db),
     }
+    problems: list[str] = []
     try:
         report, group_by, problems = _build(db, settings, request)
         filters, _ = parse_filter(dict(request.query_params))
@@ -114,12 +145,15 @@ def roi_page(request: Request, user: Staff, db: Db, settings: AppSettings) -> Re
         context.update(report=None, error=exc.message)
     query = request.url.query
     context["export_query"] = f"?{query}" if query else ""
-    return render(request, "reports/roi.html", context)
+    # The page still shows (without the bad filter), but the answer says the input was bad.
+    return render(request, "reports/roi.html", context, status_code=422 if problems else 200)
 
 
 @router.get("/reports/roi.{fmt}")
 def roi_export(request: Request, fmt: str, user: Staff, db: Db, settings: AppSettings) -> Response:
-    report, group_by, _ = _build(db, settings, request)
+    report, group_by, problems = _build(db, settings, request)
+    if problems:  # a file is no place to say a filter was ignored: refuse it instead
+        raise ValidationFailed("report.filter", "; ".join(problems) + ".")
     name = f"roi-by-{group_by}-{date.today():%Y%m%d}"  # noqa: DTZ011 - a file name only
     if fmt == "csv":
         return Response(
