@@ -96,10 +96,12 @@ def parse_id(value: str | None, field: str = "id") -> int | None:
     if value is None or value.strip() == "":
         return None
     text = value.strip()
-    # ASCII digits only ("²" is a digit to isdigit, not to int), and few enough to convert.
-    if not (text.isascii() and text.isdigit()) or len(text) > len(str(MAX_ID)):
+    # ASCII digits only ("²" is a digit to isdigit, not to int).
+    if not (text.isascii() and text.isdigit()):
         raise ValidationFailed(f"{field}.invalid", f"Choose a valid {field.replace('_', ' ')}.")
-    return check_id(int(text), field)
+    # A number too long to be an id is out of range (and never converted: int() of thousands
+    # of digits is refused by Python itself).
+    return check_id(int(text) if len(text) <= len(str(MAX_ID)) else MAX_ID + 1, field)
 
 
 def check_amount(

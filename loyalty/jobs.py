@@ -19,6 +19,7 @@ from sqlalchemy import String, and_, cast, func, insert, literal, select, update
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.sql import Select
 
+from core.accounts import throttle
 from core.audit import Actor
 from core.db import rowcount
 from core.timeutil import UTCDateTime
@@ -240,6 +241,8 @@ JOBS: dict[str, Job] = {
     "birthdays": birthdays,
     "complete_referrals": complete_referrals,
     "evaluate_tiers": evaluate_tiers,
+    # Not loyalty's own, but nightly like the rest: sign-in attempts past their retention.
+    "prune_signin_attempts": lambda session, at, zone: throttle.prune(session, at),
 }
 
 

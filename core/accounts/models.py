@@ -104,7 +104,10 @@ class SigninAttempt(Base):
     """Every sign-in try, kept to throttle guessing and to show admins who tried."""
 
     __tablename__ = "signin_attempts"
-    __table_args__ = (Index("ix_signin_attempts_email_at", "email", "attempted_at"),)
+    __table_args__ = (
+        Index("ix_signin_attempts_email_at", "email", "attempted_at"),
+        Index("ix_signin_attempts_ip_at", "ip", "attempted_at"),  # the per-address count
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     email: Mapped[str] = mapped_column(String(254))

@@ -15,14 +15,17 @@ import hashlib
 import math
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from core.accounts.models import SigninAttempt
+from core.db import rowcount
 from core.errors import RateLimited
 
 # An address may fail this many times more than one account before it is stopped.
 IP_FACTOR = 4
+# How long attempts are kept for admins to see who tried; far longer than any window.
+RETENTION = timedelta(days=90)
 _KEY_LENGTH = 254  # signin_attempts.email
 
 
@@ -120,3 +123,11 @@ def limit(
         )
         raise RateLimited("rate_limited", message, retry_after=wait)
     record_attempt(session, key, None, now, succeeded=False)
+
+
+def prune(session: Session, now: datetime) -> int:
+    """Forget attempts older than RETENTION (the nightly jobs call this), so the table, which
+    anyone can add to by guessing, stays bounded."""
+    return rowcount(
+        session.execute(delete(SigninAttempt).where(SigninAttempt.attempted_at < now - RETENTION))
+    )

@@ -33,6 +33,9 @@ _schema_app = create_app(
     Settings(env="test", data_dir=Path(tempfile.gettempdir()), secret_key=SecretStr("s" * 40))
 )
 schema = schemathesis.openapi.from_asgi("/api/openapi.json", _schema_app)
+# The test sets the Authorization header itself (a real key, or none): schemathesis must not
+# generate one, nor count a case that omits it as "schema-violating" when the key is then sent.
+schema.config.generation.update(with_security_parameters=False)
 
 
 @pytest.fixture(params=["all-scopes", "no-key"])
@@ -52,4 +55,6 @@ def auth(request: pytest.FixtureRequest, db: Session) -> dict[str, str]:
     suppress_health_check=list(HealthCheck),
 )
 def test_api_has_no_server_errors(case: Any, app: FastAPI, auth: dict[str, str]) -> None:
+    # Every other check runs. "Schema-valid request accepted" is left out: a valid shape may
+    # still name a campaign or member that does not exist, and 404/422 is then the answer.
     case.call_and_validate(headers=auth, app=app, excluded_checks=[positive_data_acceptance])

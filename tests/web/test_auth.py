@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from core.accounts import throttle, users
 from core.accounts.models import SigninAttempt, User
 from core.audit import Actor
 from core.settings import Settings
+from core.timeutil import utcnow
+from loyalty import jobs
 from loyalty.models import Member
 from tests.web.conftest import PASSWORD, csrf_from, member_sign_in, sign_in
 
@@ -197,3 +201,13 @@ def test_unknown_emails_are_throttled_and_answered_like_known_ones(
     # Text longer than any email is still counted (under a digest), not a database error.
     overlong = post_signin(client, "a" * 300 + "@example.com", "wrong-password-1")
     assert (overlong.status_code, error_text(overlong.text)) == answers["ada@example.com"][0]
+
+
+def test_the_nightly_jobs_forget_attempts_past_their_retention(db: Session) -> None:
+    now = utcnow()
+    for days in (1, 89, 91, 400):
+        throttle.record_attempt(db, "x@example.com", "10.0.0.1", now - timedelta(days=days), False)
+    assert jobs.run(db, "prune_signin_attempts", now, ZoneInfo("Asia/Shanghai")) == {"done": 2}
+    kept = db.scalars(select(SigninAttempt.attempted_at).order_by(SigninAttempt.attempted_at))
+    assert [now - at > throttle.RETENTION for at in kept] == [False, False]
+    assert db.scalar(select(func.count()).select_from(SigninAttempt)) == 2
