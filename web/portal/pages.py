@@ -10,7 +10,7 @@ from typing import Annotated
 import segno
 from fastapi import APIRouter, Form, Path, Query, Request
 from fastapi.responses import RedirectResponse, Response
-from markupsafe import Markup
+from markupsafe import Markup, escape
 from sqlalchemy import func, select
 
 from core import bounds
@@ -55,10 +55,16 @@ def home(request: Request, db: Db, settings: AppSettings, member: CurrentMember)
     if standing.next_tier is not None and standing.next_tier.threshold > 0:
         share = min(standing.value, standing.next_tier.threshold)
     recent = ledger.history(db, member.id, limit=5)
+    fmt: Formatter = request.state.fmt
     return render(
         request,
         "portal/home.html",
         {
+            # The member card: the till scans the number to credit a purchase.
+            "card_qr": qr_svg(
+                member.number,
+                fmt.gettext("QR code of member number %(number)s") % {"number": member.number},
+            ),
             "summary": summary,
             "standing": standing,
             "bar": share,
@@ -130,12 +136,18 @@ def offer(fmt: Formatter, batch: Batch) -> str:
     return text
 
 
-def qr_svg(code: str) -> Markup:
-    """The code as a QR image for the till's scanner, drawn here (no external service)."""
+def _qr_label(fmt: Formatter, code: str) -> str:
+    return fmt.gettext("QR code of coupon %(code)s") % {"code": code}
+
+
+def qr_svg(code: str, label: str) -> Markup:
+    """`code` as a QR image for a scanner, drawn here (no external service). `label` is its
+    text alternative: what the image holds, read out by a screen reader."""
     svg = segno.make(code, error="m", micro=False).svg_inline(
         dark="#111827", light="#ffffff", omitsize=True
     )
-    return Markup(svg)  # noqa: S704  (segno's own markup; the code is our alphabet only)
+    named = f'<svg role="img" aria-label="{escape(label)}"' + svg.removeprefix("<svg")
+    return Markup(named)  # noqa: S704  (segno's own markup and an escaped label)
 
 
 @router.get("/my/coupons")
@@ -155,7 +167,7 @@ def wallet(request: Request, db: Db, member: CurrentMember) -> Response:
                 "coupon": coupon,
                 "offer": offer(fmt, batch),
                 "name": batch.name,
-                "qr": qr_svg(coupon.code) if usable else None,
+                "qr": qr_svg(coupon.code, _qr_label(fmt, coupon.code)) if usable else None,
                 "soon": usable
                 and coupon.valid_until is not None
                 and coupon.valid_until <= now + timedelta(days=7),
@@ -186,7 +198,9 @@ def coupon_detail(request: Request, db: Db, member: CurrentMember, coupon_id: Co
             "coupon": coupon,
             "offer": offer(request.state.fmt, batch),
             "name": batch.name,
-            "qr": qr_svg(coupon.code) if coupon.state == CouponState.ISSUED else None,
+            "qr": qr_svg(coupon.code, _qr_label(request.state.fmt, coupon.code))
+            if coupon.state == CouponState.ISSUED
+            else None,
         },
     )
 
@@ -291,11 +305,13 @@ def referral_page(
             Coupon.member_id == member.id, Coupon.issued_reason.startswith("Referral reward")
         )
     )
+    fmt: Formatter = request.state.fmt
     return render(
         request,
         "portal/referrals.html",
         {
             "link": link,
+            "link_qr": qr_svg(link, fmt.gettext("QR code of your invitation link")),
             # Referees are shown by first letter only: a member's friends list is not
             # a way to read other members' names.
             "made": [(r, m.name[:1] + "…") for r, m in made],
