@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from sqlalchemy import func, insert, select, text, update
+from sqlalchemy import Select, func, insert, select, text, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
 
@@ -435,30 +435,50 @@ def _fresh_code(session: Session) -> str:
             return code
 
 
-def issue_to_members(
+@dataclass(frozen=True, slots=True)
+class IssuePlan:
+    """Who a mass issue reaches: the members (active, in the tiers and segment, under the
+    per-member limit), and the batch's coupon count it was counted against. Confirming
+    passes both back, so nothing is issued when the batch changed in between (a double
+    submit included: the first issue changes the count)."""
+
+    batch_id: int
+    members: int
+    tiers: list[str]
+    region: str | None
+    city: str | None
+    issued_before: int
+
+
+def _segment(
     session: Session,
-    actor: Actor,
-    batch_id: int,
-    *,
-    tier_codes: list[str] | None = None,
-    region: str | None = None,
-    city: str | None = None,
-    reason: str = "",
-    at: datetime | None = None,
-) -> int:
-    """Issue one coupon to every active member of a tier and/or segment (set-based).
-    Members already holding their per-member limit of the batch are skipped."""
-    actor.require("admin", "marketer", doing="issue coupons")
+    batch: Batch,
+    tier_codes: list[str] | None,
+    region: str | None,
+    city: str | None,
+) -> tuple[Select[int], list[str]]:
+    """The query of member ids a mass issue reaches, and the tiers it means. A blank tier
+    choice ("Every member", "Eligible tiers") means no choice; a chosen tier must exist and,
+    when the batch is for some tiers only, be one of them."""
     for value, column, label in ((region, Member.region, "Region"), (city, Member.city, "City")):
         if value is not None:
             bounds.check_text(value, "batch.segment", bounds.length(column), label)
     for tier in tier_codes or []:
         bounds.check_text(tier, "batch.tiers", bounds.length(Tier.code), "A tier code")
-    reason = _reason(reason)
-    at = at or utcnow()
-    batch = _lock_batch(session, batch_id)
+    chosen = list(dict.fromkeys(t.strip().lower() for t in tier_codes or [] if t.strip()))
+    if chosen:
+        unknown = set(chosen) - set(session.scalars(select(Tier.code)))
+        if unknown:
+            raise ValidationFailed("batch.tiers", f"Unknown tier {', '.join(sorted(unknown))}.")
+        outside = [t for t in chosen if batch.eligible_tiers and t not in batch.eligible_tiers]
+        if outside:
+            raise ValidationFailed(
+                "batch.tiers",
+                f"'{batch.name}' is for {', '.join(batch.eligible_tiers)} members only, "
+                f"not {', '.join(outside)}.",
+            )
+    tiers = chosen or list(batch.eligible_tiers)
     query = select(Member.id).where(Member.status == MemberStatus.ACTIVE)
-    tiers = tier_codes or batch.eligible_tiers
     if tiers:
         query = query.join(Tier, Tier.id == Member.tier_id).where(Tier.code.in_(tiers))
     if region:
@@ -473,7 +493,76 @@ def issue_to_members(
             .having(func.count() >= batch.per_member_limit)
         )
         query = query.where(Member.id.not_in(held))
+    return query, tiers
+
+
+def _blank(value: str | None) -> str | None:
+    return (value or "").strip() or None
+
+
+def plan_issue(
+    session: Session,
+    actor: Actor,
+    batch_id: int,
+    *,
+    tier_codes: list[str] | None = None,
+    region: str | None = None,
+    city: str | None = None,
+) -> IssuePlan:
+    """How many members `issue_to_members` would reach now, for the confirmation step
+    (nothing is written). Refuses what the issue would refuse (switched off, public code,
+    over the batch's total limit)."""
+    actor.require("admin", "marketer", doing="issue coupons")
+    batch = session.get(Batch, batch_id) if 1 <= batch_id <= bounds.MAX_ID else None
+    if batch is None:
+        raise NotFound("batch.not_found", f"No coupon batch {batch_id}.")
+    region, city = _blank(region), _blank(city)
+    query, tiers = _segment(session, batch, tier_codes, region, city)
+    count = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    _room(batch, count)
+    return IssuePlan(batch.id, count, tiers, region, city, batch.issued_count)
+
+
+def issue_to_members(
+    session: Session,
+    actor: Actor,
+    batch_id: int,
+    *,
+    tier_codes: list[str] | None = None,
+    region: str | None = None,
+    city: str | None = None,
+    reason: str = "",
+    at: datetime | None = None,
+    expected: int | None = None,
+    issued_before: int | None = None,
+) -> int:
+    """Issue one coupon to every active member of a tier and/or segment (set-based).
+    Members already holding their per-member limit of the batch are skipped.
+
+    With `expected` and `issued_before` (what `plan_issue` showed the person confirming),
+    nothing is issued unless the batch still holds `issued_before` coupons and the segment
+    counts at most `expected` members."""
+    actor.require("admin", "marketer", doing="issue coupons")
+    reason = _reason(reason)
+    at = at or utcnow()
+    region, city = _blank(region), _blank(city)
+    batch = _lock_batch(session, batch_id)
+    query, tiers = _segment(session, batch, tier_codes, region, city)
+    if issued_before is not None and batch.issued_count != issued_before:
+        raise Conflict(
+            "batch.changed",
+            f"'{batch.name}' changed since you confirmed ({batch.issued_count - issued_before:+,} "
+            "coupons were issued or generated meanwhile); nothing was issued. Check the numbers "
+            "and confirm again.",
+        )
     member_ids: list[int | None] = list(session.scalars(query.order_by(Member.id)))
+    if expected is not None and len(member_ids) > expected:
+        # Fewer is fine (someone left the segment); more would issue what nobody confirmed.
+        raise Conflict(
+            "batch.changed",
+            f"{len(member_ids):,} members match now, more than the {expected:,} you confirmed; "
+            "nothing was issued. Check the numbers and confirm again.",
+        )
     _room(batch, len(member_ids))
     valid_from, valid_until = _validity(batch, at)
     for start in range(0, len(member_ids), _CHUNK):
@@ -497,6 +586,39 @@ def issue_to_members(
         after={"members": len(member_ids), "tiers": tiers, "region": region, "city": city},
     )
     return len(member_ids)
+
+
+@dataclass(frozen=True, slots=True)
+class BatchCounts:
+    """A batch's coupons by what happened to them: bearer codes generated, personal coupons
+    issued to members, and redemptions (of either, or of the public code) not reversed."""
+
+    generated: int = 0
+    issued: int = 0
+    redeemed: int = 0
+
+
+def counts(session: Session, batch_ids: list[int] | None = None) -> dict[int, BatchCounts]:
+    """`BatchCounts` per batch (every batch, or those given), two grouped queries."""
+    held = select(
+        Coupon.batch_id,
+        func.count(Coupon.id).filter(Coupon.member_id.is_(None)),
+        func.count(Coupon.id).filter(Coupon.member_id.is_not(None)),
+    ).group_by(Coupon.batch_id)
+    used = (
+        select(Redemption.batch_id, func.count(Redemption.id))
+        .where(Redemption.reversed_at.is_(None))
+        .group_by(Redemption.batch_id)
+    )
+    if batch_ids is not None:
+        held = held.where(Coupon.batch_id.in_(batch_ids))
+        used = used.where(Redemption.batch_id.in_(batch_ids))
+    found: dict[int, list[int]] = {}
+    for batch_id, generated, issued in session.execute(held):
+        found[batch_id] = [generated, issued, 0]
+    for batch_id, redeemed in session.execute(used):
+        found.setdefault(batch_id, [0, 0, 0])[2] = redeemed
+    return {batch_id: BatchCounts(*values) for batch_id, values in found.items()}
 
 
 def export_csv(session: Session, batch_id: int) -> Iterator[str]:

@@ -107,6 +107,22 @@ class Redeemed:
     replayed: bool = False
 
 
+def _entry_key(member_id: int, key: str) -> str:
+    return f"reward:{member_id}:{key}"
+
+
+def earlier(session: Session, member_id: int, key: str) -> Redeemed | None:
+    """The redemption already made under this member's form `key`, replayed (a double submit
+    or a resubmitted page gives back the first coupon); None when the key is unused. The key
+    is the member's own: another member's finds nothing."""
+    entry = ledger.existing(session, _entry_key(member_id, key))
+    if entry is None:
+        return None
+    coupon = session.scalar(select(Coupon).where(Coupon.reward_entry_id == entry.id))
+    assert coupon is not None
+    return Redeemed(entry, coupon, replayed=True)
+
+
 def redeem(
     session: Session,
     actor: Actor,
@@ -123,12 +139,10 @@ def redeem(
         actor.require("admin", "finance", doing="redeem rewards for a member")
     bounds.check_id(reward_id, "reward_id")
     _check_key(key)
-    entry_key = f"reward:{member.id}:{key}"
-    earlier = ledger.existing(session, entry_key)
-    if earlier is not None:
-        coupon = session.scalar(select(Coupon).where(Coupon.reward_entry_id == earlier.id))
-        assert coupon is not None
-        return Redeemed(earlier, coupon, replayed=True)
+    entry_key = _entry_key(member.id, key)
+    done = earlier(session, member.id, key)
+    if done is not None:
+        return done
     reward = session.get(Reward, reward_id)
     if reward is None or not reward.active or reward not in catalog(session, member):
         raise NotFound("reward.not_found", "This reward is not in your catalog.")

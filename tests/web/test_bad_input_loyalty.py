@@ -361,7 +361,8 @@ def test_coupon_batch_pages_refuse_bad_input(
     form = {"name": "Ten", "kind": "fixed", "value": "10", "valid_days": "30", "csrf_token": token}
     for change, says in (
         ({"currency": "RMB"}, "CNY"),
-        ({"value": "1e15"}, "less than 1,000,000,000,000"),
+        ({"value": "1000000000000000"}, "less than 1,000,000,000,000"),
+        ({"value": "7,85"}, "Did you mean 7.85?"),
         ({"value": "0.00001"}, "decimal places"),
         ({"valid_days": str(10**12)}, "Days of validity"),
         ({"name": "n" * 101}, "longer than 100"),

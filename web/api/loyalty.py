@@ -6,6 +6,7 @@ Writes an integration may retry are idempotent: purchases and refunds by their
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Path, Query
@@ -451,7 +452,8 @@ def get_batch(batch_id: BatchId, caller: Reader, db: Db) -> dict[str, Any]:
         "id": batch.id,
         "offer": coupons.offer(batch),
         **coupons.describe(batch),
-        "issued": batch.issued_count,
+        # Kept apart: bearer codes generated, coupons issued to members, redemptions.
+        **asdict(coupons.counts(db, [batch.id]).get(batch.id, coupons.BatchCounts())),
         "public_uses": batch.public_uses,
     }
 

@@ -52,12 +52,16 @@ def member_page(
     type: str = "",
 ) -> Response:
     member = members.by_number(db, number)
-    types = (type,) if type in set(EntryType) else ()
+    type = type if type in set(EntryType) else ""  # an unknown type shows every type
+    types = (type,) if type else ()
     entries = ledger.history(db, member.id, before_id=before_id, types=types, limit=50)
     tiers = {t.id: t for t in db.scalars(select(Tier))}
     history = db.scalars(
         select(TierChange).where(TierChange.member_id == member.id).order_by(TierChange.id.desc())
     ).all()
+    # "Load more" swaps its own row (#more-row) for the next rows and the next "Load more".
+    headers = request.headers
+    more_rows = headers.get("HX-Request") == "true" and headers.get("HX-Target") == "more-row"
     return render(
         request,
         "loyalty/member.html",
@@ -85,6 +89,7 @@ def member_page(
                 "note": NOTE_LENGTH,
             },
         },
+        block="ledger_rows" if more_rows else None,
     )
 
 

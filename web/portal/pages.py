@@ -226,16 +226,44 @@ def catalog(request: Request, db: Db, member: CurrentMember) -> Response:
     )
 
 
+def _redeemed(db: Db, member: Member, reward: Reward, key: str) -> Coupon | None:
+    """The coupon a redemption of `reward` under this form `key` gave, if it was already
+    submitted (the ledger key `rewards.redeem` writes: the member's own, so another member's
+    key finds nothing)."""
+    done = rewards.earlier(db, member.id, key)
+    if done is None or (done.entry.source_type, done.entry.source_id) != ("reward", reward.id):
+        return None
+    return done.coupon
+
+
 @router.get("/my/rewards/{reward_id}")
-def confirm(request: Request, db: Db, member: CurrentMember, reward_id: RewardId) -> Response:
-    """The confirm step: what it costs and what is left afterwards."""
+def confirm(
+    request: Request,
+    db: Db,
+    member: CurrentMember,
+    reward_id: RewardId,
+    key: str = "",
+) -> Response:
+    """The confirm step: what it costs and what is left afterwards.
+
+    The form's one-time key goes into the page's address too (`controls.js` replaces it),
+    so going Back to this page after redeeming shows the same key: the page then says it
+    was redeemed, and submitting it again (from a page kept open) replays the first answer.
+    A fresh visit from the catalog gets a fresh key."""
     reward = _reward(db, member, reward_id)
     batch = db.get(Batch, reward.batch_id)
     assert batch is not None
+    if not key.strip() or bounds.text_problem(key, rewards.KEY_LENGTH):
+        key = form_key()
     return render(
         request,
         "portal/reward_confirm.html",
-        {"reward": reward, "offer": offer(request.state.fmt, batch), "key": form_key()},
+        {
+            "reward": reward,
+            "offer": offer(request.state.fmt, batch),
+            "key": key,
+            "redeemed": _redeemed(db, member, reward, key),
+        },
     )
 
 

@@ -5,9 +5,11 @@ document.addEventListener("click", (event) => {
   const source = button.parentElement.querySelector(".copy-source");
   if (!source) return;
   source.select();
-  navigator.clipboard?.writeText(source.value).then(() => {
-    button.textContent = "Copied";
-  });
+  const done = () => { button.textContent = "Copied"; };
+  // Refused (no permission, page not focused): the text is selected, so copy it that way.
+  const fallback = () => { if (document.execCommand("copy")) done(); };
+  if (navigator.clipboard) navigator.clipboard.writeText(source.value).then(done, fallback);
+  else fallback();
 });
 document.addEventListener("submit", (event) => {
   const message = event.target.getAttribute("data-confirm");
