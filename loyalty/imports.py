@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from hashlib import sha256
 from itertools import repeat
 from json.encoder import encode_basestring_ascii as escape
@@ -62,7 +62,7 @@ from campaigns.models import Campaign, Channel
 from core import bounds
 from core.audit import Actor
 from core.errors import RetainError, ValidationFailed
-from core.money import CURRENCIES
+from core.money import CURRENCIES, parse_amount
 from core.timeutil import utcnow
 from loyalty import codes, coupons, earning, history, plans, purchases, referrals, tiers
 from loyalty.models import (
@@ -111,11 +111,14 @@ class ImportReport:
 
 
 def _decimal(value: str) -> Decimal | None:
-    try:
-        parsed = Decimal(value.replace(",", "")) if value else None
-    except InvalidOperation:
+    """An amount column as the forms read one (`money.parse_amount`: "1234.56" or
+    "1,234.56"), or None when empty or written any other way ("7,85", "¥88", "1e5")."""
+    if not value:
         return None
-    return parsed if parsed is None or parsed.is_finite() else None
+    try:
+        return parse_amount(value)
+    except ValidationFailed:
+        return None
 
 
 def read(data: bytes, zone: ZoneInfo, session: Session, base: str) -> pd.DataFrame:
@@ -192,14 +195,14 @@ def read(data: bytes, zone: ZoneInfo, session: Session, base: str) -> pd.DataFra
     frame["amount"] = pd.Series(amounts, index=frame.index, dtype=object)
     bad(
         pd.Series([v is None or v <= 0 for v in amounts], index=frame.index),
-        "amount must be a number above zero",
+        "amount must be a number above zero, written like 1234.56 or 1,234.56",
     )
     _bounded(frame, "amount", amounts, bad)
     discounts = [_decimal(v) if v else Decimal(0) for v in frame["discount"].tolist()]
     frame["discount"] = pd.Series(discounts, index=frame.index, dtype=object)
     bad(
         pd.Series([v is None or v < 0 for v in discounts], index=frame.index),
-        "discount must be a number ≥ 0",
+        "discount must be a number ≥ 0, written like 1234.56 or 1,234.56",
     )
     _bounded(frame, "discount", discounts, bad)
     frame["currency"] = _by_value(frame["currency"], lambda v: v.upper() or base)

@@ -171,7 +171,7 @@ def test_imports_and_the_roi_report(data_dir: Path) -> None:
     bad.write_text("campaign_code,received_on,amount,currency\nSPRING26,2026-03-02,x,CNY\n")
     result = runner.invoke(app, ["import", "revenue", str(bad)])
     assert result.exit_code == 1
-    assert "line 2: 'x' is not an amount" in result.output
+    assert "line 2: amount: 'x' is not an amount" in result.output
     out = data_dir / "roi.xlsx"
     assert "Wrote 1 row(s)" in invoke(
         "report",

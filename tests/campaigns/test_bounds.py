@@ -290,7 +290,7 @@ def test_imports_report_bad_rows_instead_of_failing(
 ) -> None:
     header = "campaign_code,vendor,category,amount,currency,expense_date\n"
     rows = (
-        "SPRING26,Ads,media,1e30,CNY,2026-03-05\n"
+        "SPRING26,Ads,media,1000000000000000,CNY,2026-03-05\n"
         "SPRING26,Ads,media,0.00001,CNY,2026-03-05\n"
         "SPRING26,Ads,media,10,RMB,2026-03-05\n"
         "SPRING26,Ads,media,10,CNY,9999-12-31\n"

@@ -90,7 +90,8 @@ def test_import_page_lists_bad_lines_and_saves_nothing(
         files={"file": ("receipts.csv", csv.encode(), "text/csv")},
     )
     assert bad.status_code == 422
-    assert "<td>3</td><td>&#39;oops&#39; is not an amount.</td>" in bad.text
+    refused = "<td>3</td><td>amount: &#39;oops&#39; is not an amount: write it like 1234.56"
+    assert refused in bad.text
     assert db.scalar(select(func.count()).select_from(Receipt)) == 0
     good = client.post(
         "/imports/receipts",

@@ -17,14 +17,15 @@ from campaigns.models import (
     CampaignStatus,
     Channel,
     CostCategory,
+    ExchangeRate,
     Receipt,
     RevenueRecord,
 )
 from campaigns.reports import COLUMNS, RoiRow
-from core import bounds
+from core import bounds, money
 from core.accounts.models import Role, User
 from core.errors import RetainError, ValidationFailed
-from core.money import parse_amount
+from core.money import format_amount, format_decimal, minor_units, parse_amount
 from loyalty import reports as loyalty_reports
 from web.deps import AppSettings, Db, actor_for, require_roles
 from web.errors import status_for
@@ -52,6 +53,19 @@ def _choices(db: Session) -> dict[str, Any]:
         "statuses": [s.value for s in CampaignStatus],
         "categories": [c.value for c in CostCategory],
     }
+
+
+def currency_choices(
+    db: Session, base: str, *, include_base: bool = True
+) -> list[tuple[str, list[tuple[str, str]]]]:
+    """The currencies a form offers (`_currency.html`'s `currency_select`): the base
+    currency, then those with exchange rates, then the rest of ISO 4217."""
+    rated = db.scalars(select(ExchangeRate.currency).distinct())
+    return money.currency_choices(base, rated, include_base=include_base)
+
+
+def _form_choices(db: Session, settings: AppSettings) -> dict[str, Any]:
+    return {**_choices(db), "currencies": currency_choices(db, settings.base_currency)}
 
 
 def _kpis(db: Session, settings: AppSettings, f: report_data.ReportFilter) -> dict[str, RoiRow]:
@@ -132,16 +146,18 @@ def list_campaigns(
 
 
 @router.get("/new")
-def new_campaign(request: Request, user: Planner, db: Db) -> Response:
-    return render(request, "campaigns/new.html", {"form": {}, **_choices(db)})
+def new_campaign(request: Request, user: Planner, db: Db, settings: AppSettings) -> Response:
+    return render(request, "campaigns/new.html", {"form": {}, **_form_choices(db, settings)})
 
 
 def _amount(value: str, label: str, required: bool = True) -> Decimal | None:
+    """An amount field: "1234.56" or "1,234.56" (`money.parse_amount`); a refusal names
+    the field by its `label` as the form shows it."""
     if not value.strip():
         if required:
-            raise ValidationFailed("form.amount", f"Enter the {label}.")
+            raise ValidationFailed("form.amount", f"Enter the {label.lower()}.")
         return None
-    return parse_amount(value)
+    return parse_amount(value, label)
 
 
 def _day(value: str, label: str) -> date:
@@ -166,7 +182,10 @@ def _orders(value: str) -> int | None:
 def _fields(form: dict[str, str], user: User, settings: AppSettings) -> dict[str, Any]:
     """Campaign fields from the form, parsed; bad values raise with a message for the form."""
     lines = {
-        c.value: _amount(form.get(f"line_{c.value}", ""), c.value, False) for c in CostCategory
+        c.value: _amount(
+            form.get(f"line_{c.value}", ""), f"{c.value.capitalize()} budget line", False
+        )
+        for c in CostCategory
     }
     return {
         "code": form.get("code", ""),
@@ -175,9 +194,9 @@ def _fields(form: dict[str, str], user: User, settings: AppSettings) -> dict[str
         "owner_id": bounds.parse_id(form.get("owner_id"), "owner") or user.id,
         "starts_on": _day(form.get("starts_on", ""), "start date"),
         "ends_on": _day(form.get("ends_on", ""), "end date"),
-        "budget": _amount(form.get("budget", ""), "budget") or Decimal(0),
+        "budget": _amount(form.get("budget", ""), "Budget") or Decimal(0),
         "currency": form.get("currency") or settings.base_currency,
-        "expected_revenue": _amount(form.get("expected_revenue", ""), "expected revenue", False),
+        "expected_revenue": _amount(form.get("expected_revenue", ""), "Expected revenue", False),
         "objective": form.get("objective", ""),
         "target_segment": form.get("target_segment", ""),
         "target_region": form.get("target_region") or None,
@@ -208,13 +227,23 @@ def _form_of(c: Campaign) -> dict[str, str]:
             "status",
         )
     }
+    places = minor_units(c.currency)  # and every further decimal stored: never rounded here
     form |= {
         "channel": c.channel.code,
-        "budget": f"{c.budget_amount:.2f}",
-        "expected_revenue": "" if c.expected_revenue is None else f"{c.expected_revenue:.2f}",
+        "budget": format_decimal(c.budget_amount, places),
+        "expected_revenue": ""
+        if c.expected_revenue is None
+        else format_decimal(c.expected_revenue, places),
     }
-    form |= {f"line_{b.category}": f"{b.amount:.2f}" for b in c.budget_lines}
+    form |= {f"line_{b.category}": format_decimal(b.amount, places) for b in c.budget_lines}
     return form
+
+
+def _stored(c: Campaign) -> str:
+    """The amounts as stored, for the confirmation: what was read, not what was typed."""
+    expected = c.expected_revenue
+    also = "" if expected is None else f", expected revenue {format_amount(expected, c.currency)}"
+    return f"Budget {format_amount(c.budget_amount, c.currency)}{also}."
 
 
 @router.post("")
@@ -229,21 +258,23 @@ def create_campaign(
         return render(
             request,
             "campaigns/new.html",
-            {"form": form, "error": exc.message, **_choices(db)},
+            {"form": form, "error": exc.message, **_form_choices(db, settings)},
             status_code=status_for(exc),
         )
     db.commit()
-    flash(request, f"Campaign {campaign.code} created.")
+    flash(request, f"Campaign {campaign.code} created. {_stored(campaign)}")
     return RedirectResponse(f"/campaigns/{campaign.id}", status_code=303)
 
 
 @router.get("/{campaign_id}/edit")
-def edit_campaign(request: Request, campaign_id: CampaignId, user: Planner, db: Db) -> Response:
+def edit_campaign(
+    request: Request, campaign_id: CampaignId, user: Planner, db: Db, settings: AppSettings
+) -> Response:
     campaign = planning.get(db, campaign_id)
     return render(
         request,
         "campaigns/new.html",
-        {"form": _form_of(campaign), "editing": campaign, **_choices(db)},
+        {"form": _form_of(campaign), "editing": campaign, **_form_choices(db, settings)},
     )
 
 
@@ -265,11 +296,16 @@ def save_campaign(
         return render(
             request,
             "campaigns/new.html",
-            {"form": form, "error": exc.message, "editing": campaign, **_choices(db)},
+            {
+                "form": form,
+                "error": exc.message,
+                "editing": campaign,
+                **_form_choices(db, settings),
+            },
             status_code=status_for(exc),
         )
     db.commit()
-    flash(request, "Campaign saved.")
+    flash(request, f"Campaign saved. {_stored(campaign)}")
     return RedirectResponse(f"/campaigns/{campaign_id}", status_code=303)
 
 
@@ -318,6 +354,7 @@ def campaign_detail(
             "can_plan": user.has_any(Role.MARKETER, Role.ADMIN),
             "is_finance": Role.FINANCE in user.roles,
             "can_enter": user.has_any(Role.MARKETER, Role.FINANCE),
+            "currencies": currency_choices(db, settings.base_currency),
         },
     )
 
@@ -350,12 +387,12 @@ def add_revenue(
     orders: Annotated[str, Form()] = "",
 ) -> Response:
     try:
-        revenue.record(
+        row = revenue.record(
             db,
             actor_for(request, user),
             campaign_id=campaign_id,
             received_on=_day(received_on, "date received"),
-            amount=_amount(amount, "amount") or Decimal(0),
+            amount=_amount(amount, "Amount") or Decimal(0),
             currency=currency or settings.base_currency,
             reference=reference,
             orders=_orders(orders),
@@ -365,5 +402,5 @@ def add_revenue(
         flash(request, exc.message, "error")
         return RedirectResponse(f"/campaigns/{campaign_id}#revenue", status_code=303)
     db.commit()
-    flash(request, "Revenue recorded.")
+    flash(request, f"Revenue recorded: {format_amount(row.amount, row.currency)}.")
     return RedirectResponse(f"/campaigns/{campaign_id}#revenue", status_code=303)

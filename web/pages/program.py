@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -13,6 +13,7 @@ from campaigns import planning
 from campaigns.models import Campaign
 from core.accounts.models import Role, User
 from core.errors import RetainError, ValidationFailed
+from core.money import parse_amount
 from loyalty import program
 from loyalty.models import ExpiryPolicy, TierMetric
 from web.deps import Db, actor_for, require_roles
@@ -55,10 +56,8 @@ POLICIES = {
 
 
 def _decimal(value: str, label: str) -> Decimal:
-    try:
-        return Decimal(value.strip())
-    except InvalidOperation:
-        raise ValidationFailed("form.number", f"{label}: '{value}' is not a number.") from None
+    """A decimal typed by a person, read as strictly as an amount ("1e5" and "1,5" refused)."""
+    return parse_amount(value, label=label)
 
 
 def _int(value: str, label: str) -> int:

@@ -4,6 +4,7 @@ and the finance queue (approve, reject, pay; one by one or in bulk)."""
 from __future__ import annotations
 
 from datetime import date
+from decimal import Decimal
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Path, Query, Request
@@ -18,10 +19,11 @@ from campaigns.receipts import ReceiptInput
 from core import audit, bounds
 from core.accounts.models import Role, User
 from core.errors import RetainError, ValidationFailed
-from core.money import parse_amount
+from core.money import format_amount, format_decimal, minor_units, parse_amount
 from web.deps import AppSettings, Db, actor_for, require_roles
 from web.errors import status_for
 from web.forms import FormFields
+from web.pages.campaigns import currency_choices
 from web.rendering import flash, render
 
 router = APIRouter()
@@ -33,7 +35,7 @@ ReceiptId = Annotated[int, Path(ge=1, le=bounds.MAX_ID)]
 AttachmentId = Annotated[int, Path(ge=1, le=bounds.MAX_ID)]
 
 
-def _form_choices(db: Session) -> dict[str, Any]:
+def _form_choices(db: Session, settings: AppSettings) -> dict[str, Any]:
     campaigns = db.execute(
         select(Campaign.id, Campaign.code, Campaign.name)
         .where(Campaign.status != "cancelled")
@@ -43,6 +45,7 @@ def _form_choices(db: Session) -> dict[str, Any]:
         "campaigns": campaigns,
         "categories": [c.value for c in CostCategory],
         "modes": [m.value for m in PaymentMode],
+        "currencies": currency_choices(db, settings.base_currency),
     }
 
 
@@ -51,13 +54,24 @@ def new_receipt(
     request: Request,
     user: Enterer,
     db: Db,
+    settings: AppSettings,
     campaign_id: Annotated[int | None, Query(ge=1, le=bounds.MAX_ID)] = None,
 ) -> Response:
     return render(
         request,
         "receipts/new.html",
-        {"form": {"campaign_id": str(campaign_id or "")}, **_form_choices(db)},
+        {"form": {"campaign_id": str(campaign_id or "")}, **_form_choices(db, settings)},
     )
+
+
+def _amount(value: str, label: str, *, required: bool = False) -> Decimal:
+    """An amount field, "1234.56" or "1,234.56" (`money.parse_amount`), refused by its label;
+    an empty optional one is zero."""
+    if not value.strip():
+        if required:
+            raise ValidationFailed("form.amount", f"Enter the {label.lower()}.")
+        return Decimal(0)
+    return parse_amount(value, label)
 
 
 def _input(fields: dict[str, str], settings: AppSettings) -> ReceiptInput:
@@ -72,11 +86,11 @@ def _input(fields: dict[str, str], settings: AppSettings) -> ReceiptInput:
         campaign_id=campaign_id,
         vendor=fields.get("vendor", ""),
         category=fields.get("category", ""),
-        amount=parse_amount(fields.get("amount") or "0"),
+        amount=_amount(fields.get("amount", ""), "Amount", required=True),
         currency=fields.get("currency") or settings.base_currency,
         expense_date=expense_date,
         description=fields.get("description", ""),
-        tax_amount=parse_amount(fields.get("tax_amount") or "0"),
+        tax_amount=_amount(fields.get("tax_amount", ""), "Tax included"),
         invoice_number=fields.get("invoice_number") or None,
         payment_mode=fields.get("payment_mode") or "company",
         reimburse_to=fields.get("reimburse_to") or None,
@@ -115,12 +129,15 @@ def _save(
             "form": fields,
             "error": exc.message,
             "editing_id": receipt_id,
-            **_form_choices(db),
+            **_form_choices(db, settings),
         }
         return render(request, "receipts/new.html", context, status_code=status_for(exc))
     db.commit()
-    state = " and submitted." if receipt.status == "submitted" else " as a draft."
-    flash(request, f"Receipt #{receipt.id} saved{state}")
+    state = " and submitted" if receipt.status == "submitted" else " as a draft"
+    stored = format_amount(receipt.amount, receipt.currency)
+    if receipt.tax_amount:
+        stored += f", tax included {format_amount(receipt.tax_amount, receipt.currency)}"
+    flash(request, f"Receipt #{receipt.id} saved{state}: {stored}.")
     return RedirectResponse(f"/receipts/{receipt.id}", status_code=303)
 
 
@@ -132,23 +149,27 @@ def create_receipt(
 
 
 @router.get("/receipts/{receipt_id}/edit")
-def edit_receipt(request: Request, receipt_id: ReceiptId, user: Enterer, db: Db) -> Response:
+def edit_receipt(
+    request: Request, receipt_id: ReceiptId, user: Enterer, db: Db, settings: AppSettings
+) -> Response:
     r = receipts.get(db, receipt_id)
     form = {
         "campaign_id": str(r.campaign_id),
         "vendor": r.vendor,
         "category": r.category,
-        "amount": f"{r.amount:.2f}",
+        "amount": format_decimal(r.amount, minor_units(r.currency)),
         "currency": r.currency,
         "expense_date": str(r.expense_date),
         "description": r.description,
-        "tax_amount": f"{r.tax_amount:.2f}",
+        "tax_amount": format_decimal(r.tax_amount, minor_units(r.currency)),
         "invoice_number": r.invoice_number or "",
         "payment_mode": r.payment_mode,
         "reimburse_to": r.reimburse_to or "",
     }
     return render(
-        request, "receipts/new.html", {"form": form, "editing_id": r.id, **_form_choices(db)}
+        request,
+        "receipts/new.html",
+        {"form": form, "editing_id": r.id, **_form_choices(db, settings)},
     )
 
 
