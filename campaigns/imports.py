@@ -85,10 +85,14 @@ def _date(value: str, column: str) -> date:
         ) from None
 
 
-def _amount(value: str, column: str) -> Decimal:
+def _amount(value: str, column: str, *, required: bool = True) -> Decimal:
+    """An amount column, written "1234.56" or "1,234.56" (quoted in the CSV, as Excel does):
+    `money.parse_amount`, the same as the forms; a refusal names the column."""
     if not value:
-        raise ValidationFailed("import.amount", f"{column} is empty.")
-    return parse_amount(value)
+        if required:
+            raise ValidationFailed("import.amount", f"{column} is empty.")
+        return Decimal(0)
+    return parse_amount(value, column)
 
 
 def _run(
@@ -145,7 +149,7 @@ def import_receipts(session: Session, actor: Actor, data: bytes) -> ImportResult
                 currency=row["currency"],
                 expense_date=_date(row["expense_date"], "expense_date"),
                 description=row.get("description", ""),
-                tax_amount=parse_amount(row.get("tax_amount") or "0"),
+                tax_amount=_amount(row.get("tax_amount", ""), "tax_amount", required=False),
                 invoice_number=row.get("invoice_number") or None,
                 payment_mode=(row.get("payment_mode") or "company").lower(),
                 reimburse_to=row.get("reimburse_to") or None,

@@ -1,17 +1,33 @@
-"""Month close: once finance closes a month, its receipts are frozen. Only an admin reopens."""
+"""Month close: once finance closes a month it is frozen, and its figures never change.
+
+A month cannot close while receipts dated in it await approval (the refusal lists them), nor
+while a document dated in it has no exchange rate. Once closed, nothing dated in it is added
+or changed: receipts (create, edit, submit, approve, reject, attach, delete), revenue records
+and exchange rates that would convert anything dated in it (`rates.set_rate`). A refund counts
+in the month it is made, so a refund never reaches back into a closed month. Only an admin
+reopens a month.
+"""
 
 from __future__ import annotations
 
 import re
-from datetime import date
+from datetime import date, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from campaigns.models import ClosedPeriod
+from campaigns.models import ClosedPeriod, Receipt, ReceiptStatus, RevenueRecord
 from core import audit, bounds
 from core.audit import Actor
 from core.errors import Conflict, ValidationFailed
+
+S = ReceiptStatus
+
+RECEIPT_CORRECTION = "Record a correction as a new adjusting receipt dated in an open month."
+REVENUE_CORRECTION = (
+    "Record a correction as a new revenue record (negative for money paid back) dated in an "
+    "open month."
+)
 
 
 def month_of(day: date) -> date:
@@ -36,12 +52,25 @@ def is_closed(session: Session, day: date) -> bool:
     return session.get(ClosedPeriod, month_of(day)) is not None
 
 
-def ensure_open(session: Session, day: date, doing: str) -> None:
+def month_end(month: date) -> date:
+    following = (month.replace(day=28) + timedelta(days=4)).replace(day=1)
+    return following - timedelta(days=1)
+
+
+def closed_error(month: date, reason: str) -> Conflict:
+    return Conflict(
+        "period.closed", f"{month:%Y-%m} is closed: {reason}.", {"month": f"{month:%Y-%m}"}
+    )
+
+
+def ensure_open(
+    session: Session, day: date, doing: str, correction: str = RECEIPT_CORRECTION
+) -> None:
     if is_closed(session, day):
         raise Conflict(
             "period.closed",
-            f"{month_of(day):%Y-%m} is closed, so you cannot {doing}. Record a correction as a "
-            "new adjusting receipt dated in an open month.",
+            f"{month_of(day):%Y-%m} is closed, so you cannot {doing}. {correction}",
+            {"month": f"{month_of(day):%Y-%m}"},
         )
 
 
@@ -49,11 +78,92 @@ def closed_months(session: Session) -> list[date]:
     return list(session.scalars(select(ClosedPeriod.month).order_by(ClosedPeriod.month)))
 
 
-def close_month(session: Session, actor: Actor, month: date) -> ClosedPeriod:
+def awaiting_approval(session: Session, month: date) -> list[Receipt]:
+    """Receipts dated in `month` that are submitted and not yet decided."""
+    return list(
+        session.scalars(
+            select(Receipt)
+            .where(
+                Receipt.status == S.SUBMITTED,
+                Receipt.expense_date >= month,
+                Receipt.expense_date <= month_end(month),
+            )
+            .order_by(Receipt.expense_date, Receipt.id)
+        )
+    )
+
+
+def _unconvertible(session: Session, month: date, base: str) -> None:
+    """Raise (naming currency and date) if a document dated in `month` has no rate: closed,
+    the rate could never be entered, and the month's report would fail for good."""
+    import pandas as pd
+
+    from campaigns import rates
+
+    frames = []
+    for day, currency, where in (
+        (
+            Receipt.expense_date,
+            Receipt.currency,
+            Receipt.status.in_((S.SUBMITTED, S.APPROVED, S.PAID)),
+        ),
+        (RevenueRecord.received_on, RevenueRecord.currency, None),
+    ):
+        query = (
+            select(currency, day)
+            .where(day >= month, day <= month_end(month), currency != base)
+            .distinct()
+        )
+        if where is not None:
+            query = query.where(where)
+        frames.append(pd.DataFrame(session.execute(query).all(), columns=["currency", "day"]))
+    wanted = pd.concat(frames, ignore_index=True)
+    if wanted.empty:
+        return
+    wanted["amount"] = 0
+    rates.convert(wanted, rates.rates_frame(session, set(wanted["currency"])), base)
+
+
+def close_month(
+    session: Session, actor: Actor, month: date, base: str | None = None
+) -> ClosedPeriod:
+    """Close `month`: refused while receipts dated in it await approval (the refusal lists
+    them: id, vendor, amount, currency, link) or, given the base currency, while a document
+    dated in it has no exchange rate."""
     actor.require("finance", doing="close a month")
     month = bounds.check_day(month_of(month), "period.month", label="The month")
     if is_closed(session, month):
         raise Conflict("period.already_closed", f"{month:%Y-%m} is already closed.")
+    waiting = awaiting_approval(session, month)
+    if waiting:
+        listed = "; ".join(f"#{r.id} {r.vendor} {r.amount:,.2f} {r.currency}" for r in waiting[:10])
+        if len(waiting) > 10:
+            listed += f"; and {len(waiting) - 10} more"
+        raise Conflict(
+            "period.receipts_pending",
+            f"{month:%Y-%m} cannot close: {len(waiting)} receipt(s) dated in it await "
+            f"approval ({listed}). Approve or reject them first.",
+            [
+                {
+                    "id": r.id,
+                    "vendor": r.vendor,
+                    "amount": f"{r.amount:.2f}",
+                    "currency": r.currency,
+                    "expense_date": str(r.expense_date),
+                    "url": f"/receipts/{r.id}",
+                }
+                for r in waiting
+            ],
+        )
+    if base is not None:
+        try:
+            _unconvertible(session, month, base)
+        except ValidationFailed as exc:
+            raise Conflict(
+                "period.rate_missing",
+                f"{month:%Y-%m} cannot close: {exc.message}",
+                exc.details,
+            ) from None
     period = ClosedPeriod(month=month, closed_by_id=actor.user_id)
     session.add(period)
     session.flush()

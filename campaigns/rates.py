@@ -1,20 +1,29 @@
-"""Exchange rates to the base currency, and conversion at the rate of a document's date."""
+"""Exchange rates to the base currency, and conversion at the rate of a document's date.
+
+The booking rule, written once here and used by every path (the ROI report, purchases through
+the service, the fast path and bulk imports): a document's amount in the base currency is
+booked once, from the exact product amount × rate, rounded half-up to the base currency's
+minor unit (`core.money.minor_units`; cents for CNY). Nothing is rounded before that, and a
+booked amount is never converted or rounded again: every sum is a sum of booked amounts, so a
+report's rows add up to its totals exactly.
+"""
 
 from __future__ import annotations
 
 from datetime import date
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Context, Decimal, InvalidOperation
 from typing import Any
 
 import pandas as pd
 from sqlalchemy import Numeric, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
-from campaigns.models import ExchangeRate
+from campaigns import periods
+from campaigns.models import ClosedPeriod, ExchangeRate
 from core import audit, bounds
 from core.audit import Actor
 from core.errors import ValidationFailed
-from core.money import normalise_currency
+from core.money import CURRENCIES, minor_units, normalise_currency
 
 
 def _scale(column: InstrumentedAttribute[Any]) -> int:
@@ -25,11 +34,52 @@ def _scale(column: InstrumentedAttribute[Any]) -> int:
 
 # The decimals the rate column keeps (NUMERIC(18, 8)): a finer rate is refused, not rounded.
 RATE_PLACES = _scale(ExchangeRate.rate)
-_BASE_UNIT = Decimal("0.0001")
+# Enough digits for the exact product of the largest amount and the largest rate: nothing is
+# rounded before the one rounding to the minor unit.
+_EXACT = Context(prec=60)
+# Who can fix a missing or wrong rate, and where: said in every message about one.
+RATES_PAGE = "/finance/rates"
+WHO_FIXES = f"Finance can enter it under Finance → Exchange rates ({RATES_PAGE})"
 
 
 class MissingRate(ValidationFailed):
     default_code = "rate.missing"
+
+
+def minor_unit(currency: str) -> Decimal:
+    """The smallest amount of `currency` (0.01 for CNY, 1 for JPY)."""
+    return Decimal(1).scaleb(-minor_units(currency))
+
+
+def book(amount: Decimal | int, rate: Decimal | int, base: str) -> Decimal:
+    """A document's amount in the base currency, booked once: the exact product
+    `amount × rate`, rounded half-up to the base currency's minor unit (101.58 GBP at
+    9.1234 is 926.754972 CNY, booked 926.75). A base-currency amount is booked at rate 1.
+    Every conversion and every report calls this, and sums only booked amounts."""
+    exact = _EXACT.multiply(Decimal(amount), Decimal(rate))
+    return exact.quantize(minor_unit(base), rounding=ROUND_HALF_UP, context=_EXACT)
+
+
+def missing_rate(currency: str, day: date, base: str) -> MissingRate:
+    """The error for a document in `currency` dated `day` with no rate to convert it: which
+    currency and date, who can fix it and where (the page links there; the API says it)."""
+    details = {"currency": currency, "date": f"{day:%Y-%m-%d}", "fixed_by": "finance"}
+    if currency not in CURRENCIES:
+        hint = " (the Chinese yuan's code is CNY)" if currency.upper() == "RMB" else ""
+        return MissingRate(
+            "rate.unknown_currency",
+            f"No exchange rate for {currency}: it is not an ISO 4217 currency code{hint}, so "
+            "no rate can be entered for it. Whoever entered the campaign, receipt or revenue "
+            f"record in {currency} must correct its currency; finance can find them under "
+            "Finance.",
+            {**details, "fix_url": None},
+        )
+    return MissingRate(
+        "rate.missing",
+        f"No exchange rate for {currency} on or before {day:%Y-%m-%d}, so amounts in "
+        f"{currency} cannot be converted to {base}. {WHO_FIXES}.",
+        {**details, "fix_url": RATES_PAGE},
+    )
 
 
 def currency_code(value: str, field: str = "currency") -> str:
@@ -63,6 +113,8 @@ def set_rate(
             ExchangeRate.currency == currency, ExchangeRate.rate_date == rate_date
         )
     )
+    if row is None or row.rate != rate:
+        ensure_converts_no_closed_month(session, currency, rate_date)
     before = None if row is None else {"rate": str(row.rate)}
     if row is None:
         row = ExchangeRate(currency=currency, rate_date=rate_date, rate=rate)
@@ -80,6 +132,36 @@ def set_rate(
         after={"rate": str(rate)},
     )
     return row
+
+
+def ensure_converts_no_closed_month(session: Session, currency: str, rate_date: date) -> None:
+    """A rate on `rate_date` converts every document in its currency from that day until the
+    currency's next rate. If a closed month lies in that span, adding or changing the rate
+    would change a closed month's figures: refused, naming the month."""
+    following = session.scalar(
+        select(ExchangeRate.rate_date)
+        .where(ExchangeRate.currency == currency, ExchangeRate.rate_date > rate_date)
+        .order_by(ExchangeRate.rate_date)
+        .limit(1)
+    )
+    query = select(ClosedPeriod.month).where(ClosedPeriod.month >= periods.month_of(rate_date))
+    if following is not None:
+        query = query.where(ClosedPeriod.month < following)
+    closed = session.scalar(query.order_by(ClosedPeriod.month).limit(1))
+    if closed is None:
+        return
+    until = "" if following is None else f" until its next rate on {following:%Y-%m-%d}"
+    dated = (
+        "is dated in it"
+        if closed == periods.month_of(rate_date)
+        else f"converts {currency} amounts dated in it (from {rate_date:%Y-%m-%d}{until})"
+    )
+    raise periods.closed_error(
+        closed,
+        f"A {currency} rate on {rate_date:%Y-%m-%d} {dated}, and a closed month's figures "
+        "never change. Enter the rate for a day in an open month after it, or ask an admin to "
+        "reopen the month",
+    )
 
 
 def rates_frame(session: Session, currencies: set[str]) -> pd.DataFrame:
@@ -100,7 +182,7 @@ def convert(frame: pd.DataFrame, rates: pd.DataFrame, base: str) -> pd.Series:
     if frame.empty:
         return result
     is_base = frame["currency"] == base
-    result.loc[is_base] = frame.loc[is_base, "amount"]
+    result.loc[is_base] = [book(amount, 1, base) for amount in frame.loc[is_base, "amount"]]
     foreign = frame.loc[~is_base, ["amount", "currency", "day"]].copy()
     if foreign.empty:
         return result
@@ -122,14 +204,9 @@ def convert(frame: pd.DataFrame, rates: pd.DataFrame, base: str) -> pd.Series:
     missing = matched[matched["rate"].isna()]
     if not missing.empty:
         first = missing.sort_values(["day", "currency"]).iloc[0]
-        raise MissingRate(
-            "rate.missing",
-            f"No exchange rate for {first['currency']} on or before {first['day']:%Y-%m-%d}. "
-            f"Enter one to convert to {base}.",
-            {"currency": first["currency"], "date": f"{first['day']:%Y-%m-%d}"},
-        )
+        raise missing_rate(str(first["currency"]), first["day"].date(), base)
     converted = [
-        _in_base(amount, rate, currency, day)
+        _in_base(amount, rate, currency, day, base)
         for amount, rate, currency, day in zip(
             matched["amount"], matched["rate"], matched["currency"], matched["day"], strict=True
         )
@@ -139,9 +216,10 @@ def convert(frame: pd.DataFrame, rates: pd.DataFrame, base: str) -> pd.Series:
 
 
 def to_base(session: Session, amount: Decimal, currency: str, day: date, base: str) -> Decimal:
-    """One amount in the base currency at the latest rate on or before `day`."""
+    """One document's amount booked in the base currency (`book`) at the latest rate on or
+    before `day`."""
     if currency == base:
-        return amount
+        return book(amount, 1, base)
     rate = session.scalar(
         select(ExchangeRate.rate)
         .where(ExchangeRate.currency == currency, ExchangeRate.rate_date <= day)
@@ -149,24 +227,27 @@ def to_base(session: Session, amount: Decimal, currency: str, day: date, base: s
         .limit(1)
     )
     if rate is None:
-        raise MissingRate(
-            "rate.missing",
-            f"No exchange rate for {currency} on or before {day:%Y-%m-%d}. "
-            f"Enter one to convert to {base}.",
-            {"currency": currency, "date": f"{day:%Y-%m-%d}"},
-        )
-    return _in_base(amount, rate, currency, day)
+        raise missing_rate(currency, day, base)
+    return _in_base(amount, rate, currency, day, base)
 
 
-def _in_base(amount: Decimal, rate: Any, currency: str, day: Any) -> Decimal:
-    """amount × rate to the base currency's stored precision. A rate stored before rates
-    were bounded can make that overflow: say which rate, never fail with a 500."""
+def _in_base(amount: Decimal, rate: Any, currency: str, day: Any, base: str) -> Decimal:
+    """`book(amount, rate)`. A rate stored before rates were bounded can make that
+    overflow: say which rate, who can correct it and where, never fail with a 500."""
     try:
-        return Decimal(amount * rate).quantize(_BASE_UNIT)
+        booked: Decimal | None = book(amount, rate, base)
     except (InvalidOperation, ValueError, TypeError):
+        booked = None
+    if booked is None or not booked.is_finite() or abs(booked) > bounds.MAX_AMOUNT:
         raise ValidationFailed(
             "rate.invalid",
             f"The exchange rate for {currency} on or before {day:%Y-%m-%d} is out of range "
-            f"({rate}); correct it under Finance → Exchange rates.",
-            {"currency": str(currency), "date": f"{day:%Y-%m-%d}"},
-        ) from None
+            f"({rate}); finance can correct it under Finance → Exchange rates ({RATES_PAGE}).",
+            {
+                "currency": str(currency),
+                "date": f"{day:%Y-%m-%d}",
+                "fixed_by": "finance",
+                "fix_url": RATES_PAGE,
+            },
+        )
+    return booked

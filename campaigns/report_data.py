@@ -1,13 +1,28 @@
-"""The ROI report's inputs from the database: SQL groups, pandas converts currencies."""
+"""The ROI report's inputs from the database: SQL groups, pandas books and converts.
+
+Every document's base-currency amount is booked once (`rates.book`: the exact product amount
+× rate, rounded half-up to the base currency's minor unit) and the report sums booked amounts
+only, so its rows add up to its totals exactly. SQL still does the grouping: base-currency
+documents already in whole minor units are summed there (booking them changes nothing), and
+the others come back grouped by their own amount and date with a count, so each distinct
+document is booked once and multiplied by how many there are.
+
+The date range selects documents by their own dates (receipts by expense date, revenue
+records by the date received; purchases and refunds, in `loyalty.reports`, by when they
+happened), so a month filtered alone equals that month's row in the monthly report. Which
+campaigns are covered is chosen apart from that: by channel, status, owner, ids and their
+run dates (`running_from`, `running_to`).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
+from decimal import Decimal
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import ColumnElement, func, null, or_, select
+from sqlalchemy import ColumnElement, case, func, literal, null, or_, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from campaigns import rates
@@ -15,13 +30,17 @@ from campaigns.models import Campaign, Channel, Receipt, RevenueRecord
 from campaigns.reports import GroupBy, RoiReport, roi_report
 from core import bounds
 from core.accounts.models import User
+from core.money import MoneyAmount
 
 
 @dataclass(frozen=True, slots=True)
 class ReportFilter:
     """What the report covers. Each value is held to its bounds when the filter is made, so
     no caller (API, page, command line) can send the database or the date arithmetic a value
-    it cannot take."""
+    it cannot take.
+
+    `start` and `end` select documents by their own dates. `running_from` and `running_to`
+    select campaigns that ran on any day between them."""
 
     start: date | None = None
     end: date | None = None  # inclusive
@@ -30,12 +49,18 @@ class ReportFilter:
     owner_id: int | None = None
     statuses: tuple[str, ...] = ()  # any of these campaign statuses
     campaign_ids: tuple[int, ...] | None = None  # only these campaigns
+    running_from: date | None = None  # campaigns still running on or after this day
+    running_to: date | None = None  # campaigns started on or before this day
 
     def __post_init__(self) -> None:
-        if self.start is not None:
-            bounds.check_day(self.start, "from", label="The start of the period")
-        if self.end is not None:
-            bounds.check_day(self.end, "to", label="The end of the period")
+        for day, field, label in (
+            (self.start, "from", "The start of the period"),
+            (self.end, "to", "The end of the period"),
+            (self.running_from, "running_from", "The start of the campaigns' run"),
+            (self.running_to, "running_to", "The end of the campaigns' run"),
+        ):
+            if day is not None:
+                bounds.check_day(day, field, label=label)
         if self.channel is not None:
             bounds.check_text(
                 self.channel, "channel", bounds.length(Channel.code), label="The channel"
@@ -64,10 +89,10 @@ def _campaign_conditions(f: ReportFilter) -> list[ColumnElement[bool]]:
         conditions.append(Campaign.owner_id == f.owner_id)
     if f.campaign_ids is not None:
         conditions.append(Campaign.id.in_(f.campaign_ids))
-    if f.start:
-        conditions.append(Campaign.ends_on >= f.start)
-    if f.end:
-        conditions.append(Campaign.starts_on <= f.end)
+    if f.running_from:
+        conditions.append(Campaign.ends_on >= f.running_from)
+    if f.running_to:
+        conditions.append(Campaign.starts_on <= f.running_to)
     return conditions
 
 
@@ -90,6 +115,7 @@ def _campaigns(session: Session, f: ReportFilter) -> pd.DataFrame:
             Campaign.budget_amount,
             Campaign.currency,
             Campaign.starts_on,
+            Campaign.ends_on,
         )
         .join(Channel, Channel.id == Campaign.channel_id)
         .join(User, User.id == Campaign.owner_id)
@@ -105,8 +131,11 @@ def _campaigns(session: Session, f: ReportFilter) -> pd.DataFrame:
         "amount",
         "currency",
         "day",
+        "ends_on",
     ]
-    return pd.DataFrame(session.execute(query).all(), columns=columns)
+    frame = pd.DataFrame(session.execute(query).all(), columns=columns)
+    frame["n"] = 1
+    return frame
 
 
 def _in_range(column: InstrumentedAttribute[date], f: ReportFilter) -> list[ColumnElement[bool]]:
@@ -123,38 +152,89 @@ def _foreign(currency: InstrumentedAttribute[str], base: str) -> ColumnElement[b
     return or_(currency < base, currency > base)
 
 
+def unbooked(amount: Any, base: str) -> ColumnElement[Any]:
+    """NULL for an amount already in whole minor units of `base` (booking it changes
+    nothing, so SQL may sum it), else the amount itself. The modulus is bound as a money
+    amount, so it is 0.01 on PostgreSQL and 100 ten-thousandths on SQLite, as the column."""
+    unit = literal(rates.minor_unit(base), MoneyAmount())
+    return case((amount % unit == 0, null()), else_=amount)
+
+
+def booked_groups(
+    session: Session,
+    keys: list[Any],
+    amount: Any,
+    sums: list[ColumnElement[Any]],
+    where: list[ColumnElement[bool]],
+    base: str,
+) -> pd.DataFrame:
+    """Sums of amounts already in the base currency (e.g. purchases' booked base amounts),
+    grouped by `keys`, as columns key_0…, amount, *sums: whole-minor-unit amounts summed in
+    SQL, any other booked to the minor unit one by one. One row per group and distinct odd
+    amount; callers sum the rows."""
+    odd = unbooked(amount, base)
+    stmt = (
+        select(*keys, odd, func.sum(amount), func.count(), *sums).where(*where).group_by(*keys, odd)
+    )
+    names = [f"key_{i}" for i in range(len(keys))]
+    extra = [f"sum_{i}" for i in range(len(sums))]
+    frame = pd.DataFrame(session.execute(stmt).all(), columns=[*names, "odd", "total", "n", *extra])
+    booked = [
+        total if pd.isna(odd_amount) else rates.book(odd_amount, 1, base) * int(n)
+        for odd_amount, total, n in zip(frame["odd"], frame["total"], frame["n"], strict=True)
+    ]
+    frame["amount"] = pd.Series(booked, index=frame.index, dtype=object)
+    return frame[[*names, "amount", *extra]]
+
+
 def _grouped(
     session: Session,
     day: InstrumentedAttribute[date],
     currency: InstrumentedAttribute[str],
+    amount: InstrumentedAttribute[Decimal],
     keys: list[InstrumentedAttribute[Any]],
     sums: list[ColumnElement[Any]],
     where: list[ColumnElement[bool]],
     base: str,
     by_day: bool,
 ) -> list[Any]:
-    """Rows of (campaign_id, day, *other keys, currency, *sums).
+    """Rows of (campaign_id, day, *other keys, currency, amount, n, *sums): `n` documents of
+    `amount` each, to be booked one by one (n × book(amount)), or (n = 1) an exact sum of
+    base-currency amounts already in whole minor units.
 
-    The day is needed to convert a foreign currency at its date, and for monthly reports.
-    Base-currency rows of other reports need no day, so they are summed per campaign:
-    far fewer groups, which is most of the report's database time."""
-
-    def query(
-        day_column: ColumnElement[Any], extra: list[ColumnElement[bool]], group_day: bool
-    ) -> list[Any]:
-        group = [keys[0], *([day] if group_day else []), *keys[1:], currency]
-        stmt = (
-            select(keys[0], day_column, *keys[1:], currency, *sums)
-            .where(*where, *extra)
-            .group_by(*group)
+    Each foreign document is converted at its own date and booked alone, so foreign rows
+    group by date and amount. Base-currency rows need a date only for monthly reports; those
+    in whole minor units are summed in SQL, far fewer groups, which is most of the report's
+    database time."""
+    odd = unbooked(amount, base)
+    group_day = [day] if by_day else []
+    base_rows = session.execute(
+        select(
+            keys[0],
+            day.expression if by_day else null().label("day"),
+            *keys[1:],
+            currency,
+            odd,
+            func.sum(amount),
+            func.count(),
+            *sums,
         )
-        return list(session.execute(stmt).all())
-
-    if by_day:
-        return query(day.expression, [], True)
-    return query(null().label("day"), [currency == base], False) + query(
-        day.expression, [_foreign(currency, base)], True
-    )
+        .where(*where, currency == base)
+        .group_by(keys[0], *group_day, *keys[1:], currency, odd)
+    ).all()
+    rows: list[Any] = []
+    for row in base_rows:
+        *head, odd_amount, total, n = row[: len(keys) + 5]
+        if odd_amount is None:
+            rows.append((*head, total, 1, *row[len(keys) + 5 :]))
+        else:
+            rows.append((*head, odd_amount, n, *row[len(keys) + 5 :]))
+    foreign = session.execute(
+        select(keys[0], day, *keys[1:], currency, amount, func.count(), *sums)
+        .where(*where, _foreign(currency, base))
+        .group_by(keys[0], day, *keys[1:], currency, amount)
+    ).all()
+    return rows + [tuple(r) for r in foreign]
 
 
 def _costs(session: Session, f: ReportFilter, base: str, by_day: bool) -> pd.DataFrame:
@@ -162,8 +242,9 @@ def _costs(session: Session, f: ReportFilter, base: str, by_day: bool) -> pd.Dat
         session,
         Receipt.expense_date,
         Receipt.currency,
+        Receipt.amount,
         [Receipt.campaign_id, Receipt.status, Receipt.category],
-        [func.sum(Receipt.amount)],
+        [],
         [
             Receipt.status.in_(("submitted", "approved", "paid")),
             *_in_range(Receipt.expense_date, f),
@@ -172,7 +253,7 @@ def _costs(session: Session, f: ReportFilter, base: str, by_day: bool) -> pd.Dat
         base,
         by_day,
     )
-    columns = ["campaign_id", "day", "status", "category", "currency", "amount"]
+    columns = ["campaign_id", "day", "status", "category", "currency", "amount", "n"]
     return pd.DataFrame(rows, columns=columns)
 
 
@@ -181,20 +262,35 @@ def _manual_revenue(session: Session, f: ReportFilter, base: str, by_day: bool) 
         session,
         RevenueRecord.received_on,
         RevenueRecord.currency,
+        RevenueRecord.amount,
         [RevenueRecord.campaign_id],
-        [func.sum(RevenueRecord.amount), func.sum(RevenueRecord.orders)],
+        [func.sum(RevenueRecord.orders)],
         [*_in_range(RevenueRecord.received_on, f), *of_campaigns(RevenueRecord.campaign_id, f)],
         base,
         by_day,
     )
-    columns = ["campaign_id", "day", "currency", "amount", "orders"]
+    columns = ["campaign_id", "day", "currency", "amount", "n", "orders"]
     return pd.DataFrame(rows, columns=columns)
 
 
 def _to_base(frame: pd.DataFrame, table: pd.DataFrame, base: str) -> pd.DataFrame:
+    """Each row's booked amount: `n` documents of `amount`, each booked once."""
     frame = frame.copy()
-    frame["amount"] = rates.convert(frame, table, base)
-    return frame
+    booked = rates.convert(frame, table, base)
+    frame["amount"] = [a * int(n) for a, n in zip(booked, frame["n"], strict=True)]
+    return frame.drop(columns="n")
+
+
+def _shown(campaigns: pd.DataFrame, f: ReportFilter, active: set[Any]) -> pd.DataFrame:
+    """With a date range, the campaigns that ran in it or have a document dated in it."""
+    if not (f.start or f.end) or campaigns.empty:
+        return campaigns
+    ran = pd.Series(True, index=campaigns.index)
+    if f.start:
+        ran &= campaigns["ends_on"] >= f.start
+    if f.end:
+        ran &= campaigns["day"] <= f.end
+    return campaigns[ran | campaigns["campaign_id"].isin(active)]
 
 
 def build(
@@ -204,8 +300,8 @@ def build(
     group_by: GroupBy = "campaign",
     extra_revenue: pd.DataFrame | None = None,
 ) -> RoiReport:
-    """The ROI report. `extra_revenue` (campaign_id, day, amount in base, orders) is how
-    purchase revenue from loyalty/attribution joins the manual revenue records."""
+    """The ROI report. `extra_revenue` (campaign_id, day, amount booked in base, orders) is
+    how purchase revenue from loyalty/attribution joins the manual revenue records."""
     by_day = group_by == "month"
     frames = [
         _campaigns(session, f),
@@ -219,4 +315,6 @@ def build(
     if extra_revenue is not None and len(extra_revenue):
         revenue = pd.concat([revenue, extra_revenue[revenue.columns]], ignore_index=True)
     revenue["orders"] = revenue["orders"].astype("Int64")
+    active = set(costs["campaign_id"]) | set(revenue["campaign_id"])
+    campaigns = _shown(campaigns, f, active)
     return roi_report(campaigns, costs, revenue, group_by=group_by, currency=base)

@@ -1,12 +1,15 @@
 """The ROI (input-output ratio) report: pure pandas over frames, no database.
 
-Inputs, all amounts already in the base currency as Decimal:
+Inputs, all amounts already booked in the base currency as Decimal (`rates.book`: each
+document once, from the exact product amount × rate, rounded half-up to the base currency's
+minor unit):
 - campaigns: campaign_id, code, name, channel, owner, status, budget
 - costs: campaign_id, day, status, category, amount  (receipts; draft and rejected excluded)
 - revenue: campaign_id, day, amount, orders (orders may be missing)
 
 Costs and revenue are summed per group separately before they meet, so a campaign with many
-revenue rows never counts its cost more than once.
+revenue rows never counts its cost more than once. Money figures are sums of booked amounts,
+exact, so every row adds up to the total; only ratios are rounded (half-up).
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Literal
 
 import pandas as pd
+
+from core.money import minor_units
 
 GroupBy = Literal["campaign", "channel", "month", "owner"]
 GROUPS: tuple[GroupBy, ...] = ("campaign", "channel", "month", "owner")
@@ -53,9 +58,11 @@ WHY = {
     "roi_pct": "No approved cost yet, so ROI cannot be computed.",
     "roas": "No approved media cost, so ROAS cannot be computed.",
     "budget_used_pct": "No budget set.",
+    "orders": "No orders recorded.",
     "cost_per_order": "No orders recorded.",
     "budget": "Budgets belong to campaigns, not months.",
 }
+NO_COST_PER_ORDER = "No approved cost yet, so there is no cost per order."
 
 
 @dataclass(frozen=True)
@@ -73,10 +80,16 @@ class RoiRow:
             return f"{value:,.1f}%"
         if column == "orders":
             return f"{value:,}"
+        if column in MONEY:
+            return f"{value:,}"  # booked money: exactly its minor units
         return f"{value:,.2f}"
 
     def why_missing(self, column: str) -> str | None:
-        return WHY.get(column) if self.values.get(column) is None else None
+        if self.values.get(column) is not None:
+            return None
+        if column == "cost_per_order" and self.values.get("orders"):
+            return NO_COST_PER_ORDER  # orders, but no approved cost
+        return WHY.get(column)
 
 
 @dataclass(frozen=True)
@@ -99,14 +112,32 @@ class RoiReport:
         }
 
     def table(self) -> pd.DataFrame:
-        """The exported table: one row per group then the total, numbers as numbers."""
+        """The exported table: one row per group then the total, numbers as numbers (orders
+        as whole numbers, missing ones empty, never 79.0)."""
         records = []
         for r in [*self.rows, self.total]:
             record: dict[str, Any] = {k.title(): r.key.get(k, "") for k in self.key_columns}
             for column, header in COLUMNS.items():
                 record[header] = r.values.get(column)
             records.append(record)
-        return pd.DataFrame.from_records(records)
+        table = pd.DataFrame.from_records(
+            records, columns=[*(k.title() for k in self.key_columns), *COLUMNS.values()]
+        )
+        table[COLUMNS["orders"]] = table[COLUMNS["orders"]].astype("Int64")
+        return table
+
+    def reasons(self, header: str) -> list[str]:
+        """Why figures of the column headed `header` are empty, if any are."""
+        column = next((c for c, h in COLUMNS.items() if h == header), None)
+        if column is None:
+            return []
+        found = {r.why_missing(column) for r in [*self.rows, self.total]} - {None}
+        return sorted(reason for reason in found if reason is not None)
+
+    def notes(self) -> list[tuple[str, list[str]]]:
+        """What each empty figure means, per column that has one: the legend under the
+        page's table, and the notes on the XLSX headers."""
+        return [(h, found) for h in COLUMNS.values() if (found := self.reasons(h))]
 
 
 def _plain(value: Decimal | int | None) -> str | int | None:
@@ -167,29 +198,33 @@ def _ratio(numerator: Decimal, denominator: Decimal, places: Decimal) -> Decimal
     return (numerator / denominator).quantize(places, rounding=ROUND_HALF_UP)
 
 
-def _money(units: int) -> Decimal:
-    return (Decimal(units) / SCALE).quantize(CENT, rounding=ROUND_HALF_UP)
+def _money(units: int, unit: Decimal) -> Decimal:
+    # A sum of booked amounts is already whole minor units: this only sets the exponent.
+    return (Decimal(units) / SCALE).quantize(unit, rounding=ROUND_HALF_UP)
 
 
-def _figures(budget: Decimal | None, sums: dict[str, int]) -> dict[str, Any]:
+def _figures(budget: Decimal | None, sums: dict[str, int], unit: Decimal) -> dict[str, Any]:
     approved = Decimal(sums["approved"]) / SCALE
     media = Decimal(sums["media"]) / SCALE
     income = Decimal(sums["revenue"]) / SCALE
     orders = sums["orders"] if sums["orders_known"] else None
     hundred = Decimal(100)
     return {
-        "budget": None if budget is None else budget.quantize(CENT, rounding=ROUND_HALF_UP),
-        "approved_cost": _money(sums["approved"]),
-        "paid_cost": _money(sums["paid"]),
-        "pending_cost": _money(sums["pending"]),
-        "revenue": _money(sums["revenue"]),
+        "budget": None if budget is None else budget.quantize(unit, rounding=ROUND_HALF_UP),
+        "approved_cost": _money(sums["approved"], unit),
+        "paid_cost": _money(sums["paid"], unit),
+        "pending_cost": _money(sums["pending"], unit),
+        "revenue": _money(sums["revenue"], unit),
         "io_ratio": _ratio(income, approved, CENT),
         "roi_pct": _ratio((income - approved) * hundred, approved, TENTH),
         "roas": _ratio(income, media, CENT),
-        "profit": (income - approved).quantize(CENT, rounding=ROUND_HALF_UP),
+        "profit": _money(sums["revenue"] - sums["approved"], unit),
         "budget_used_pct": None if not budget else _ratio(approved * hundred, budget, TENTH),
         "orders": orders,
-        "cost_per_order": _ratio(approved, Decimal(orders), CENT) if orders else None,
+        # Blank (with its reason), never 0.00, when there is no cost or no orders.
+        "cost_per_order": (
+            _ratio(approved, Decimal(orders), CENT) if orders and orders > 0 and approved else None
+        ),
     }
 
 
@@ -205,6 +240,7 @@ def roi_report(
     group_by: GroupBy = "campaign",
     currency: str = "CNY",
 ) -> RoiReport:
+    unit = Decimal(1).scaleb(-minor_units(currency))
     info = campaigns.set_index("campaign_id")
     # Only the report's campaigns, so every total is the sum of the rows shown.
     costs = costs[
@@ -241,10 +277,10 @@ def roi_report(
         else:
             label = {key_columns[0]: str(key)}
         budget = budgets.get(key) if group_by != "month" else None
-        rows.append(RoiRow(label, _figures(budget, group)))
+        rows.append(RoiRow(label, _figures(budget, group, unit)))
     if group_by == "campaign":
         rows.sort(key=lambda r: r.key["code"])
     total_budget = None if group_by == "month" else _sum(campaigns["budget"])
     totals = {column: int(sums[column].sum()) for column in SUMS} if len(sums) else empty
-    total = RoiRow({key_columns[0]: "Total"}, _figures(total_budget, totals))
+    total = RoiRow({key_columns[0]: "Total"}, _figures(total_budget, totals, unit))
     return RoiReport(group_by, currency, key_columns, rows, total)

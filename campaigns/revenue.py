@@ -1,4 +1,5 @@
-"""Manual revenue records (回款记录): offline and B2B money a campaign brought in."""
+"""Manual revenue records (回款记录): offline and B2B money a campaign brought in. A record is
+never edited; one dated in a closed month cannot be added (corrections are new records)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from decimal import Decimal
 
 from sqlalchemy.orm import Session
 
-from campaigns import planning
+from campaigns import periods, planning
 from campaigns.models import RevenueRecord
 from campaigns.rates import currency_code
 from core import audit, bounds
@@ -46,6 +47,10 @@ def record(
         raise ValidationFailed("revenue.orders", f"Orders must be at most {MAX_ORDERS:,}.")
     currency = currency_code(currency)
     planning.referenced(session, campaign_id)
+    # A closed month is frozen: its revenue never changes (corrections go in an open month).
+    periods.ensure_open(
+        session, received_on, "record revenue dated in it", periods.REVENUE_CORRECTION
+    )
     row = RevenueRecord(
         campaign_id=campaign_id,
         received_on=received_on,

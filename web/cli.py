@@ -343,15 +343,33 @@ def outbox_send() -> None:
 def report_roi(
     out: Annotated[Path, typer.Option("--out", help="File to write")],
     start: Annotated[
-        datetime | None, typer.Option("--from", formats=["%Y-%m-%d"], help="First day")
+        datetime | None,
+        typer.Option("--from", formats=["%Y-%m-%d"], help="First day of the documents"),
     ] = None,
     end: Annotated[
-        datetime | None, typer.Option("--to", formats=["%Y-%m-%d"], help="Last day (included)")
+        datetime | None,
+        typer.Option("--to", formats=["%Y-%m-%d"], help="Last day of the documents (included)"),
     ] = None,
     group_by: Annotated[str, typer.Option(help="campaign, channel, month or owner")] = "campaign",
     fmt: Annotated[str, typer.Option("--format", help="csv or xlsx")] = "csv",
+    running_from: Annotated[
+        datetime | None,
+        typer.Option(
+            "--running-from",
+            formats=["%Y-%m-%d"],
+            help="Only campaigns still running on or after this day",
+        ),
+    ] = None,
+    running_to: Annotated[
+        datetime | None,
+        typer.Option(
+            "--running-to", formats=["%Y-%m-%d"], help="Only campaigns started by this day"
+        ),
+    ] = None,
 ) -> None:
-    """The ROI (input-output ratio) report as CSV or XLSX."""
+    """The ROI (input-output ratio) report as CSV or XLSX. --from and --to select documents
+    by their own dates (receipts, revenue, purchases, refunds); --running-from and
+    --running-to select campaigns by their run dates."""
     from campaigns import exports, report_data
     from campaigns.reports import GROUPS
 
@@ -366,7 +384,10 @@ def report_roi(
                 session,
                 settings.base_currency,
                 report_data.ReportFilter(
-                    start=start.date() if start else None, end=end.date() if end else None
+                    start=start.date() if start else None,
+                    end=end.date() if end else None,
+                    running_from=running_from.date() if running_from else None,
+                    running_to=running_to.date() if running_to else None,
                 ),
                 group_by,  # type: ignore[arg-type]
                 zone=settings.zone,

@@ -128,6 +128,12 @@ def test_a_closed_month_freezes_its_receipts(db: Session, staff: Staff, campaign
     draft = receipts.create(db, staff.marketer, receipt_input(campaign, invoice_number="INV-2"))
     with pytest.raises(PermissionDenied):
         periods.close_month(db, staff.marketer, date(2026, 3, 1))
+    # Not while a receipt dated in it awaits approval: the refusal lists it.
+    with pytest.raises(Conflict, match="await approval") as refused:
+        periods.close_month(db, staff.finance, date(2026, 3, 15))
+    assert f"#{submitted.id} {submitted.vendor}" in refused.value.message
+    assert refused.value.details[0]["url"] == f"/receipts/{submitted.id}"
+    receipts.transition(db, staff.finance, submitted.id, "approve")
     periods.close_month(db, staff.finance, date(2026, 3, 15))
 
     with pytest.raises(Conflict, match="2026-03 is closed"):
@@ -135,7 +141,7 @@ def test_a_closed_month_freezes_its_receipts(db: Session, staff: Staff, campaign
     with pytest.raises(Conflict, match="2026-03 is closed"):
         receipts.update(db, staff.marketer, draft.id, receipt_input(campaign, vendor="Other"))
     with pytest.raises(Conflict, match="2026-03 is closed"):
-        receipts.transition(db, staff.finance, submitted.id, "approve")
+        receipts.transition(db, staff.marketer, draft.id, "submit")
     with pytest.raises(Conflict, match="2026-03 is closed"):
         receipts.delete(db, staff.marketer, draft.id)
     # Moving a receipt from an open month into the closed one is refused too.
@@ -163,7 +169,7 @@ def test_a_closed_month_freezes_its_receipts(db: Session, staff: Staff, campaign
     with pytest.raises(PermissionDenied, match="Only admin"):
         periods.reopen_month(db, staff.finance, date(2026, 3, 1))
     periods.reopen_month(db, staff.admin, date(2026, 3, 1))
-    receipts.transition(db, staff.finance, submitted.id, "approve")
+    receipts.transition(db, staff.marketer, draft.id, "submit")
     logged = db.scalars(select(AuditEntry.action).where(AuditEntry.entity_type == "period"))
     assert list(logged) == ["period.close", "period.reopen"]
 

@@ -18,7 +18,7 @@ Revenue
   SPRING26  6,000 (30 orders) 03-10, 4,000 (20 orders) 03-25, 2,000 (orders unknown) 04-10
   EXPO26    1,000 USD 03-20 at 7.20 = 7,200.00 (12 orders)
   FREEBIE   500 CNY 04-01 (5 orders)
-March is closed at the end.
+March is closed after its revenue is recorded; the adjusting receipt comes after.
 
 By hand
   SPRING26  cost 3,700 = 3,000 + 1,000 - 300; media 2,700; revenue 12,000
@@ -26,7 +26,8 @@ By hand
             budget used 37.0%; cost per order 3,700/50 = 74.00
   EXPO26    cost 1,075; media 355; revenue 7,200; ratio 6.70; ROI 569.8%; ROAS 20.28
             budget used 1,075/7,100 = 15.1%; cost per order 1,075/12 = 89.58
-  FREEBIE   cost 0 -> ratio, ROI, ROAS shown as "—"; no budget -> budget used "—"
+  FREEBIE   cost 0 -> ratio, ROI, ROAS, cost per order shown as "—"; no budget -> budget
+            used "—"
   Total     budget 17,100; cost 4,775; paid 1,720; pending 500; revenue 19,700
             ratio 4.13; ROI 312.6%; ROAS 19,700/3,055 = 6.45; profit 14,925
             budget used 27.9%; orders 67; cost per order 71.27
@@ -107,17 +108,6 @@ def fixture_db(db: Session, staff: Staff) -> Session:
     receipt(spring.id, "events", "200", "CNY", date(2026, 3, 8), [])
     receipt(expo.id, "events", "100", "USD", date(2026, 3, 16), ["submit", "approve", "pay"])
     receipt(expo.id, "media", "50", "USD", date(2026, 3, 10), ["submit", "approve"])
-    periods.close_month(db, f, date(2026, 3, 1))
-    receipt(
-        spring.id,
-        "media",
-        "-300",
-        "CNY",
-        date(2026, 4, 5),
-        ["submit", "approve"],
-        adjusts_receipt_id=first,
-    )
-
     for campaign_id, day, amount, currency, orders in [
         (spring.id, date(2026, 3, 10), "6000", "CNY", 30),
         (spring.id, date(2026, 3, 25), "4000", "CNY", 20),
@@ -134,6 +124,16 @@ def fixture_db(db: Session, staff: Staff) -> Session:
             currency=currency,
             orders=orders,
         )
+    periods.close_month(db, f, date(2026, 3, 1))
+    receipt(
+        spring.id,
+        "media",
+        "-300",
+        "CNY",
+        date(2026, 4, 5),
+        ["submit", "approve"],
+        adjusts_receipt_id=first,
+    )
     return db
 
 
@@ -168,7 +168,7 @@ EXPECTED_ROWS: list[dict[str, Any]] = [
         "profit": "500.00",
         "budget_used_pct": None,
         "orders": 5,
-        "cost_per_order": "0.00",
+        "cost_per_order": None,  # no cost: blank with its reason, never 0.00
     },
     {
         "code": "SPRING26",

@@ -310,9 +310,20 @@ def list_rates(
     ]
 
 
-@router.post("/periods/{month}/close", summary="Close a month (YYYY-MM)", responses=errors(409))
-def close_period(month: Month, caller: Finance, db: Db) -> dict[str, str]:
-    periods.close_month(db, caller.actor, periods.parse_month(month))
+@router.post(
+    "/periods/{month}/close",
+    summary="Close a month (YYYY-MM)",
+    description=(
+        "Freezes the month: afterwards no receipt, revenue record or exchange rate dated in it"
+        " (or converting anything dated in it) can be added or changed. Refused (409) while"
+        " receipts dated in it await approval (`period.receipts_pending`; `details` lists"
+        " each: id, vendor, amount, currency, expense_date, url) or while a document dated in"
+        " it has no exchange rate (`period.rate_missing`)."
+    ),
+    responses=errors(409),
+)
+def close_period(month: Month, caller: Finance, db: Db, settings: AppSettings) -> dict[str, str]:
+    periods.close_month(db, caller.actor, periods.parse_month(month), settings.base_currency)
     db.commit()
     return {"month": month, "state": "closed"}
 
@@ -353,7 +364,17 @@ REPORT_FORMATS: dict[int | str, dict[str, Any]] = {
 @router.get(
     "/reports/roi",
     summary="The ROI (input-output ratio) report",
-    description="A missing exchange rate is a 422 naming the currency and the date.",
+    description=(
+        "`from` and `to` select documents by their own dates (receipts by expense date,"
+        " revenue records by the date received, purchases and refunds by when they happened),"
+        " so one month alone equals its row in the monthly report; a refund counts in the"
+        " month it is made. `running_from` and `running_to` select campaigns that ran on some"
+        " day between them. Amounts are booked once per document (exact amount × rate,"
+        " rounded half-up to the base currency's minor unit), so rows add up to the total."
+        " A missing exchange rate is a 422 (`rate.missing`) naming the currency and the date,"
+        " saying that finance can enter it under Finance → Exchange rates (/finance/rates);"
+        " `details` carries currency, date, fixed_by and fix_url."
+    ),
     responses=REPORT_FORMATS,
 )
 def roi_report(
@@ -368,12 +389,24 @@ def roi_report(
     status: CampaignStatus | None = None,
     owner_id: Annotated[int | None, Query(ge=1, le=bounds.MAX_ID)] = None,
     format: Literal["json", "csv", "xlsx"] = "json",
+    running_from: Annotated[
+        Day | None, Query(description="Only campaigns still running on or after this day")
+    ] = None,
+    running_to: Annotated[
+        Day | None, Query(description="Only campaigns started on or before this day")
+    ] = None,
 ) -> Response:
     report = loyalty_reports.roi(
         db,
         settings.base_currency,
         report_data.ReportFilter(
-            start=start, end=end, channel=channel, status=status, owner_id=owner_id
+            start=start,
+            end=end,
+            channel=channel,
+            status=status,
+            owner_id=owner_id,
+            running_from=running_from,
+            running_to=running_to,
         ),
         group_by,
         zone=settings.zone,

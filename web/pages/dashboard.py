@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -20,6 +21,7 @@ from core.timeutil import utcnow
 from loyalty import reports as loyalty_reports
 from web.deps import AppSettings, Db, StaffUser
 from web.health import database_ok
+from web.pages.reports import fix_of
 from web.rendering import htmx_block, render
 
 router = APIRouter()
@@ -44,20 +46,30 @@ def _admin_summary(db: Session) -> dict[str, Any]:
     }
 
 
-def budget_alerts(db: Session, settings: Settings) -> list[dict[str, Any]]:
-    """Live campaigns whose approved cost has passed 90% or 100% of their budget."""
+@dataclass(frozen=True, slots=True)
+class BudgetAlerts:
+    """The alerts, or why they could not be computed (and who can fix that, where)."""
+
+    alerts: list[dict[str, Any]] = field(default_factory=list)
+    problem: str | None = None
+    fix: dict[str, str] | None = None
+
+
+def budget_alerts(db: Session, settings: Settings) -> BudgetAlerts:
+    """Live campaigns whose approved cost has passed 90% or 100% of their budget. When the
+    report cannot be computed (e.g. a missing exchange rate), that is said, never "none"."""
     try:
         report = loyalty_reports.roi(
             db, settings.base_currency, report_data.ReportFilter(statuses=LIVE), zone=settings.zone
         )
-    except RetainError:
-        return []
+    except RetainError as exc:
+        return BudgetAlerts(problem=exc.message, fix=fix_of(exc))
     alerts = []
     for row in report.rows:
         used = row.values["budget_used_pct"]
         if isinstance(used, Decimal) and used >= 90:
             alerts.append({"row": row, "over": used > 100})
-    return sorted(alerts, key=lambda a: -a["row"].values["budget_used_pct"])
+    return BudgetAlerts(sorted(alerts, key=lambda a: -a["row"].values["budget_used_pct"]))
 
 
 def _finance_summary(db: Session) -> dict[str, int]:
@@ -85,7 +97,8 @@ def dashboard(request: Request, user: StaffUser, db: Db, settings: AppSettings) 
     if Role.ADMIN in user.roles:
         context["admin"] = _admin_summary(db)
     if user.has_any(Role.MARKETER, Role.FINANCE):
-        context["alerts"] = budget_alerts(db, settings)
+        budget = budget_alerts(db, settings)
+        context.update(alerts=budget.alerts, alerts_problem=budget.problem, alerts_fix=budget.fix)
     if Role.FINANCE in user.roles:
         context["finance"] = _finance_summary(db)
     return render(request, "dashboard.html", context)

@@ -13,9 +13,10 @@ from campaigns import imports, periods, rates
 from campaigns.models import ExchangeRate
 from core.accounts.models import Role, User
 from core.errors import RetainError, ValidationFailed
-from core.money import parse_amount
+from core.money import format_decimal, parse_amount
 from web.deps import AppSettings, Db, actor_for, require_roles
 from web.errors import status_for
+from web.pages.campaigns import currency_choices
 from web.rendering import flash, render
 
 router = APIRouter()
@@ -24,39 +25,53 @@ Enterer = Annotated[User, Depends(require_roles(Role.MARKETER, Role.FINANCE))]
 MAX_CSV = 5 * 1024 * 1024
 
 
-@router.get("/finance/periods")
-def period_page(request: Request, user: Finance, db: Db, settings: AppSettings) -> Response:
+def _periods_context(db: Db, user: User, settings: AppSettings) -> dict[str, Any]:
     today = datetime.now(settings.zone).date().replace(day=1)
     closed = set(periods.closed_months(db))
     months, month = [], today
     for _ in range(18):
         months.append({"month": month, "closed": month in closed})
         month = (month.replace(day=1) - date.resolution).replace(day=1)
-    return render(
-        request,
-        "finance/periods.html",
-        {
-            "months": months,
-            "is_admin": Role.ADMIN in user.roles,
-            "is_finance": Role.FINANCE in user.roles,
-        },
-    )
+    return {
+        "months": months,
+        "is_admin": Role.ADMIN in user.roles,
+        "is_finance": Role.FINANCE in user.roles,
+    }
+
+
+@router.get("/finance/periods")
+def period_page(request: Request, user: Finance, db: Db, settings: AppSettings) -> Response:
+    return render(request, "finance/periods.html", _periods_context(db, user, settings))
 
 
 @router.post("/finance/periods/{action}")
 def period_action(
-    request: Request, action: str, user: Finance, db: Db, month: Annotated[str, Form()] = ""
+    request: Request,
+    action: str,
+    user: Finance,
+    db: Db,
+    settings: AppSettings,
+    month: Annotated[str, Form()] = "",
 ) -> Response:
     try:
         actor = actor_for(request, user)
         if action == "close":
-            periods.close_month(db, actor, periods.parse_month(month))
+            periods.close_month(db, actor, periods.parse_month(month), settings.base_currency)
         elif action == "reopen":
             periods.reopen_month(db, actor, periods.parse_month(month))
         else:
             raise ValidationFailed("period.action", "Choose close or reopen.")
     except RetainError as exc:
         db.rollback()
+        if exc.code in ("period.receipts_pending", "period.rate_missing"):
+            # The page itself says why, with a link to each receipt (or to the rates).
+            context = _periods_context(db, user, settings)
+            context["refusal"] = {
+                "message": exc.message,
+                "receipts": exc.details if isinstance(exc.details, list) else [],
+                "fix_url": exc.details.get("fix_url") if isinstance(exc.details, dict) else None,
+            }
+            return render(request, "finance/periods.html", context, status_code=status_for(exc))
         flash(request, exc.message, "error")
     else:
         db.commit()
@@ -65,7 +80,7 @@ def period_action(
 
 
 @router.get("/finance/rates")
-def rates_page(request: Request, user: Finance, db: Db) -> Response:
+def rates_page(request: Request, user: Finance, db: Db, settings: AppSettings) -> Response:
     rows = list(
         db.scalars(
             select(ExchangeRate)
@@ -73,7 +88,9 @@ def rates_page(request: Request, user: Finance, db: Db) -> Response:
             .limit(60)
         )
     )
-    return render(request, "finance/rates.html", {"rates": rows})
+    # The base currency needs no rate: it is not offered.
+    choices = currency_choices(db, settings.base_currency, include_base=False)
+    return render(request, "finance/rates.html", {"rates": rows, "currencies": choices})
 
 
 @router.post("/finance/rates")
@@ -93,15 +110,24 @@ def set_rate(
             raise ValidationFailed("rate.date", "Enter the date as 2026-03-31.") from None
         if day is None:
             raise ValidationFailed("rate.date", "Enter the date of the rate.")
-        rates.set_rate(
-            db, actor_for(request, user), currency, day, parse_amount(rate), settings.base_currency
+        if not rate.strip():
+            raise ValidationFailed("rate.rate", "Enter the rate.")
+        row = rates.set_rate(
+            db,
+            actor_for(request, user),
+            currency,
+            day,
+            parse_amount(rate, "Rate"),
+            settings.base_currency,
         )
     except RetainError as exc:
         db.rollback()
         flash(request, exc.message, "error")
     else:
         db.commit()
-        flash(request, f"Rate saved: 1 {currency.upper()} = {rate} {settings.base_currency}.")
+        # The rate as stored, not as typed.
+        stored = f"1 {row.currency} = {format_decimal(row.rate)} {settings.base_currency}"
+        flash(request, f"Rate saved: {stored} on {row.rate_date.isoformat()}.")
     return RedirectResponse("/finance/rates", status_code=303)
 
 

@@ -62,12 +62,16 @@ def filter_id(value: str, label: str, problems: list[str]) -> int | None:
 
 
 def parse_filter(params: dict[str, str]) -> tuple[report_data.ReportFilter, list[str]]:
-    """The report filter from query parameters; bad values are ignored and named."""
+    """The report filter from query parameters; bad values are ignored and named. `from`
+    and `to` select documents by their own dates; `running_from` and `running_to` select
+    campaigns by their run dates."""
     problems: list[str] = []
     return (
         report_data.ReportFilter(
             start=filter_day(params.get("from", ""), problems),
             end=filter_day(params.get("to", ""), problems),
+            running_from=filter_day(params.get("running_from", ""), problems),
+            running_to=filter_day(params.get("running_to", ""), problems),
             channel=filter_text(
                 params.get("channel", ""), "The channel", bounds.length(Channel.code), problems
             ),
@@ -110,6 +114,16 @@ def _options(db: Session) -> dict[str, Any]:
 Staff = Annotated[User, Depends(require_roles(*STAFF))]
 
 
+def fix_of(exc: RetainError) -> dict[str, str] | None:
+    """Who can fix a report error and where, when the error says (a missing or wrong
+    exchange rate: finance, on the rates page)."""
+    details = exc.details if isinstance(exc.details, dict) else {}
+    url = details.get("fix_url")
+    if not isinstance(url, str):
+        return None
+    return {"url": url, "who": str(details.get("fixed_by", "finance"))}
+
+
 def _build(db: Db, settings: AppSettings, request: Request) -> tuple[RoiReport, GroupBy, list[str]]:
     params = dict(request.query_params)
     filters, problems = parse_filter(params)
@@ -141,8 +155,8 @@ def roi_page(request: Request, user: Staff, db: Db, settings: AppSettings) -> Re
             )
         )
         context.update(report=report, problems=problems, chart=chart_data(report, by_month))
-    except RetainError as exc:  # e.g. a missing exchange rate: say which one
-        context.update(report=None, error=exc.message)
+    except RetainError as exc:  # e.g. a missing exchange rate: say which, who fixes it, where
+        context.update(report=None, error=exc.message, error_fix=fix_of(exc))
     query = request.url.query
     context["export_query"] = f"?{query}" if query else ""
     # The page still shows (without the bad filter), but the answer says the input was bad.
