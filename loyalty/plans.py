@@ -32,6 +32,7 @@ from zoneinfo import ZoneInfo
 
 from core import bounds
 from core.errors import ValidationFailed
+from core.money import minor_units
 from loyalty import earning, tiers
 from loyalty.earning import Credit
 from loyalty.history import Facts
@@ -388,6 +389,7 @@ class Sold:
     net_base_amount: Decimal
     points_earned: int
     points_reversed: int
+    base_currency: str = "CNY"  # whose minor unit a refund's base share is booked to
 
 
 @dataclass(frozen=True, slots=True)
@@ -420,9 +422,21 @@ def refund(sold: Sold, amount: Decimal | None, program: Program) -> RefundPlan:
         )
     refunded = sold.refunded_amount + amount
     full = refunded == sold.amount
-    share = stored(sold.base_amount * amount / sold.amount)
-    target = Decimal(sold.points_earned) * refunded / sold.amount
-    points = int(target.to_integral_value(rounding=ROUND_HALF_UP)) - sold.points_reversed
+    # The base amount given back so far is booked as a running target, the purchase's base
+    # amount times the share refunded in all, rounded half up to the base currency's minor
+    # unit; this refund takes the step from what earlier refunds took. So each refund is a
+    # booked amount, and the last one takes exactly what is left: two halves of 926.75 are
+    # 463.38 and 463.37, and a fully refunded purchase nets to zero in every report.
+    unit = Decimal(1).scaleb(-minor_units(sold.base_currency))
+    taken = sold.base_amount - sold.net_base_amount
+    target = (
+        sold.base_amount
+        if full
+        else (sold.base_amount * refunded / sold.amount).quantize(unit, rounding=ROUND_HALF_UP)
+    )
+    share = stored(max(target - taken, Decimal(0)))
+    points_target = Decimal(sold.points_earned) * refunded / sold.amount
+    points = int(points_target.to_integral_value(rounding=ROUND_HALF_UP)) - sold.points_reversed
     return RefundPlan(
         amount=amount,
         base_amount=share,

@@ -681,6 +681,7 @@ def refund(
             purchase.net_base_amount,
             purchase.points_earned,
             purchase.points_reversed,
+            base_currency,
         ),
         data.amount,
         program,
