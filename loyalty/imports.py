@@ -6,7 +6,9 @@ is local time in the configured zone. `coupon_codes` holds codes separated by ";
 
 Every row is checked first (vectorised), and if any is bad, nothing is imported and every
 bad row is reported with its line number. Rows already imported (same source and external
-id, same content) are skipped, so a file can be run again after an interruption.
+id, same content) are skipped, so a file can be run again after an interruption. A row dated
+in a month finance has closed is refused by the rules (`plans.check_open`) and reported in
+`ImportReport.refused` with its line; the other rows load.
 
 The rows are applied as if each had been posted through `purchases.record` one by one, in
 time order (`occurred_at`, then line number), so a file gives the same points, lots, tiers
@@ -57,7 +59,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
-from campaigns import rates
+from campaigns import periods, rates
 from campaigns.models import Campaign, Channel
 from core import bounds
 from core.audit import Actor
@@ -379,16 +381,17 @@ def import_purchases(
         # SQLite has one writer; and a factory bound to one connection cannot be shared.
         parallel = session.get_bind().dialect.name == "postgresql" and workers > 1
 
-    def load(chunk: pd.DataFrame) -> int:
+    def load(chunk: pd.DataFrame) -> tuple[int, list[dict[str, Any]]]:
         with factory() as session, session.begin():
             return _bulk(session, actor, chunk, base, zone)
 
     # Chunks hold whole members, so two loading at once never wait on each other's locks:
     # one prepares rows in Python while the database indexes the other's COPY.
     with ThreadPoolExecutor(max_workers=workers if parallel else 1) as pool:
-        for chunk, points in zip(chunks, pool.map(load, chunks), strict=True):
+        for chunk, (points, refused) in zip(chunks, pool.map(load, chunks), strict=True):
             report.points += points
-            report.imported += len(chunk)
+            report.imported += len(chunk) - len(refused)
+            report.refused += refused
             if progress:
                 progress(len(chunk))
     for row in frame[service].itertuples(index=False):
@@ -412,6 +415,7 @@ def import_purchases(
             report.by_service += 1
         if progress:
             progress(1)
+    report.refused.sort(key=lambda r: int(r["line"]))
     return report
 
 
@@ -494,10 +498,14 @@ def _drop_known(
     return frame[~seen]
 
 
-def _bulk(session: Session, actor: Actor, chunk: pd.DataFrame, base: str, zone: ZoneInfo) -> int:
+def _bulk(
+    session: Session, actor: Actor, chunk: pd.DataFrame, base: str, zone: ZoneInfo
+) -> tuple[int, list[dict[str, Any]]]:
     """Plan every row with `plans.purchase`, member by member in time order, as if posted one
-    by one; then write the plans in bulk. Returns the points credited."""
+    by one; then write the plans in bulk. Returns the points credited and the rows the rules
+    refused (dated in a closed month: not written, as the service would refuse them)."""
     settings = purchases.load_settings(session)
+    closed = set(periods.closed_months(session))
     program = settings.program
     frame = chunk.copy()
     frame["day"] = frame["occurred_at"].dt.tz_convert(zone).dt.date
@@ -522,12 +530,16 @@ def _bulk(session: Session, actor: Actor, chunk: pd.DataFrame, base: str, zone: 
     members = _ints(frame["member_id"])
     planned: list[plans.PurchasePlan] = []
     balances: list[int | None] = []
-    for mid, at, amount, channel, campaign in zip(
+    kept: list[bool] = []
+    refused: list[dict[str, Any]] = []
+    for mid, at, amount, channel, campaign, line, external_id in zip(
         members,
         times,
         frame["base_amount"].tolist(),
         _ints(frame["channel_id"]),
         _ints(frame["campaign_id"]),
+        frame["line"].tolist(),
+        frame["external_id"].tolist(),
         strict=True,
     ):
         member = None if mid is None else state[mid]
@@ -535,7 +547,22 @@ def _bulk(session: Session, actor: Actor, chunk: pd.DataFrame, base: str, zone: 
         facts = None
         if member is not None and member.status == MemberStatus.ACTIVE:
             facts = recorded[member.id].facts(program, at)
-        plan = plans.purchase(settings, member, facts, sale, zone=zone, base_currency=base)
+        try:
+            plan = plans.purchase(
+                settings, member, facts, sale, zone=zone, base_currency=base, closed=closed
+            )
+        except plans.MonthClosed as no:
+            kept.append(False)
+            refused.append(
+                {
+                    "line": int(line),
+                    "external_id": external_id,
+                    "code": no.code,
+                    "message": no.message,
+                }
+            )
+            continue
+        kept.append(True)
         planned.append(plan)
         if member is None:
             balances.append(None)
@@ -549,8 +576,11 @@ def _bulk(session: Session, actor: Actor, chunk: pd.DataFrame, base: str, zone: 
                 repeat_bonus=any(c.rule == earning.REPEAT_RULE for c in plan.credits),
                 referral_started=plan.referral_completes_at is not None,
             )
+    if refused:
+        frame = frame[kept]
+        times = [at for at, keep in zip(times, kept, strict=True) if keep]
     _write(session, actor, frame, times, planned, balances, state)
-    return sum(plan.points for plan in planned)
+    return sum(plan.points for plan in planned), refused
 
 
 def _lock(session: Session, member_ids: list[int]) -> dict[int, plans.MemberState]:

@@ -17,13 +17,18 @@ A purchase, in order:
    included, reaches a higher tier (never more than one move; downgrades are nightly).
 5. A referral: the referee's first purchase at or above the minimum starts the wait; both
    are rewarded by the nightly job once it has outlived the return window.
+
+Before any of it, the month: a purchase (or a refund, `check_open`) dated, in the configured
+zone, in a month finance has closed is refused (`MonthClosed`), so a closed month's purchase
+revenue never changes. The closed months are a fact each path loads (a small table); a retry
+of a purchase recorded before the close is found before this rule and replays its answer.
 """
 
 from __future__ import annotations
 
 import calendar
 import math
-from collections.abc import Sequence
+from collections.abc import Container, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -31,7 +36,7 @@ from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from core import bounds
-from core.errors import ValidationFailed
+from core.errors import Conflict, ValidationFailed
 from core.money import minor_units
 from loyalty import earning, tiers
 from loyalty.earning import Credit
@@ -299,6 +304,32 @@ def campaign(given: int | None, coupon_campaigns: Sequence[int | None]) -> int |
     return next((c for c in coupon_campaigns if c is not None), None)
 
 
+class MonthClosed(Conflict):
+    """A purchase or refund dated in a closed month."""
+
+    default_code = "period.closed"
+
+
+def month_of(at: datetime, zone: ZoneInfo) -> date:
+    """The month (its first day) `at` falls in, in the configured zone."""
+    return at.astimezone(zone).date().replace(day=1)
+
+
+def check_open(
+    at: datetime, zone: ZoneInfo, closed: Container[date], what: str = "purchase"
+) -> None:
+    """Refuse a `what` ("purchase" or "refund") dated at `at` when its local month is in
+    `closed` (months as their first day): a closed month's figures never change."""
+    month = month_of(at, zone)
+    if month in closed:
+        raise MonthClosed(
+            "period.closed",
+            f"{month:%B %Y} is closed: a {what} dated {at.astimezone(zone):%Y-%m-%d} can no "
+            "longer be recorded. Ask finance to reopen it.",
+            {"month": f"{month:%Y-%m}"},
+        )
+
+
 GUEST_NOTE = "Guest purchase: counted as campaign revenue; no points."
 
 
@@ -310,11 +341,14 @@ def purchase(
     *,
     zone: ZoneInfo,
     base_currency: str,
+    closed: Container[date],
 ) -> PurchasePlan:
     """What posting `sale` for `member` (locked, as read) does; `facts` are the recorded
-    purchases' (None for a guest)."""
+    purchases' (None for a guest); `closed` the closed months (first days). A sale dated in
+    a closed month is refused (`MonthClosed`)."""
     program = settings.program
     at = sale.occurred_at
+    check_open(at, zone, closed)
     returns_at = at + timedelta(days=program.return_window_days)
     if member is None:
         return PurchasePlan(returns_at, note=GUEST_NOTE)

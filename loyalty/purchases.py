@@ -22,7 +22,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import InstrumentedAttribute, Session, aliased
 
-from campaigns import rates
+from campaigns import periods, rates
 from campaigns.models import Campaign, Channel
 from core import bounds
 from core.audit import Actor
@@ -325,6 +325,9 @@ def record(
     if earlier is not None:
         return _replay(session, earlier, fingerprint, zone)
     currency, base_amount, channel_id, campaign_id = _resolve(session, data, base_currency, zone)
+    # Refused before anything is written (`plans.purchase` decides the same again).
+    closed = set(periods.closed_months(session))
+    plans.check_open(data.occurred_at, zone, closed)
     settings = load_settings(session)
     program = settings.program
     # Read before this purchase is written: the facts are about the ones recorded before it.
@@ -398,7 +401,9 @@ def record(
         categories=_categories(data, base_amount),
     )
     state = None if member is None else member_state(member)
-    plan = plans.purchase(settings, state, facts, sale, zone=zone, base_currency=base_currency)
+    plan = plans.purchase(
+        settings, state, facts, sale, zone=zone, base_currency=base_currency, closed=closed
+    )
     _write(session, actor, plan, purchase, member)
     _answer(outcome, plan, zone)
     outcome.balance = purchase.balance_after
@@ -617,7 +622,8 @@ def refund(
     session: Session, actor: Actor, data: RefundInput, *, base_currency: str, zone: ZoneInfo
 ) -> RefundOutcome:
     """Refund all or part of a purchase; points go back in proportion. Idempotent by id.
-    A refund is dated no earlier than its purchase and not in the future."""
+    A refund is dated no earlier than its purchase, not in the future, and not in a closed
+    month (`plans.check_open`)."""
     actor.require(*ROLES, doing="record refunds")
     for name, (column, label) in REFUND_TEXT.items():
         _check_text(getattr(data, name), f"refund.{name}", column, label)
@@ -670,6 +676,9 @@ def refund(
             coupon_restored=earlier.coupon_restored,
             member=member,
         )
+    # A refund counts in its own month: one dated in a closed month is refused (a retry of
+    # one recorded before the close was answered above).
+    plans.check_open(data.occurred_at, zone, set(periods.closed_months(session)), "refund")
     program = program_settings.get(session)
     plan = plans.refund(
         plans.Sold(

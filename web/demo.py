@@ -49,4 +49,6 @@ def load(session: Session, settings: Settings, today: date | None = None) -> Dem
     today = today or datetime.now(settings.zone).date()
     result.campaigns = demo_campaigns.load(session, today)
     result.members = demo_loyalty.load(session, today, settings.zone, settings.base_currency)
+    if result.campaigns:
+        demo_campaigns.close_old_months(session, today)
     return result
