@@ -318,3 +318,30 @@ def build(
     active = set(costs["campaign_id"]) | set(revenue["campaign_id"])
     campaigns = _shown(campaigns, f, active)
     return roi_report(campaigns, costs, revenue, group_by=group_by, currency=base)
+
+
+def revenue_records(session: Session, campaign_id: int) -> list[RevenueRecord]:
+    """A campaign's revenue records, newest first."""
+    return list(
+        session.scalars(
+            select(RevenueRecord)
+            .where(RevenueRecord.campaign_id == campaign_id)
+            .order_by(RevenueRecord.received_on.desc(), RevenueRecord.id.desc())
+        )
+    )
+
+
+def booked_revenue_records(
+    session: Session, campaign_id: int, base: str
+) -> list[tuple[RevenueRecord, Decimal]]:
+    """A campaign's revenue records, newest first, each with its amount booked in `base`
+    (`rates.convert`: at the latest rate on or before the date received) exactly as the ROI
+    report books it, so they add up to the report's revenue from records. A missing rate
+    raises `MissingRate`, as the report does."""
+    records = revenue_records(session, campaign_id)
+    frame = pd.DataFrame(
+        [(r.amount, r.currency, r.received_on) for r in records],
+        columns=["amount", "currency", "day"],
+    )
+    table = rates.rates_frame(session, set(frame["currency"]) - {base})
+    return list(zip(records, rates.convert(frame, table, base), strict=True))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from typing import Annotated, Any
@@ -27,10 +28,11 @@ from core.accounts.models import Role, User
 from core.errors import RetainError, ValidationFailed
 from core.money import format_amount, format_decimal, minor_units, parse_amount
 from loyalty import reports as loyalty_reports
+from loyalty.campaign_sales import campaign_sales
 from web.deps import AppSettings, Db, actor_for, require_roles
 from web.errors import status_for
 from web.forms import FormFields
-from web.pages.reports import chart_data, filter_day, filter_id, filter_text
+from web.pages.reports import chart_data, filter_day, filter_id, filter_text, fix_of
 from web.rendering import flash, render
 
 router = APIRouter(prefix="/campaigns")
@@ -68,15 +70,29 @@ def _form_choices(db: Session, settings: AppSettings) -> dict[str, Any]:
     return {**_choices(db), "currencies": currency_choices(db, settings.base_currency)}
 
 
-def _kpis(db: Session, settings: AppSettings, f: report_data.ReportFilter) -> dict[str, RoiRow]:
-    """Report rows by campaign code; empty when a rate is missing (the report page says why)."""
+@dataclass(frozen=True, slots=True)
+class FiguresProblem:
+    """Why a page's report figures could not be computed, and who can fix that, where
+    (`web.pages.reports.fix_of`: a missing or wrong exchange rate, finance, the rates page)."""
+
+    reason: str
+    fix: dict[str, str] | None
+
+
+def _problem(exc: RetainError) -> FiguresProblem:
+    return FiguresProblem(reason=exc.message, fix=fix_of(exc))
+
+
+def _kpis(
+    db: Session, settings: AppSettings, f: report_data.ReportFilter
+) -> tuple[dict[str, RoiRow], FiguresProblem | None]:
+    """Report rows by campaign code, or none and why (e.g. a missing rate), for the page to
+    say instead of showing blanks."""
     try:
-        return {
-            r.key["code"]: r
-            for r in loyalty_reports.roi(db, settings.base_currency, f, zone=settings.zone).rows
-        }
-    except RetainError:
-        return {}
+        report = loyalty_reports.roi(db, settings.base_currency, f, zone=settings.zone)
+    except RetainError as exc:
+        return {}, _problem(exc)
+    return {r.key["code"]: r for r in report.rows}, None
 
 
 @router.get("")
@@ -119,7 +135,9 @@ def list_campaigns(
     rows = list(db.scalars(query.order_by(*SORTS.get(sort, SORTS["start"])).limit(500)))
     owners = {user_id: name for user_id, name in db.execute(select(User.id, User.name))}
     # Lifetime figures of exactly the campaigns listed.
-    kpis = _kpis(db, settings, report_data.ReportFilter(campaign_ids=tuple(c.id for c in rows)))
+    kpis, figures_problem = _kpis(
+        db, settings, report_data.ReportFilter(campaign_ids=tuple(c.id for c in rows))
+    )
     params = {
         "q": q,
         "status": status,
@@ -136,6 +154,8 @@ def list_campaigns(
             "campaigns": rows,
             "owners_by_id": owners,
             "kpis": kpis,
+            "figures_problem": figures_problem,
+            "roles": user.roles,
             "params": params,
             "problems": problems,
             "can_plan": user.has_any(Role.MARKETER, Role.ADMIN),
@@ -315,6 +335,9 @@ def campaign_detail(
 ) -> Response:
     campaign = planning.get(db, campaign_id)
     only = report_data.ReportFilter(campaign_ids=(campaign.id,))
+    problem: FiguresProblem | None = None
+    kpi, chart, revenue_total = None, None, None
+    revenue_rows: list[tuple[RevenueRecord, Decimal | None]] | None = None
     try:
         report = loyalty_reports.roi(db, settings.base_currency, only, zone=settings.zone)
         kpi = report.rows[0] if report.rows else None
@@ -322,20 +345,20 @@ def campaign_detail(
             report,
             loyalty_reports.roi(db, settings.base_currency, only, "month", zone=settings.zone),
         )
-    except RetainError:  # e.g. a missing rate: the page says so, the report page says which
-        kpi, chart = None, None
+        booked = report_data.booked_revenue_records(db, campaign.id, settings.base_currency)
+        revenue_total = sum((amount for _, amount in booked), Decimal(0))
+        revenue_rows = list(booked)
+    except RetainError as exc:  # e.g. a missing rate: the page says which, who fixes it, where
+        problem = _problem(exc)
+    if revenue_rows is None:  # unbooked: listed in their own currencies only
+        revenue_rows = [(r, None) for r in report_data.revenue_records(db, campaign.id)]
+    # Booked when recorded: shown even when the report cannot be computed.
+    sales = campaign_sales(db, campaign.id, settings.base_currency, settings.zone)
     receipt_rows = list(
         db.scalars(
             select(Receipt)
             .where(Receipt.campaign_id == campaign.id)
             .order_by(Receipt.expense_date.desc(), Receipt.id.desc())
-        )
-    )
-    revenue_rows = list(
-        db.scalars(
-            select(RevenueRecord)
-            .where(RevenueRecord.campaign_id == campaign.id)
-            .order_by(RevenueRecord.received_on.desc())
         )
     )
     owner = db.get(User, campaign.owner_id)
@@ -349,6 +372,10 @@ def campaign_detail(
             "columns": COLUMNS,
             "receipts": receipt_rows,
             "revenue": revenue_rows,
+            "revenue_total": revenue_total,
+            "sales": sales,
+            "figures_problem": problem,
+            "roles": user.roles,
             "owner": owner,
             "statuses": [s.value for s in CampaignStatus],
             "can_plan": user.has_any(Role.MARKETER, Role.ADMIN),
