@@ -342,8 +342,10 @@ def close(session: Session, actor: Actor, member_id: int) -> Member:
 
 
 def search(session: Session, q: str, *, limit: int = 50) -> list[Member]:
-    """By member number, phone, email (exact) or name (contains). The search text is at most
-    `bounds.MAX_SEARCH` characters."""
+    """By member number or email (exact), name (contains) or phone: a text of digits (spaces,
+    dashes, brackets and a plus allowed) of at least 4 finds phones containing them, so the
+    till can type the last four digits. The search text is at most `bounds.MAX_SEARCH`
+    characters."""
     text = bounds.check_text(q, "member.search", bounds.MAX_SEARCH, "The search").strip()
     if not text:
         return list(session.scalars(select(Member).order_by(Member.id.desc()).limit(limit)))
@@ -351,7 +353,9 @@ def search(session: Session, q: str, *, limit: int = 50) -> list[Member]:
     if "@" in text:
         conditions.append(Member.email == text.lower())
     digits = re.sub(r"\D", "", text)
-    if len(digits) >= 6:
+    if len(digits) >= 4 and re.fullmatch(r"[\d\s+()-]+", text, re.ASCII):
+        conditions.append(Member.phone.contains(digits, autoescape=True))
+    elif len(digits) >= 6:
         conditions.append(Member.phone.in_([digits, "+" + digits]))
     return list(
         session.scalars(select(Member).where(or_(*conditions)).order_by(Member.id).limit(limit))

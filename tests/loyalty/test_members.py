@@ -33,6 +33,16 @@ def test_search_by_number_phone_email_or_name(shop: Shop) -> None:
     assert [m.id for m in members.search(shop.db, han.phone or "")] == [han.id]
 
 
+def test_search_by_part_of_a_phone(shop: Shop) -> None:
+    han = shop.join("Han Meimei", phone="13812345678")
+    li = shop.join("Li Lei", phone="13987655678")
+    assert [m.id for m in members.search(shop.db, "5678")] == [han.id, li.id]  # last four
+    assert [m.id for m in members.search(shop.db, "138 1234")] == [han.id]  # spaced, middle
+    assert [m.id for m in members.search(shop.db, "+86 139-8765")] == []  # no +86 stored
+    assert members.search(shop.db, "567") == []  # fewer than four digits: no phone search
+    assert members.search(shop.db, "%5678") == []  # not digits: a name search, escaped
+
+
 def test_referral_guards(shop: Shop) -> None:
     referrer = shop.join("A", email="a.b+x@example.com", phone=None)
     with pytest.raises(ValidationFailed, match="themselves"):
