@@ -15,8 +15,8 @@ from decimal import ROUND_HALF_UP, Context, Decimal, InvalidOperation
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Numeric, select
-from sqlalchemy.orm import InstrumentedAttribute, Session
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from campaigns import periods
 from campaigns.models import ClosedPeriod, ExchangeRate
@@ -25,15 +25,6 @@ from core.audit import Actor
 from core.errors import ValidationFailed
 from core.money import CURRENCIES, minor_units, normalise_currency
 
-
-def _scale(column: InstrumentedAttribute[Any]) -> int:
-    kind = column.property.columns[0].type
-    assert isinstance(kind, Numeric) and kind.scale is not None
-    return kind.scale
-
-
-# The decimals the rate column keeps (NUMERIC(18, 8)): a finer rate is refused, not rounded.
-RATE_PLACES = _scale(ExchangeRate.rate)
 # Enough digits for the exact product of the largest amount and the largest rate: nothing is
 # rounded before the one rounding to the minor unit.
 _EXACT = Context(prec=60)
@@ -88,16 +79,6 @@ def currency_code(value: str, field: str = "currency") -> str:
     return normalise_currency(value)
 
 
-def check_rate(rate: Decimal) -> Decimal:
-    """The shared rate bounds, and no more decimals than the column keeps."""
-    bounds.check_rate(rate)
-    if rate != rate.quantize(Decimal(1).scaleb(-RATE_PLACES)):
-        raise ValidationFailed(
-            "rate.precision", f"A rate has at most {RATE_PLACES} decimal places."
-        )
-    return rate
-
-
 def set_rate(
     session: Session, actor: Actor, currency: str, rate_date: date, rate: Decimal, base: str
 ) -> ExchangeRate:
@@ -107,7 +88,7 @@ def set_rate(
     if currency == base:
         raise ValidationFailed("rate.base", f"{base} is the base currency; it needs no rate.")
     bounds.check_day(rate_date, "rate.date", label="The rate's date")
-    check_rate(rate)
+    bounds.check_rate(rate)  # range, and no finer than the column's 8 decimals
     row = session.scalar(
         select(ExchangeRate).where(
             ExchangeRate.currency == currency, ExchangeRate.rate_date == rate_date

@@ -23,7 +23,6 @@ from campaigns.models import (
     RevenueRecord,
 )
 from campaigns.planning import LONG_TEXT
-from campaigns.rates import RATE_PLACES
 from campaigns.revenue import MAX_ORDERS
 from core import bounds
 from core.bounds import Text
@@ -56,8 +55,7 @@ SignedMoney = Annotated[
     Decimal,
     Field(ge=-bounds.MAX_AMOUNT, le=bounds.MAX_AMOUNT, decimal_places=bounds.AMOUNT_PLACES),
 ]
-# The rate column keeps RATE_PLACES decimals: state that, not the looser shared bound.
-Rate = Annotated[Decimal, Field(ge=bounds.MIN_RATE, le=bounds.MAX_RATE, decimal_places=RATE_PLACES)]
+Rate = bounds.Rate
 Orders = Annotated[int, Strict(), Field(ge=0, le=MAX_ORDERS)]
 
 # Text held to its column (bounds.Text: length, no control character, no lone surrogate).

@@ -29,6 +29,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 from core.errors import ValidationFailed
 
 MAX_ID = 2**31 - 1
+MAX_BIG_ID = 2**63 - 1  # BIGINT ids (ledger entries, lots, purchases, coupons on PostgreSQL)
 MAX_AMOUNT = Decimal("999999999999.9999")
 AMOUNT_PLACES = 4
 MIN_RATE = Decimal("0.000001")

@@ -26,6 +26,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
+from core import bounds
 from core.db import Base
 from core.money import MoneyAmount
 from core.timeutil import UTCDateTime, utcnow
@@ -33,8 +34,7 @@ from core.timeutil import UTCDateTime, utcnow
 # Free text kept in unbounded Text columns (a refund's or a status change's reason, a tier's
 # benefits, a reward's description): bounded here, for every path that writes one.
 NOTE_LENGTH = 1000
-# The largest BIGINT: ledger, lot and purchase ids on PostgreSQL, tier thresholds.
-MAX_BIG = 2**63 - 1
+MAX_BIG = bounds.MAX_BIG_ID  # the largest BIGINT: ledger, lot and purchase ids, tier thresholds
 
 
 def _in(values: type[StrEnum]) -> str:

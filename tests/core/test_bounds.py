@@ -57,3 +57,9 @@ def test_text_is_bounded_like_its_column() -> None:
         with pytest.raises(ValidationFailed):
             bounds.check_text(bad, "member.name", bounds.length(Member.name))
     assert bounds.check_text("two\nlines\tand tab", "note") == "two\nlines\tand tab"
+
+
+def test_the_rate_bound_keeps_the_columns_decimals() -> None:
+    from campaigns.models import ExchangeRate
+
+    assert ExchangeRate.rate.property.columns[0].type.scale == bounds.RATE_PLACES
