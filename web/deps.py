@@ -27,10 +27,12 @@ class Viewer:
     email: str
     name: str
     roles: frozenset[str]
+    language: str | None = None
 
     @classmethod
     def of(cls, user: User) -> Viewer:
-        return cls(user.id, user.email, user.name, frozenset(r.value for r in user.roles))
+        roles = frozenset(r.value for r in user.roles)
+        return cls(user.id, user.email, user.name, roles, user.language)
 
 
 def get_db(request: Request) -> Iterator[Session]:

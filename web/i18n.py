@@ -1,4 +1,5 @@
-"""The portal's languages: gettext catalogs (Babel) and locale-aware dates, numbers and money.
+"""The languages of the portal and the staff pages: gettext catalogs (Babel), and
+locale-aware dates, numbers and money.
 
 Catalogs are the `.po` files under web/locale (edit them, or regenerate the template with
 `pybabel extract -F babel.cfg -o web/locale/messages.pot .`); they are compiled in memory at
@@ -28,9 +29,13 @@ NAMES = {"en": "English", "zh": "中文"}
 DEFAULT = "en"
 
 
+# Two catalogs: "messages" for the member portal, "staff" for the staff pages.
+PORTAL, STAFF = "messages", "staff"
+
+
 @cache
-def translations(language: str) -> NullTranslations:
-    po = LOCALE_DIR / language / "LC_MESSAGES" / "messages.po"
+def translations(language: str, domain: str = PORTAL) -> NullTranslations:
+    po = LOCALE_DIR / language / "LC_MESSAGES" / f"{domain}.po"
     if not po.exists():
         return NullTranslations()
     with po.open("rb") as handle:

@@ -14,13 +14,41 @@ from typing import Any
 
 from fastapi import Request
 from fastapi.responses import Response
+from jinja2 import Environment, FileSystemLoader
 from jinja2_fragments.fastapi import Jinja2Blocks
 
 from core.timeutil import to_zone
 from web.csrf import csrf_token
+from web.i18n import LANGUAGES, NAMES, STAFF, from_accept_language, translations
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
-templates = Jinja2Blocks(directory=str(TEMPLATES_DIR))
+templates = Jinja2Blocks(
+    env=Environment(
+        loader=FileSystemLoader(TEMPLATES_DIR), autoescape=True, extensions=["jinja2.ext.i18n"]
+    )
+)
+
+
+def language(request: Request) -> str:
+    """The staff page's language: the signed-in person's choice, else the one picked on this
+    browser, else the browser's Accept-Language."""
+    viewer = getattr(request.state, "user", None)
+    chosen = getattr(viewer, "language", None) or request.session.get("lang")
+    if chosen in LANGUAGES:
+        return str(chosen)
+    return from_accept_language(request.headers.get("accept-language"))
+
+
+def t(request: Request, message: str, **variables: Any) -> str:
+    """`message` in the request's language, filled in: `t(request, "Saved %(code)s.",
+    code=c.code)`. Mark strings this way so `pybabel extract` finds them."""
+    text = translations(language(request), STAFF).gettext(message)
+    return text % variables if variables else text
+
+
+def tn(request: Request, singular: str, plural: str, n: int, **variables: Any) -> str:
+    text = translations(language(request), STAFF).ngettext(singular, plural, n)
+    return text % {"num": n, **variables}
 
 
 def plain(value: Any) -> str:
@@ -94,7 +122,22 @@ def render(
     block: str | None = None,
     headers: Mapping[str, str] | None = None,
 ) -> Response:
+    lang = language(request)
+    catalog = translations(lang, STAFF)
+
+    def gettext(message: str, **variables: Any) -> str:
+        text = catalog.gettext(message)
+        return text % variables if variables else text
+
+    def ngettext(singular: str, plural: str, n: int, **variables: Any) -> str:
+        return catalog.ngettext(singular, plural, n) % {"num": n, **variables}
+
     ctx: dict[str, Any] = {
+        # What {{ _("…", name=…) }} calls: translate, then fill in (autoescaped on output).
+        "gettext": gettext,
+        "ngettext": ngettext,
+        "lang": lang,
+        "languages": NAMES,
         "user": getattr(request.state, "user", None),
         "csrf_token": csrf_token(request),
         "flashes": pop_flashes(request),
@@ -108,7 +151,7 @@ def render(
         {**ctx, **(context or {})},
         status_code=status_code,
         block=block,
-        headers=headers,
+        headers={"Content-Language": lang, **dict(headers or {})},
     )
 
 

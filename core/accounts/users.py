@@ -260,3 +260,25 @@ def enable(session: Session, actor: Actor, user_id: int) -> User:
         session, actor, "user.enable", "user", user.id, before=before, after=snapshot(user)
     )
     return user
+
+
+LANGUAGE_LENGTH = 8
+
+
+def set_language(session: Session, actor: Actor, user: User, language: str | None) -> None:
+    """The language a person's staff pages speak; None follows the browser. The web layer
+    offers the choices."""
+    if language is not None:
+        bounds.check_text(language, "language", LANGUAGE_LENGTH, "The language")
+    if user.language != language:
+        before = {"language": user.language}
+        user.language = language
+        audit.record(
+            session,
+            actor,
+            "user.language",
+            "user",
+            user.id,
+            before=before,
+            after={"language": language},
+        )

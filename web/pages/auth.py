@@ -9,9 +9,10 @@ from fastapi.responses import RedirectResponse, Response
 
 from core.accounts import sessions, users
 from core.accounts.models import User
-from core.errors import RateLimited, RetainError
+from core.errors import RateLimited, RetainError, ValidationFailed
 from loyalty import accounts
-from web.deps import SESSION_KEY, AppSettings, Db, client_ip, optional_user
+from web.deps import SESSION_KEY, AppSettings, Db, actor_for, client_ip, optional_user
+from web.i18n import LANGUAGES
 from web.portal.deps import MEMBER_KEY
 from web.rendering import flash, render
 
@@ -35,8 +36,11 @@ def _sign_in(request: Request, db: Db, settings: AppSettings, user: User, target
         user_agent=request.headers.get("user-agent"),
     )
     db.commit()
+    chosen = request.session.get("lang")  # the language picked on the sign-in page stays
     request.session.clear()  # a fresh CSRF token on sign-in: no session fixation
     request.session[SESSION_KEY] = token
+    if chosen in LANGUAGES:
+        request.session["lang"] = chosen
     return RedirectResponse(target, status_code=303)
 
 
@@ -119,3 +123,22 @@ def invite_accept(
     response = _sign_in(request, db, settings, user, HOME)
     flash(request, f"Welcome to Retain, {user.name}.")
     return response
+
+
+@router.post("/language")
+def switch_language(
+    request: Request,
+    db: Db,
+    user: Annotated[User | None, Depends(optional_user)],
+    language: Annotated[str, Form()] = "",
+    next: Annotated[str, Form()] = "",
+) -> Response:
+    """The staff pages' language: kept on this browser, and for a signed-in person on their
+    account, so it follows them to another browser."""
+    if language not in LANGUAGES:
+        raise ValidationFailed("language", "Choose English or 中文.")
+    request.session["lang"] = language
+    if user is not None:
+        users.set_language(db, actor_for(request, user), user, language)
+        db.commit()
+    return RedirectResponse(safe_next(next), status_code=303)
