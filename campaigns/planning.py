@@ -15,7 +15,7 @@ from campaigns.rates import currency_code
 from core import audit, bounds
 from core.accounts.models import User
 from core.audit import Actor
-from core.errors import Conflict, NotFound, ValidationFailed
+from core.errors import Conflict, NotFound, Problems, ValidationFailed
 
 _CODE = re.compile(r"^[A-Z0-9][A-Z0-9_-]{1,31}$")
 PLANNERS = ("marketer", "admin")
@@ -123,52 +123,105 @@ def by_code(session: Session, code: str) -> Campaign:
 
 
 def _validate(session: Session, f: dict[str, Any]) -> None:
-    """Every field of a campaign (as it will be stored) against its rule and its column."""
+    """Every field of a campaign (as it will be stored) against its rule and its column;
+    every problem is named at once, under the field's keyword name (`core.errors.Invalid`)."""
+    problems = Problems()
     code, name, status = f["code"], f["name"], f["status"]
-    bounds.check_text(code, "campaign.code", bounds.length(Campaign.code), label="The code")
-    if not _CODE.match(code):
-        raise ValidationFailed(
-            "campaign.code",
-            "Use 2 to 32 capital letters, digits, '-' or '_' for the code, e.g. SPRING26.",
+
+    def check_code() -> None:
+        bounds.check_text(code, "campaign.code", bounds.length(Campaign.code), label="The code")
+        if not _CODE.match(code):
+            raise ValidationFailed(
+                "campaign.code",
+                "Use 2 to 32 capital letters, digits, '-' or '_' for the code, e.g. SPRING26.",
+            )
+
+    def check_name() -> None:
+        bounds.check_text(name, "campaign.name", bounds.length(Campaign.name), label="The name")
+        if not name.strip():
+            raise ValidationFailed("campaign.name", "Give the campaign a name.")
+
+    def check_status() -> None:
+        bounds.check_text(
+            status, "campaign.status", bounds.length(Campaign.status), label="The status"
         )
-    bounds.check_text(name, "campaign.name", bounds.length(Campaign.name), label="The name")
-    if not name.strip():
-        raise ValidationFailed("campaign.name", "Give the campaign a name.")
-    bounds.check_text(status, "campaign.status", bounds.length(Campaign.status), label="The status")
-    if status not in set(CampaignStatus):
-        known = ", ".join(s.value for s in CampaignStatus)
-        raise ValidationFailed("campaign.status", f"Unknown status '{status}'; use {known}.")
-    bounds.check_day(f["starts_on"], "campaign.starts_on", label="The start date")
-    bounds.check_day(f["ends_on"], "campaign.ends_on", label="The end date")
-    if f["ends_on"] < f["starts_on"]:
-        raise ValidationFailed("campaign.dates", "The end date is before the start date.")
+        if status not in set(CampaignStatus):
+            known = ", ".join(s.value for s in CampaignStatus)
+            raise ValidationFailed("campaign.status", f"Unknown status '{status}'; use {known}.")
+
+    problems.check("code", check_code)
+    problems.check("name", check_name)
+    problems.check("status", check_status)
+    problems.check(
+        "starts_on",
+        lambda: bounds.check_day(f["starts_on"], "campaign.starts_on", label="The start date"),
+    )
+    problems.check(
+        "ends_on", lambda: bounds.check_day(f["ends_on"], "campaign.ends_on", label="The end date")
+    )
+    dated = "starts_on" not in problems and "ends_on" not in problems
+    if dated and f["ends_on"] < f["starts_on"]:
+        problems.add("ends_on", "The end date is before the start date.", "campaign.dates")
     budget: Decimal = f["budget"]
-    bounds.check_amount(budget, "campaign.budget", label="The budget")
+    problems.check(
+        "budget", lambda: bounds.check_amount(budget, "campaign.budget", label="The budget")
+    )
     if f["expected_revenue"] is not None:
-        bounds.check_amount(
-            f["expected_revenue"], "campaign.expected_revenue", label="The expected revenue"
+        problems.check(
+            "expected_revenue",
+            lambda: bounds.check_amount(
+                f["expected_revenue"], "campaign.expected_revenue", label="The expected revenue"
+            ),
         )
     lines: dict[str, Decimal] = f["budget_lines"]
     for category, amount in lines.items():
-        bounds.check_text(category, "campaign.budget_line", 16, label="A cost category")
+        field = f"line_{category}"
         if category not in set(CostCategory):
             known = ", ".join(c.value for c in CostCategory)
-            raise ValidationFailed(
-                "campaign.budget_line", f"Unknown cost category '{category}'; use {known}."
+            problems.check(
+                "budget_lines",
+                lambda category=category: bounds.check_text(  # type: ignore[misc]
+                    category, "campaign.budget_line", 16, label="A cost category"
+                ),
             )
-        bounds.check_amount(amount, "campaign.budget_line", label=f"The {category} budget line")
-    if sum(lines.values(), Decimal(0)) > budget:
-        raise ValidationFailed(
-            "campaign.budget_lines", "The budget lines add up to more than the budget."
+            problems.add(
+                "budget_lines",
+                f"Unknown cost category '{category}'; use {known}.",
+                "campaign.budget_line",
+            )
+            continue
+        problems.check(
+            field,
+            lambda amount=amount, category=category: bounds.check_amount(  # type: ignore[misc]
+                amount, "campaign.budget_line", label=f"The {category} budget line"
+            ),
+        )
+    if not problems and sum(lines.values(), Decimal(0)) > budget:
+        problems.add(
+            "budget_lines",
+            "The budget lines add up to more than the budget.",
+            "campaign.budget_lines",
         )
     for field, (size, label) in _TEXT_FIELDS.items():
         if f[field] is not None:
-            bounds.check_text(f[field], f"campaign.{field}", size, label=label)
+            problems.check(
+                field,
+                lambda field=field, size=size, label=label: bounds.check_text(  # type: ignore[misc]
+                    f[field], f"campaign.{field}", size, label=label
+                ),
+            )
+    if "channel" in f:
+        problems.check("channel", lambda: channel_by_code(session, f["channel"]))
+    if "currency" in f:
+        problems.check("currency", lambda: currency_code(f["currency"]))
     owner_id: int = f["owner_id"]
     if not 1 <= owner_id <= bounds.MAX_ID or session.get(User, owner_id) is None:
-        raise ValidationFailed(
-            "campaign.owner", f"No staff member with id {owner_id}; choose the campaign's owner."
+        problems.add(
+            "owner_id",
+            f"No staff member with id {owner_id}; choose the campaign's owner.",
+            "campaign.owner",
         )
+    problems.raise_any()
 
 
 def create(
@@ -213,7 +266,7 @@ def create(
         "status": status,
         "budget_lines": lines,
     }
-    _validate(session, fields)
+    _validate(session, {**fields, "channel": channel, "currency": currency})
     if session.scalar(select(Campaign.id).where(Campaign.code == code)) is not None:
         raise Conflict("campaign.code_taken", f"The code {code} is already used by a campaign.")
     campaign = Campaign(
@@ -267,7 +320,7 @@ def update(session: Session, actor: Actor, campaign_id: int, **fields: Any) -> C
     merged |= {k: v for k, v in fields.items() if k in merged}
     code = merged["code"] = str(merged["code"]).strip().upper()
     merged["budget_lines"] = {str(k): v for k, v in merged["budget_lines"].items()}
-    _validate(session, merged)
+    _validate(session, merged | {k: fields[k] for k in ("channel", "currency") if k in fields})
     lines: dict[str, Decimal] = merged["budget_lines"]
     taken = session.scalar(
         select(Campaign.id).where(Campaign.code == code, Campaign.id != campaign.id)

@@ -5,7 +5,10 @@ The web layer maps each class to an HTTP status; domain code never imports HTTP.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 class RetainError(Exception):
@@ -50,3 +53,54 @@ class RateLimited(RetainError):
     def __init__(self, code: str | None = None, message: str = "", retry_after: int = 60) -> None:
         super().__init__(code, message, {"retry_after_seconds": retry_after})
         self.retry_after = retry_after
+
+
+class Invalid(ValidationFailed):
+    """Several fields refused at once; `fields` maps each field's name to its message. The
+    code is the first problem's, so a client that read one error code still reads it."""
+
+    def __init__(self, fields: dict[str, str], codes: dict[str, str] | None = None) -> None:
+        self.fields = dict(fields)
+        self.codes = dict(codes or {})
+        first = next(iter(self.fields), "")
+        details = {
+            "fields": [
+                {"field": f, "code": self.codes.get(f, f"{f}.invalid"), "message": m}
+                for f, m in self.fields.items()
+            ]
+        }
+        code = self.codes.get(first, "form.invalid")
+        super().__init__(code, " ".join(self.fields.values()), details)
+
+
+class Problems:
+    """Collects every field's problem instead of stopping at the first, so a person fixes a
+    form in one go: `problems.check("budget", lambda: check_amount(...))`, then
+    `problems.raise_any()`. Field names are the service's keyword names, which the forms use."""
+
+    def __init__(self) -> None:
+        self.by_field: dict[str, str] = {}
+        self.codes: dict[str, str] = {}
+
+    def add(self, field: str, message: str, code: str | None = None) -> None:
+        if field not in self.by_field:  # a field's first problem is the one to fix
+            self.by_field[field] = message
+            self.codes[field] = code or f"{field}.invalid"
+
+    def check(self, field: str, run: Callable[[], T]) -> T | None:
+        """`run()`, or None with its refusal noted against `field`."""
+        try:
+            return run()
+        except ValidationFailed as exc:
+            self.add(field, exc.message, exc.code)
+            return None
+
+    def __contains__(self, field: str) -> bool:
+        return field in self.by_field
+
+    def __bool__(self) -> bool:
+        return bool(self.by_field)
+
+    def raise_any(self) -> None:
+        if self.by_field:
+            raise Invalid(self.by_field, self.codes)

@@ -27,6 +27,9 @@ templates = Jinja2Blocks(
         loader=FileSystemLoader(TEMPLATES_DIR), autoescape=True, extensions=["jinja2.ext.i18n"]
     )
 )
+# English wherever no request says otherwise (a macro rendered on its own); `render` passes
+# the request's gettext in the context, which wins.
+templates.env.install_null_translations(newstyle=True)  # type: ignore[attr-defined]
 
 
 def language(request: Request) -> str:

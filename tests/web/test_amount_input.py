@@ -89,7 +89,7 @@ def test_a_grouped_budget_is_stored_exactly_and_echoed_as_stored(
         shown
     )
     edit = client.get(f"/campaigns/{campaign.id}/edit").text
-    assert 'name="budget" inputmode="decimal" required value="10,234.56"' in edit
+    assert 'name="budget" id="f-budget" inputmode="decimal" required value="10,234.56"' in edit
     saved = client.post(
         f"/campaigns/{campaign.id}",
         data={**FORM, "budget": "12,000.5", "csrf_token": token},
@@ -144,10 +144,13 @@ def test_revenue_on_the_campaign_page_is_parsed_strictly_and_echoed(
     token = as_user(client, "finance@example.com")
     form = {"received_on": "2026-03-10", "currency": "CNY", "csrf_token": token}
     url = f"/campaigns/{campaign.id}/revenue"
-    refused = client.post(url, data={**form, "amount": "7,85"})
-    assert refused.status_code == 303
-    shown = flashes(client, f"/campaigns/{campaign.id}")
-    assert "Amount: &#39;7,85&#39; is not an amount" in shown and "Did you mean 7.85?" in shown
+    refused = client.post(url, data={**form, "amount": "7,85", "reference": "INV-7"})
+    assert refused.status_code == 422
+    shown = refused.text  # the form again, open, the problem at the field, the input kept
+    assert 'id="f-amount-error">Amount: &#39;7,85&#39; is not an amount' in shown
+    assert "Did you mean 7.85?" in shown
+    assert 'value="7,85"' in shown and 'value="INV-7"' in shown and 'value="2026-03-10"' in shown
+    assert '<details id="record-revenue" open>' in shown
     assert count(db, RevenueRecord) == 0
     client.post(url, data={**form, "amount": "1,234.56"})
     assert db.scalar(select(RevenueRecord.amount)) == Decimal("1234.56")

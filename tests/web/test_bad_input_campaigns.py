@@ -560,8 +560,9 @@ def test_finance_pages_flash_what_was_wrong(
     client.post("/finance/periods/close", data={"month": "0001-01", "csrf_token": token})
     assert "The month must be between 1900-01-01" in client.get("/finance/periods").text
 
+    # The revenue form is drawn again with the problem beside its field and the input kept.
     for orders, message in [("²", "Orders must be a whole number"), ("9" * 40, "Orders must")]:
-        client.post(
+        page = client.post(
             f"/campaigns/{c.id}/revenue",
             data={
                 "received_on": "2026-03-02",
@@ -570,12 +571,16 @@ def test_finance_pages_flash_what_was_wrong(
                 "csrf_token": token,
             },
         )
-        assert message in client.get(f"/campaigns/{c.id}").text
-    client.post(
+        assert page.status_code == 422
+        assert f'<small class="field-error" id="f-orders-error">{message}' in page.text
+        assert 'name="amount" id="f-amount" inputmode="decimal" required' in page.text
+    page = client.post(
         f"/campaigns/{c.id}/revenue",
         data={"received_on": "2026-03-02", "amount": "1000000000000", "csrf_token": token},
     )
-    assert "amount must be less than" in client.get(f"/campaigns/{c.id}").text
+    assert page.status_code == 422 and 'id="f-amount-error">The amount must be less than' in (
+        page.text
+    )
 
 
 def test_bulk_queue_refuses_bad_ids_and_own_receipts(

@@ -292,12 +292,14 @@ def test_a_closed_month_refuses_every_write_on_every_surface(
         )
         assert put.status_code == 409, rate_date
         assert "2026-03 is closed" in put.json()["error"]["message"]
-    # The pages, as finance: each says why, in the toast of the page it returns to.
-    client.post(
+    # The pages, as finance: each says why (the revenue form beside its date, the others in
+    # the toast of the page they return to).
+    refused = client.post(
         f"/campaigns/{campaign.id}/revenue",
         data={"received_on": "2026-03-20", "amount": "5", "currency": "CNY", "csrf_token": token},
     )
-    assert "2026-03 is closed" in client.get(f"/campaigns/{campaign.id}").text
+    assert refused.status_code == 409
+    assert 'id="f-received_on-error">' in refused.text and "2026-03 is closed" in refused.text
     client.post(
         "/finance/rates",
         data={"currency": "USD", "rate_date": "2026-03-20", "rate": "8", "csrf_token": token},

@@ -5,14 +5,13 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Path, Request
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import Response
 
 from core import bounds
 from core.accounts import api_keys
-from core.errors import RetainError
+from web.actions import act
 from web.deps import AdminUser, Db, actor_for
-from web.errors import status_for
-from web.rendering import flash, render
+from web.rendering import render, t
 
 KeyId = Annotated[int, Path(ge=1, le=bounds.MAX_ID)]
 router = APIRouter(prefix="/admin/api-keys")
@@ -36,19 +35,28 @@ def create_key(
     name: Annotated[str, Form()] = "",
     scopes: Annotated[list[str] | None, Form()] = None,
 ) -> Response:
-    try:
-        key, raw = api_keys.create(db, actor_for(request, admin), name=name, scopes=scopes or [])
-    except RetainError as exc:
-        db.rollback()
-        form = {"name": name, "scopes": scopes or []}
-        return _page(request, db, status_for(exc), error=exc.message, form=form)
-    db.commit()
-    return _page(request, db, 201, new_key={"key": key, "raw": raw})
+    form = {"name": name, "scopes": scopes or []}
+    return act(
+        request,
+        db,
+        lambda: api_keys.create(db, actor_for(request, admin), name=name, scopes=scopes or []),
+        # The key is shown once, on this answer; only its hash is stored.
+        then=lambda made: _page(request, db, 201, new_key={"key": made[0], "raw": made[1]}),
+        again=lambda errors: _page(request, db, errors=errors, form=form),
+        names=("name", "scopes"),
+        codes={"apikey.scopes_empty": "scopes"},
+    )
 
 
 @router.post("/{key_id}/revoke")
 def revoke_key(request: Request, key_id: KeyId, admin: AdminUser, db: Db) -> Response:
-    key = api_keys.revoke(db, actor_for(request, admin), key_id)
-    db.commit()
-    flash(request, f"Key “{key.name}” is revoked; calls with it now get 401.")
-    return RedirectResponse("/admin/api-keys", status_code=303)
+    return act(
+        request,
+        db,
+        lambda: api_keys.revoke(db, actor_for(request, admin), key_id),
+        done=lambda key: t(
+            request, "Key “%(name)s” is revoked; calls with it now get 401.", name=key.name
+        ),
+        then=lambda _: "/admin/api-keys",
+        back="/admin/api-keys",
+    )

@@ -6,15 +6,14 @@ from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Path, Request
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import Response
 
 from core import bounds
 from core.accounts import users
 from core.accounts.models import Role, User
-from core.errors import RetainError
+from web.actions import act
 from web.deps import AdminUser, Db, actor_for
-from web.errors import status_for
-from web.rendering import flash, render
+from web.rendering import render, t
 
 UserId = Annotated[int, Path(ge=1, le=bounds.MAX_ID)]
 router = APIRouter(prefix="/admin/users")
@@ -43,18 +42,20 @@ def invite(
     name: Annotated[str, Form()] = "",
     roles: Annotated[list[str] | None, Form()] = None,
 ) -> Response:
-    try:
-        person, token = users.invite(
+    form = {"email": email, "name": name, "roles": roles or []}
+    return act(
+        request,
+        db,
+        lambda: users.invite(
             db, actor_for(request, admin), email=email, name=name, roles=roles or []
-        )
-    except RetainError as exc:
-        db.rollback()
-        form = {"email": email, "name": name, "roles": roles or []}
-        return _page(request, db, status_for(exc), invite_error=exc.message, form=form)
-    db.commit()
-    # The link is shown once, here; only its hash is stored.
-    return _page(
-        request, db, 201, new_invite={"person": person, "link": invite_link(request, token)}
+        ),
+        # The link is shown once, on this answer; only its hash is stored.
+        then=lambda made: _page(
+            request, db, 201, new_invite={"person": made[0], "link": invite_link(request, made[1])}
+        ),
+        again=lambda errors: _page(request, db, errors=errors, form=form),
+        names=("email", "name", "roles"),
+        codes={"user.roles_empty": "roles", "user.role": "roles"},
     )
 
 
@@ -70,7 +71,7 @@ def change_roles(
         request,
         db,
         lambda: users.set_roles(db, actor_for(request, admin), user_id, roles or []),
-        "Roles saved for {}.",
+        "Roles saved for %(name)s.",
     )
 
 
@@ -80,7 +81,7 @@ def disable(request: Request, user_id: UserId, admin: AdminUser, db: Db) -> Resp
         request,
         db,
         lambda: users.disable(db, actor_for(request, admin), user_id),
-        "{} is disabled and signed out everywhere.",
+        "%(name)s is disabled and signed out everywhere.",
     )
 
 
@@ -90,31 +91,33 @@ def enable(request: Request, user_id: UserId, admin: AdminUser, db: Db) -> Respo
         request,
         db,
         lambda: users.enable(db, actor_for(request, admin), user_id),
-        "{} is enabled again.",
+        "%(name)s is enabled again.",
     )
 
 
 @router.post("/{user_id}/reinvite")
 def reinvite(request: Request, user_id: UserId, admin: AdminUser, db: Db) -> Response:
-    try:
-        token = users.reissue_invite(db, actor_for(request, admin), user_id)
-    except RetainError as exc:
-        db.rollback()
-        return _page(request, db, status_for(exc), error=exc.message)
-    db.commit()
-    person = users.get(db, user_id)
-    return _page(
-        request, db, 201, new_invite={"person": person, "link": invite_link(request, token)}
+    return act(
+        request,
+        db,
+        lambda: users.reissue_invite(db, actor_for(request, admin), user_id),
+        then=lambda token: _page(
+            request,
+            db,
+            201,
+            new_invite={"person": users.get(db, user_id), "link": invite_link(request, token)},
+        ),
+        again=lambda errors: _page(request, db, error=" ".join(errors.values())),
     )
 
 
 def _act(request: Request, db: Db, action: Callable[[], User], message: str) -> Response:
-    """Run one admin action as one transaction; show its error on the page if it fails."""
-    try:
-        person = action()
-    except RetainError as exc:
-        db.rollback()
-        return _page(request, db, status_for(exc), error=exc.message)
-    db.commit()
-    flash(request, message.format(person.name))
-    return RedirectResponse("/admin/users", status_code=303)
+    """One admin action on a person; its refusal is shown at the top of the page."""
+    return act(
+        request,
+        db,
+        action,
+        done=lambda person: t(request, message, name=person.name),
+        then=lambda _: "/admin/users",
+        again=lambda errors: _page(request, db, error=" ".join(errors.values())),
+    )

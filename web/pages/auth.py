@@ -9,12 +9,13 @@ from fastapi.responses import RedirectResponse, Response
 
 from core.accounts import sessions, users
 from core.accounts.models import User
-from core.errors import RateLimited, RetainError, ValidationFailed
+from core.errors import Problems, RateLimited, RetainError, ValidationFailed
 from loyalty import accounts
+from web.actions import act
 from web.deps import SESSION_KEY, AppSettings, Db, actor_for, client_ip, optional_user
 from web.i18n import LANGUAGES
 from web.portal.deps import MEMBER_KEY
-from web.rendering import flash, render
+from web.rendering import flash, render, t
 
 router = APIRouter()
 HOME = "/dashboard"
@@ -108,21 +109,29 @@ def invite_accept(
     confirm: Annotated[str, Form()] = "",
 ) -> Response:
     _, invitee = users.invite_for_token(db, token)
-    error = None
+    problems = Problems()
     if password != confirm:
-        error = "The two passwords do not match."
-    else:
-        try:
-            user = users.accept_invite(db, token, password, client_ip(request))
-        except RetainError as exc:
-            db.rollback()
-            error = exc.message
-    if error:
-        context = {"invitee": invitee, "token": token, "error": error}
-        return render(request, "auth/accept_invite.html", context, status_code=422)
-    response = _sign_in(request, db, settings, user, HOME)
-    flash(request, f"Welcome to Retain, {user.name}.")
-    return response
+        problems.add("confirm", t(request, "The two passwords do not match."))
+
+    def welcome(user: User) -> Response:
+        response = _sign_in(request, db, settings, user, HOME)
+        flash(request, t(request, "Welcome to Retain, %(name)s.", name=user.name))
+        return response
+
+    return act(
+        request,
+        db,
+        lambda: users.accept_invite(db, token, password, client_ip(request)),
+        errors=problems,
+        then=welcome,
+        again=lambda errors: render(
+            request,
+            "auth/accept_invite.html",
+            {"invitee": invitee, "token": token, "errors": errors},
+        ),
+        names=("password", "confirm"),
+        codes={"auth.weak_password": "password"},
+    )
 
 
 @router.post("/language")

@@ -8,7 +8,7 @@ from decimal import Decimal
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Path, Request
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -25,15 +25,15 @@ from campaigns.models import (
 from campaigns.reports import COLUMNS, RoiRow
 from core import bounds, money
 from core.accounts.models import Role, User
-from core.errors import RetainError, ValidationFailed
+from core.errors import Problems, RetainError, ValidationFailed
 from core.money import format_amount, format_decimal, minor_units, parse_amount
 from loyalty import reports as loyalty_reports
 from loyalty.campaign_sales import campaign_sales
+from web.actions import act
 from web.deps import AppSettings, Db, actor_for, require_roles
-from web.errors import status_for
 from web.forms import FormFields
 from web.pages.reports import chart_data, filter_day, filter_id, filter_text, fix_of
-from web.rendering import flash, render
+from web.rendering import render, t
 
 router = APIRouter(prefix="/campaigns")
 Staff = Annotated[User, Depends(require_roles(Role.MARKETER, Role.FINANCE, Role.ADMIN))]
@@ -199,11 +199,44 @@ def _orders(value: str) -> int | None:
     return int(value)
 
 
-def _fields(form: dict[str, str], user: User, settings: AppSettings) -> dict[str, Any]:
-    """Campaign fields from the form, parsed; bad values raise with a message for the form."""
+FIELDS = (
+    "name",
+    "code",
+    "channel",
+    "owner_id",
+    "status",
+    "starts_on",
+    "ends_on",
+    "budget",
+    "currency",
+    "expected_revenue",
+    *(f"line_{c.value}" for c in CostCategory),
+    "objective",
+    "target_segment",
+    "target_region",
+    "target_age_band",
+    "target_occupation",
+    "notes",
+)
+# Refusals of `planning` whose code does not start with the field's name.
+CODES = {
+    "campaign.code_taken": "code",
+    "campaign.dates": "ends_on",
+    "channel.unknown": "channel",
+    "owner.invalid": "owner_id",
+}
+
+
+def _fields(
+    form: dict[str, str], user: User, settings: AppSettings, errors: Problems
+) -> dict[str, Any]:
+    """Campaign fields from the form, parsed; each bad value is noted against its field."""
     lines = {
-        c.value: _amount(
-            form.get(f"line_{c.value}", ""), f"{c.value.capitalize()} budget line", False
+        c.value: errors.check(
+            f"line_{c.value}",
+            lambda c=c: _amount(  # type: ignore[misc]
+                form.get(f"line_{c.value}", ""), f"{c.value.capitalize()} budget line", False
+            ),
         )
         for c in CostCategory
     }
@@ -211,12 +244,19 @@ def _fields(form: dict[str, str], user: User, settings: AppSettings) -> dict[str
         "code": form.get("code", ""),
         "name": form.get("name", ""),
         "channel": form.get("channel", ""),
-        "owner_id": bounds.parse_id(form.get("owner_id"), "owner") or user.id,
-        "starts_on": _day(form.get("starts_on", ""), "start date"),
-        "ends_on": _day(form.get("ends_on", ""), "end date"),
-        "budget": _amount(form.get("budget", ""), "Budget") or Decimal(0),
+        "owner_id": errors.check("owner_id", lambda: bounds.parse_id(form.get("owner_id"), "owner"))
+        or user.id,
+        "starts_on": errors.check(
+            "starts_on", lambda: _day(form.get("starts_on", ""), "start date")
+        ),
+        "ends_on": errors.check("ends_on", lambda: _day(form.get("ends_on", ""), "end date")),
+        "budget": errors.check("budget", lambda: _amount(form.get("budget", ""), "Budget"))
+        or Decimal(0),
         "currency": form.get("currency") or settings.base_currency,
-        "expected_revenue": _amount(form.get("expected_revenue", ""), "Expected revenue", False),
+        "expected_revenue": errors.check(
+            "expected_revenue",
+            lambda: _amount(form.get("expected_revenue", ""), "Expected revenue", False),
+        ),
         "objective": form.get("objective", ""),
         "target_segment": form.get("target_segment", ""),
         "target_region": form.get("target_region") or None,
@@ -266,24 +306,36 @@ def _stored(c: Campaign) -> str:
     return f"Budget {format_amount(c.budget_amount, c.currency)}{also}."
 
 
+def _form_page(
+    request: Request,
+    db: Session,
+    settings: AppSettings,
+    form: dict[str, str],
+    errors: dict[str, str],
+    editing: Campaign | None = None,
+) -> Response:
+    context = {"form": form, "errors": errors, "editing": editing}
+    return render(request, "campaigns/new.html", context | _form_choices(db, settings))
+
+
 @router.post("")
 def create_campaign(
     request: Request, user: Planner, db: Db, settings: AppSettings, raw: FormFields
 ) -> Response:
     form = {k: str(v) for k, v in raw.items()}
-    try:
-        campaign = planning.create(db, actor_for(request, user), **_fields(form, user, settings))
-    except RetainError as exc:
-        db.rollback()
-        return render(
-            request,
-            "campaigns/new.html",
-            {"form": form, "error": exc.message, **_form_choices(db, settings)},
-            status_code=status_for(exc),
-        )
-    db.commit()
-    flash(request, f"Campaign {campaign.code} created. {_stored(campaign)}")
-    return RedirectResponse(f"/campaigns/{campaign.id}", status_code=303)
+    problems = Problems()
+    fields = _fields(form, user, settings, problems)
+    return act(
+        request,
+        db,
+        lambda: planning.create(db, actor_for(request, user), **fields),
+        errors=problems,
+        done=lambda c: t(request, "Campaign %(code)s created.", code=c.code) + " " + _stored(c),
+        then=lambda c: f"/campaigns/{c.id}",
+        again=lambda errors: _form_page(request, db, settings, form, errors),
+        names=FIELDS,
+        codes=CODES,
+    )
 
 
 @router.get("/{campaign_id}/edit")
@@ -309,30 +361,31 @@ def save_campaign(
 ) -> Response:
     campaign = planning.get(db, campaign_id)
     form = {k: str(v) for k, v in raw.items()}
-    try:
-        planning.update(db, actor_for(request, user), campaign_id, **_fields(form, user, settings))
-    except RetainError as exc:
-        db.rollback()
-        return render(
-            request,
-            "campaigns/new.html",
-            {
-                "form": form,
-                "error": exc.message,
-                "editing": campaign,
-                **_form_choices(db, settings),
-            },
-            status_code=status_for(exc),
-        )
-    db.commit()
-    flash(request, f"Campaign saved. {_stored(campaign)}")
-    return RedirectResponse(f"/campaigns/{campaign_id}", status_code=303)
+    problems = Problems()
+    fields = _fields(form, user, settings, problems)
+    return act(
+        request,
+        db,
+        lambda: planning.update(db, actor_for(request, user), campaign_id, **fields),
+        errors=problems,
+        done=lambda c: t(request, "Campaign saved.") + " " + _stored(c),
+        then=lambda c: f"/campaigns/{c.id}",
+        again=lambda errors: _form_page(request, db, settings, form, errors, campaign),
+        names=FIELDS,
+        codes=CODES,
+    )
 
 
 @router.get("/{campaign_id}")
 def campaign_detail(
     request: Request, campaign_id: CampaignId, user: Staff, db: Db, settings: AppSettings
 ) -> Response:
+    return render(request, "campaigns/detail.html", _detail(db, settings, user, campaign_id))
+
+
+def _detail(db: Session, settings: AppSettings, user: User, campaign_id: int) -> dict[str, Any]:
+    """What the campaign page shows: its figures (or why they cannot be computed), receipts,
+    revenue records and purchase revenue."""
     campaign = planning.get(db, campaign_id)
     only = report_data.ReportFilter(campaign_ids=(campaign.id,))
     problem: FiguresProblem | None = None
@@ -362,28 +415,24 @@ def campaign_detail(
         )
     )
     owner = db.get(User, campaign.owner_id)
-    return render(
-        request,
-        "campaigns/detail.html",
-        {
-            "c": campaign,
-            "kpi": kpi,
-            "chart": chart,
-            "columns": COLUMNS,
-            "receipts": receipt_rows,
-            "revenue": revenue_rows,
-            "revenue_total": revenue_total,
-            "sales": sales,
-            "figures_problem": problem,
-            "roles": user.roles,
-            "owner": owner,
-            "statuses": [s.value for s in CampaignStatus],
-            "can_plan": user.has_any(Role.MARKETER, Role.ADMIN),
-            "is_finance": Role.FINANCE in user.roles,
-            "can_enter": user.has_any(Role.MARKETER, Role.FINANCE),
-            "currencies": currency_choices(db, settings.base_currency),
-        },
-    )
+    return {
+        "c": campaign,
+        "kpi": kpi,
+        "chart": chart,
+        "columns": COLUMNS,
+        "receipts": receipt_rows,
+        "revenue": revenue_rows,
+        "revenue_total": revenue_total,
+        "sales": sales,
+        "figures_problem": problem,
+        "roles": user.roles,
+        "owner": owner,
+        "statuses": [s.value for s in CampaignStatus],
+        "can_plan": user.has_any(Role.MARKETER, Role.ADMIN),
+        "is_finance": Role.FINANCE in user.roles,
+        "can_enter": user.has_any(Role.MARKETER, Role.FINANCE),
+        "currencies": currency_choices(db, settings.base_currency),
+    }
 
 
 @router.post("/{campaign_id}/status")
@@ -394,10 +443,19 @@ def change_status(
     db: Db,
     status: Annotated[str, Form()] = "",
 ) -> Response:
-    campaign = planning.set_status(db, actor_for(request, user), campaign_id, status)
-    db.commit()
-    flash(request, f"{campaign.code} is now {campaign.status}.")
-    return RedirectResponse(f"/campaigns/{campaign_id}", status_code=303)
+    return act(
+        request,
+        db,
+        lambda: planning.set_status(db, actor_for(request, user), campaign_id, status),
+        done=lambda c: t(
+            request, "%(code)s is now %(status)s.", code=c.code, status=t(request, c.status)
+        ),
+        then=lambda c: f"/campaigns/{c.id}",
+        back=f"/campaigns/{campaign_id}",
+    )
+
+
+REVENUE_FIELDS = ("received_on", "amount", "currency", "orders", "reference")
 
 
 @router.post("/{campaign_id}/revenue")
@@ -407,27 +465,44 @@ def add_revenue(
     user: Finance,
     db: Db,
     settings: AppSettings,
-    received_on: Annotated[str, Form()] = "",
-    amount: Annotated[str, Form()] = "",
-    currency: Annotated[str, Form()] = "",
-    reference: Annotated[str, Form()] = "",
-    orders: Annotated[str, Form()] = "",
+    raw: FormFields,
 ) -> Response:
-    try:
-        row = revenue.record(
+    form = {k: str(raw.get(k, "")) for k in REVENUE_FIELDS}
+    problems = Problems()
+    received_on = problems.check("received_on", lambda: _day(form["received_on"], "date received"))
+    amount = problems.check("amount", lambda: _amount(form["amount"], "Amount"))
+    orders = problems.check("orders", lambda: _orders(form["orders"]))
+
+    def record() -> RevenueRecord:
+        assert received_on is not None and amount is not None  # problems.raise_any ran first
+        return revenue.record(
             db,
             actor_for(request, user),
             campaign_id=campaign_id,
-            received_on=_day(received_on, "date received"),
-            amount=_amount(amount, "Amount") or Decimal(0),
-            currency=currency or settings.base_currency,
-            reference=reference,
-            orders=_orders(orders),
+            received_on=received_on,
+            amount=amount,
+            currency=form["currency"] or settings.base_currency,
+            reference=form["reference"],
+            orders=orders,
         )
-    except RetainError as exc:
-        db.rollback()
-        flash(request, exc.message, "error")
-        return RedirectResponse(f"/campaigns/{campaign_id}#revenue", status_code=303)
-    db.commit()
-    flash(request, f"Revenue recorded: {format_amount(row.amount, row.currency)}.")
-    return RedirectResponse(f"/campaigns/{campaign_id}#revenue", status_code=303)
+
+    def again(errors: dict[str, str]) -> Response:
+        # The page again with the form open, every input kept, each problem at its field.
+        context = _detail(db, settings, user, campaign_id)
+        return render(
+            request, "campaigns/detail.html", context | {"revenue_form": form, "errors": errors}
+        )
+
+    return act(
+        request,
+        db,
+        record,
+        errors=problems,
+        done=lambda row: t(
+            request, "Revenue recorded: %(amount)s.", amount=format_amount(row.amount, row.currency)
+        ),
+        then=lambda row: f"/campaigns/{campaign_id}#revenue",
+        again=again,
+        names=REVENUE_FIELDS,
+        codes={"revenue.orders": "orders", "period.closed": "received_on"},
+    )
