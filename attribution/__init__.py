@@ -1,0 +1,1 @@
+"""Attribution: which channels and campaigns earned the revenue."""
