@@ -1,64 +1,276 @@
 """ROI report exports: CSV that Excel opens with Chinese intact, and XLSX. Same numbers as
-the page: both are written from RoiReport.table(). Orders are whole numbers (an empty cell
-when none were recorded); in the XLSX a column's header carries a note saying what its empty
-cells mean, as the page's legend does. Every cell goes through
-`core.exports.safe_cell`, so a name that looks like a formula opens as text."""
+the page, in the page's order: both are written from the report's rows (sorted as the page
+sorted them) and its total, and, when the report is compared with the previous period, the
+comparison's rows with each main figure's previous value and change.
+
+The CSV is a plain table (UTF-8 with a byte-order mark): a header line, the rows, the total.
+The XLSX is for people: a title block above the table when given (report, period, filters
+in words, base currency, comparison, order, when it was generated), the header row frozen,
+an autofilter over the rows, and every number a number with a format: money in the base
+currency's minor units (#,##0.00), percentages stored as fractions (12.5% is 0.125, shown
+0.0%), counts as whole numbers, ratios with two decimals. Orders are whole numbers (an
+empty cell when none were recorded); a column's header carries a note saying what its empty
+cells mean, as the page's legend does. Every cell goes through `core.exports.safe_cell`, so
+a name that looks like a formula opens as text.
+"""
 
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
 from decimal import Decimal
+from typing import Any, Literal
 
 import pandas as pd
 
-from campaigns.reports import COLUMNS, RoiReport
+from campaigns.comparison import COMPARED, MONEY_CHANGES, Comparison, Part, column_id
+from campaigns.report_data import ReportFilter
+from campaigns.reports import COLUMNS, KEY_LABELS, MONEY, RoiReport, TableRow
 from core.exports import safe_cell
+from core.money import minor_units
+
+Kind = Literal["text", "money", "ratio", "percent", "count", "ratio_change", "points"]
+WIDEST = 40  # characters: a column is as wide as its content, up to this
+NARROWEST = 8
 
 
-def to_csv(report: RoiReport) -> bytes:
-    table = report.table()
-    if "Input-output ratio" in table:
-        table["Input-output ratio"] = [
-            "" if v is None else f"1 : {v:.2f}" for v in table["Input-output ratio"]
+@dataclass(frozen=True)
+class Column:
+    id: str  # a report column, a key column, or a comparison column (`revenue_change`)
+    header: str
+    kind: Kind
+
+
+def _kind(column: str) -> Kind:
+    if column in ("roi_pct", "budget_used_pct"):
+        return "percent"
+    if column == "orders":
+        return "count"
+    if column in MONEY:
+        return "money"
+    return "ratio"
+
+
+def part_header(column: str, part: Part) -> str:
+    if part == "previous":
+        return f"{COLUMNS[column]}, previous period"
+    if column == "roi_pct":
+        return f"{COLUMNS[column]}, change (pp)"
+    return f"{COLUMNS[column]}, change"
+
+
+def columns(report: RoiReport, compared: bool = False) -> list[Column]:
+    """The exported columns: the group's, the report's, and after each main figure its
+    previous value and change when the report is compared."""
+    found = [Column(k, KEY_LABELS.get(k, k.title()), "text") for k in report.key_columns]
+    for column, header in COLUMNS.items():
+        found.append(Column(column, header, _kind(column)))
+        if compared and column in COMPARED:
+            previous = column_id(column, "previous")
+            found.append(Column(previous, part_header(column, "previous"), _kind(column)))
+            change: Kind = "money" if column in MONEY_CHANGES else "ratio_change"
+            if column == "roi_pct":
+                change = "points"
+            found.append(Column(column_id(column, "change"), part_header(column, "change"), change))
+    return found
+
+
+@dataclass(frozen=True)
+class TitleBlock:
+    """What the XLSX says above its table."""
+
+    start: date | None  # the period's documents, by their own dates; None: open
+    end: date | None
+    filters: tuple[str, ...]  # the campaign filters applied, in words
+    generated_at: datetime  # aware, in the configured zone
+    order: str | None = None  # how the rows are sorted, in words
+
+    @property
+    def period(self) -> str:
+        if self.start and self.end:
+            return f"{self.start.isoformat()} – {self.end.isoformat()}"
+        if self.start:
+            return f"from {self.start.isoformat()}"
+        if self.end:
+            return f"until {self.end.isoformat()}"
+        return "all dates"
+
+    def lines(self, report: RoiReport, comparison: Comparison | None) -> list[str]:
+        zone = getattr(self.generated_at.tzinfo, "key", None) or str(self.generated_at.tzinfo)
+        lines = [
+            f"ROI report by {report.group_by}",
+            f"Period: {self.period}",
+            "Filters: " + ("; ".join(self.filters) if self.filters else "none"),
+            f"Base currency: {report.currency}",
         ]
-    table = table.map(safe_cell).rename(columns=safe_cell)
+        if comparison is not None:
+            lines.append(f"Compared with the previous period: {comparison.previous_period}")
+        if self.order:
+            lines.append(f"Sorted by {self.order}")
+        lines.append(f"Generated at {self.generated_at:%Y-%m-%d %H:%M} ({zone})")
+        return lines
+
+
+def filter_words(
+    f: ReportFilter, *, channel_name: str | None = None, owner_name: str | None = None
+) -> tuple[str, ...]:
+    """The campaign filters of a report in words (the period is said apart)."""
+    words = []
+    if f.channel:
+        words.append(f"Channel: {channel_name or f.channel}")
+    if f.status:
+        words.append(f"Campaign status: {f.status}")
+    if f.owner_id:
+        words.append(f"Owner: {owner_name or f'#{f.owner_id}'}")
+    if f.running_from and f.running_to:
+        words.append(f"Campaigns running between {f.running_from} and {f.running_to}")
+    elif f.running_from:
+        words.append(f"Campaigns running on or after {f.running_from}")
+    elif f.running_to:
+        words.append(f"Campaigns started on or before {f.running_to}")
+    return tuple(words)
+
+
+def _rows(report: RoiReport, comparison: Comparison | None) -> list[TableRow]:
+    if comparison is not None:
+        return [*comparison.rows, comparison.total]
+    return [*report.rows, report.total]
+
+
+def reasons(rows: Sequence[TableRow], column: str) -> list[str]:
+    """Why figures of `column` are empty in `rows`, if any are."""
+    found = {r.why_missing(column) for r in rows}
+    return sorted(reason for reason in found if reason is not None)
+
+
+def _value(row: TableRow, column: str, keys: tuple[str, ...]) -> Any:
+    if column in keys:
+        return row.key.get(column, "")
+    return row.figure(column)
+
+
+def table(report: RoiReport, comparison: Comparison | None = None) -> pd.DataFrame:
+    """The exported table: one row per group then the total, numbers as numbers (orders
+    as whole numbers, missing ones empty, never 79.0)."""
+    cols = columns(report, comparison is not None)
+    records = [
+        [_value(r, c.id, report.key_columns) for c in cols] for r in _rows(report, comparison)
+    ]
+    frame = pd.DataFrame.from_records(records, columns=[c.header for c in cols])
+    frame[COLUMNS["orders"]] = frame[COLUMNS["orders"]].astype("Int64")
+    return frame
+
+
+def to_csv(report: RoiReport, comparison: Comparison | None = None) -> bytes:
+    frame = table(report, comparison)
+    for c in columns(report, comparison is not None):
+        if c.kind == "ratio" and c.id.startswith("io_ratio"):
+            frame[c.header] = ["" if v is None else f"1 : {v:.2f}" for v in frame[c.header]]
+    frame = frame.map(safe_cell).rename(columns=safe_cell)
     # UTF-8 with a byte-order mark: without it Excel guesses a legacy code page.
-    return table.to_csv(index=False, na_rep="").encode("utf-8-sig")
+    return frame.to_csv(index=False, na_rep="").encode("utf-8-sig")
 
 
-def to_xlsx(report: RoiReport) -> bytes:
+def _money_format(currency: str) -> str:
+    places = minor_units(currency)
+    return "#,##0" + ("." + "0" * places if places else "")
+
+
+def _formats(currency: str) -> dict[Kind, str]:
+    return {
+        "text": "General",
+        "money": _money_format(currency),
+        "ratio": "0.00",
+        "percent": "0.0%",
+        "count": "#,##0",
+        "ratio_change": "+0.00;-0.00;0.00",
+        "points": "+0.0%;-0.0%;0.0%",
+    }
+
+
+def _cell(value: Any, kind: Kind) -> Any:
+    """A figure as the XLSX stores it: percentages as fractions, counts as int."""
+    if _missing(value):
+        return None
+    value = _plain(value)
+    if kind in ("percent", "points") and isinstance(value, Decimal | int):
+        return Decimal(value) / 100
+    if kind == "count":
+        return int(value)
+    return safe_cell(value)
+
+
+def _shown(value: Any, kind: Kind, currency: str) -> str:
+    """About how the cell reads in Excel: for the column's width."""
+    if value is None:
+        return ""
+    if kind == "text":
+        return str(value)
+    number = Decimal(value)
+    if kind in ("percent", "points"):
+        return f"{number * 100:+,.1f}%"
+    if kind == "count":
+        return f"{number:,.0f}"
+    if kind == "money":
+        return f"{number:,.{minor_units(currency)}f}"
+    return f"{number:+,.2f}"
+
+
+def to_xlsx(
+    report: RoiReport, comparison: Comparison | None = None, title: TitleBlock | None = None
+) -> bytes:
     from openpyxl import Workbook
     from openpyxl.comments import Comment
     from openpyxl.styles import Font
     from openpyxl.utils import get_column_letter
 
-    table = report.table()
-    orders = COLUMNS["orders"]
+    cols = columns(report, comparison is not None)
+    rows = _rows(report, comparison)
+    formats = _formats(report.currency)
     book = Workbook()
     sheet = book.active
     assert sheet is not None
     sheet.title = f"ROI by {report.group_by}"
-    sheet.append([safe_cell(c) for c in table.columns])
-    for cell in sheet[1]:
-        cell.font = Font(bold=True)
-    for record in table.itertuples(index=False):
-        sheet.append([None if _missing(v) else safe_cell(_plain(v)) for v in record])
-    last = sheet.max_row
+    header_row = 1
+    if title is not None:
+        lines = title.lines(report, comparison)
+        for number, line in enumerate(lines, start=1):
+            sheet.cell(number, 1, safe_cell(line))
+        sheet["A1"].font = Font(bold=True, size=14)
+        header_row = len(lines) + 2  # a blank row between the title block and the table
+    for index, c in enumerate(cols, start=1):
+        sheet.cell(header_row, index, safe_cell(c.header)).font = Font(bold=True)
+    widths = [len(c.header) for c in cols]
+    for row_index, table_row in enumerate(rows, start=header_row + 1):
+        values = [_value(table_row, c.id, report.key_columns) for c in cols]
+        for index, (value, column) in enumerate(zip(values, cols, strict=True), start=1):
+            sheet.cell(row_index, index, _cell(value, column.kind))
+            shown = "" if _missing(value) else _shown(_plain(value), column.kind, report.currency)
+            widths[index - 1] = max(widths[index - 1], len(shown))
+    last = header_row + len(rows)
     for cell in sheet[last]:
         cell.font = Font(bold=True)  # the total row
-    for index, column in enumerate(sheet.iter_cols(max_row=last), start=1):
-        header = str(column[0].value)
-        fmt = "0.0" if header.endswith("%") else "#,##0" if header == orders else "#,##0.00"
-        for cell in column[1:]:
-            if isinstance(cell.value, Decimal | int):
-                cell.number_format = fmt
-        sheet.column_dimensions[get_column_letter(index)].width = max(12, len(header) + 2)
+    for index, column in enumerate(cols, start=1):
+        for (cell,) in sheet.iter_rows(
+            min_row=header_row + 1, max_row=last, min_col=index, max_col=index
+        ):
+            if isinstance(cell.value, Decimal | int | float):
+                cell.number_format = formats[column.kind]
+        width = min(WIDEST, max(NARROWEST, widths[index - 1] + 2))
+        sheet.column_dimensions[get_column_letter(index)].width = width
+    # The header stays in view; the filter covers the rows but not the total, so sorting
+    # in Excel keeps the total at the bottom.
+    sheet.freeze_panes = f"A{header_row + 1}"
+    corner = f"{get_column_letter(len(cols))}{max(last - 1, header_row)}"
+    sheet.auto_filter.ref = f"A{header_row}:{corner}"
     # What an empty figure means, as a note on its column's header (the page shows the same
     # reasons on hover and in a legend); no rows are added under the table.
-    for cell in sheet[1]:
-        reasons = report.reasons(str(cell.value))
-        if reasons:
-            text = "An empty cell means: " + " / ".join(reasons)
+    for cell, column in zip(sheet[header_row], cols, strict=True):
+        found = reasons(rows, column.id) if column.kind != "text" else []
+        if found:
+            text = "An empty cell means: " + " / ".join(found)
             cell.comment = Comment(text, "Retain", width=300, height=80)
     buffer = io.BytesIO()
     book.save(buffer)

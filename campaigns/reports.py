@@ -10,13 +10,18 @@ minor unit):
 Costs and revenue are summed per group separately before they meet, so a campaign with many
 revenue rows never counts its cost more than once. Money figures are sums of booked amounts,
 exact, so every row adds up to the total; only ratios are rounded (half-up).
+
+Rows can be sorted by any column (`sort_rows`): a group's text as people read it (case
+aside), figures by value, and a figure that cannot be computed ("—") last either way. A row
+grouped by campaign carries its `campaign_id`, so the page can link to the campaign.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any, Literal
+from typing import Any, Literal, Protocol, TypeVar
 
 import pandas as pd
 
@@ -29,6 +34,14 @@ CENT = Decimal("0.01")
 TENTH = Decimal("0.1")
 APPROVED = ("approved", "paid")
 
+# The group columns of each grouping, with the header people see.
+KEY_LABELS: dict[str, str] = {
+    "code": "Code",
+    "name": "Name",
+    "channel": "Channel",
+    "month": "Month",
+    "owner": "Owner",
+}
 # The report's columns in order, with the header people see.
 COLUMNS: dict[str, str] = {
     "budget": "Budget",
@@ -65,10 +78,18 @@ WHY = {
 NO_COST_PER_ORDER = "No approved cost yet, so there is no cost per order."
 
 
+Figure = Decimal | int | str | None
+
+
 @dataclass(frozen=True)
 class RoiRow:
     key: dict[str, str]  # e.g. {"code": "SPRING26", "name": "Spring sale"} or {"month": "2026-03"}
     values: dict[str, Decimal | int | None]
+    campaign_id: int | None = None  # the campaign of a row grouped by campaign
+
+    def figure(self, column: str) -> Figure:
+        """The row's group value or figure under `column`: what sorting compares."""
+        return self.key[column] if column in self.key else self.values.get(column)
 
     def display(self, column: str) -> str:
         value = self.values.get(column)
@@ -111,21 +132,6 @@ class RoiReport:
             "total": row(self.total),
         }
 
-    def table(self) -> pd.DataFrame:
-        """The exported table: one row per group then the total, numbers as numbers (orders
-        as whole numbers, missing ones empty, never 79.0)."""
-        records = []
-        for r in [*self.rows, self.total]:
-            record: dict[str, Any] = {k.title(): r.key.get(k, "") for k in self.key_columns}
-            for column, header in COLUMNS.items():
-                record[header] = r.values.get(column)
-            records.append(record)
-        table = pd.DataFrame.from_records(
-            records, columns=[*(k.title() for k in self.key_columns), *COLUMNS.values()]
-        )
-        table[COLUMNS["orders"]] = table[COLUMNS["orders"]].astype("Int64")
-        return table
-
     def reasons(self, header: str) -> list[str]:
         """Why figures of the column headed `header` are empty, if any are."""
         column = next((c for c, h in COLUMNS.items() if h == header), None)
@@ -138,6 +144,44 @@ class RoiReport:
         """What each empty figure means, per column that has one: the legend under the
         page's table, and the notes on the XLSX headers."""
         return [(h, found) for h in COLUMNS.values() if (found := self.reasons(h))]
+
+
+class Sortable(Protocol):
+    def figure(self, column: str) -> Figure: ...
+
+
+class TableRow(Sortable, Protocol):
+    """A row of the report's table: a `RoiRow`, or a row compared with the previous period
+    (`comparison.ComparedRow`)."""
+
+    @property
+    def key(self) -> dict[str, str]: ...
+    @property
+    def campaign_id(self) -> int | None: ...
+    def display(self, column: str) -> str: ...
+    def why_missing(self, column: str) -> str | None: ...
+
+
+Row = TypeVar("Row", bound=Sortable)
+
+
+def _order(value: Figure) -> tuple[Any, ...]:
+    if isinstance(value, str):
+        return (value.casefold(), value)  # people's order: "email" beside "Email"
+    return (value,)
+
+
+def sort_rows(rows: Sequence[Row], column: str, *, descending: bool = False) -> list[Row]:
+    """`rows` ordered by `column`, ascending or descending; rows without a figure there
+    ("—") come last either way. Equal figures keep their order (stable)."""
+    known = [r for r in rows if r.figure(column) is not None]
+    known.sort(key=lambda r: _order(r.figure(column)), reverse=descending)
+    return known + [r for r in rows if r.figure(column) is None]
+
+
+def sorted_report(report: RoiReport, column: str, *, descending: bool = False) -> RoiReport:
+    """The report with its rows ordered by `column`; the total stays the total."""
+    return replace(report, rows=sort_rows(report.rows, column, descending=descending))
 
 
 def _plain(value: Decimal | int | None) -> str | int | None:
@@ -277,7 +321,8 @@ def roi_report(
         else:
             label = {key_columns[0]: str(key)}
         budget = budgets.get(key) if group_by != "month" else None
-        rows.append(RoiRow(label, _figures(budget, group, unit)))
+        campaign_id = int(key) if group_by == "campaign" else None
+        rows.append(RoiRow(label, _figures(budget, group, unit), campaign_id))
     if group_by == "campaign":
         rows.sort(key=lambda r: r.key["code"])
     total_budget = None if group_by == "month" else _sum(campaigns["budget"])

@@ -51,7 +51,7 @@ from campaigns.models import Campaign
 from campaigns.rates import MissingRate
 from campaigns.receipts import ReceiptInput
 from campaigns.report_data import ReportFilter
-from campaigns.reports import GROUPS, GroupBy, RoiReport
+from campaigns.reports import GROUPS, GroupBy, RoiReport, RoiRow, sort_rows, sorted_report
 from core.accounts import users
 from core.audit import Actor
 from tests.campaigns.conftest import Staff, file_receipt, make_campaign
@@ -256,7 +256,9 @@ def test_xlsx_has_the_same_numbers(fixture_db: Session) -> None:
             expected = want[column]
             assert (got[header_name] is None) == (expected is None), (want["code"], column)
             if expected is not None:
-                assert D(str(got[header_name])) == D(str(expected)), (want["code"], column)
+                # Percentages are stored as fractions (224.3% is 2.243, shown as 0.0%).
+                scale = 100 if header_name.endswith("%") else 1
+                assert D(str(got[header_name])) * scale == D(str(expected)), (want["code"], column)
 
 
 def test_grouped_by_month_and_channel(fixture_db: Session) -> None:
@@ -409,7 +411,7 @@ def test_xlsx_cells_that_read_as_formulas_are_text_and_numbers_stay_numbers(
     rows = {r["Code"].value: r for r in _xlsx_rows(grouped(hostile_db, "campaign"))}
     _assert_text_cell(rows["EVIL"]["Name"], HOSTILE_CAMPAIGN)
     _assert_text_cell(rows["TABBED"]["Name"], TABBED_CAMPAIGN)
-    for header, value in (("Profit", -50), ("ROI %", -100), ("Approved cost", 50)):
+    for header, value in (("Profit", -50), ("ROI %", -1), ("Approved cost", 50)):  # -100.0%
         cell = rows["EVIL"][header]
         assert cell.data_type == "n" and D(str(cell.value)) == value, (header, cell.value)
     assert rows["Total"]["Profit"].data_type == "n" and rows["Total"]["Profit"].value == -50
@@ -422,3 +424,39 @@ def test_xlsx_cells_that_read_as_formulas_are_text_and_numbers_stay_numbers(
     for group_by in GROUPS:
         for row in _xlsx_rows(grouped(hostile_db, group_by)):
             assert all(cell.data_type != "f" for cell in row.values()), group_by
+
+
+def test_sorting_puts_missing_figures_last_both_ways(fixture_db: Session) -> None:
+    """By the hand-computed figures above: input-output ratio EXPO 6.70, SPRING 3.24,
+    FREEBIE "—" (no cost); cost per order EXPO 89.58, SPRING 74.00, FREEBIE "—"."""
+    report = build(fixture_db)
+
+    def codes(column: str, descending: bool) -> list[str]:
+        ordered = sorted_report(report, column, descending=descending)
+        assert ordered.total == report.total  # the total stays the total
+        return [r.key["code"] for r in ordered.rows]
+
+    assert codes("io_ratio", True) == ["EXPO26", "SPRING26", "FREEBIE"]
+    assert codes("io_ratio", False) == ["SPRING26", "EXPO26", "FREEBIE"]
+    assert codes("cost_per_order", False) == ["SPRING26", "EXPO26", "FREEBIE"]
+    assert codes("revenue", True) == ["SPRING26", "EXPO26", "FREEBIE"]  # 12,000 · 7,200 · 500
+    assert codes("orders", True) == ["SPRING26", "EXPO26", "FREEBIE"]  # 50 · 12 · 5
+    assert codes("name", True) == ["EXPO26", "SPRING26", "FREEBIE"]  # Trade, Spring, News…
+    assert codes("code", True) == ["SPRING26", "FREEBIE", "EXPO26"]
+    # Equal figures keep the report's order: all three have 0.00 awaiting approval but SPRING.
+    assert codes("pending_cost", False) == ["EXPO26", "FREEBIE", "SPRING26"]
+    assert codes("pending_cost", True) == ["SPRING26", "EXPO26", "FREEBIE"]
+    ids = {r.key["code"]: r.campaign_id for r in report.rows}
+    assert ids["SPRING26"] == fixture_db.scalar(
+        select(Campaign.id).where(Campaign.code == "SPRING26")
+    )
+
+
+def test_text_sorts_as_people_read_it() -> None:
+    rows = [RoiRow({"channel": name}, {}) for name in ("WeChat", "email", "Email", "app")]
+    assert [r.key["channel"] for r in sort_rows(rows, "channel")] == [
+        "app",
+        "Email",
+        "email",
+        "WeChat",
+    ]

@@ -152,8 +152,9 @@ def test_orders_in_the_exports_and_the_legend(
         assert [r["Cost per order"] for r in rows] == ["", "", ""], path  # no cost: not 0.00
     sheet = load_workbook(io.BytesIO(client.get("/reports/roi.xlsx").content)).active
     assert sheet is not None
-    column = [c.value for c in sheet[1]].index("Orders")
-    cells = [row[column] for row in sheet.iter_rows(min_row=2)]
+    header = int(str(sheet.freeze_panes)[1:]) - 1  # the title block sits above the table
+    column = [c.value for c in sheet[header]].index("Orders")
+    cells = [row[column] for row in sheet.iter_rows(min_row=header + 1)]
     assert [c.value for c in cells] == [79, None, 79]
     assert cells[0].number_format == "#,##0"
 
@@ -300,11 +301,12 @@ def test_a_closed_month_refuses_every_write_on_every_surface(
     )
     assert refused.status_code == 409
     assert 'id="f-received_on-error">' in refused.text and "2026-03 is closed" in refused.text
-    client.post(
+    rate = client.post(
         "/finance/rates",
         data={"currency": "USD", "rate_date": "2026-03-20", "rate": "8", "csrf_token": token},
     )
-    assert "2026-03 is closed" in client.get("/finance/rates").text
+    assert rate.status_code == 409
+    assert 'id="f-rate_date-error">' in rate.text and "2026-03 is closed" in rate.text
     for kind, text in (
         ("revenue", "campaign_code,received_on,amount,currency\nSPRING26,2026-03-20,5,CNY\n"),
         ("rates", "date,currency,rate\n2026-03-20,USD,8\n"),

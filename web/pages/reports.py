@@ -1,24 +1,53 @@
-"""The ROI (input-output ratio) report page: filters, table, charts, CSV and XLSX exports."""
+"""The ROI (input-output ratio) report page: filters, table, charts, CSV and XLSX exports.
+
+Everything the page offers is a plain link or a GET form, so it works without JavaScript and
+every address can be shared: period presets (`report_periods`) become `from`/`to`; a header
+sorts by its column (`sort`, `dir=desc`; "—" last either way); a row drills down (a channel
+or an owner to its campaigns, a month to that month's campaigns, a campaign to its page),
+with a breadcrumb back; `compare=1` with a whole period adds the previous period's figures
+and the change (`campaigns.comparison`). The exports take the same parameters, so a file
+holds what the page showed, in its order."""
 
 from __future__ import annotations
 
-from datetime import date
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from campaigns import exports, report_data
+from campaigns import exports, report_data, report_periods
+from campaigns.comparison import (
+    COMPARED,
+    NOT_IN_CURRENT,
+    NOT_IN_PREVIOUS,
+    PARTS,
+    Comparison,
+    Part,
+    column_id,
+    compare,
+)
 from campaigns.models import Campaign, CampaignStatus, Channel
-from campaigns.reports import COLUMNS, GROUPS, GroupBy, RoiReport
+from campaigns.report_periods import Period
+from campaigns.reports import (
+    COLUMNS,
+    GROUPS,
+    KEY_LABELS,
+    GroupBy,
+    RoiReport,
+    TableRow,
+    sorted_report,
+)
 from core import bounds
 from core.accounts.models import Role, User
 from core.errors import RetainError, ValidationFailed
 from loyalty import reports as loyalty_reports
 from web.deps import AppSettings, Db, require_roles
-from web.rendering import render
+from web.rendering import render, t
 
 router = APIRouter()
 STAFF = (Role.MARKETER, Role.FINANCE, Role.ADMIN)
@@ -114,6 +143,15 @@ def _options(db: Session) -> dict[str, Any]:
 Staff = Annotated[User, Depends(require_roles(*STAFF))]
 
 
+def now(settings: AppSettings) -> datetime:
+    """The time in the configured zone: today's date for the period presets, and when an
+    export was made. A dependency, so a test can fix the day."""
+    return datetime.now(settings.zone)
+
+
+Now = Annotated[datetime, Depends(now)]
+
+
 def fix_of(exc: RetainError) -> dict[str, str] | None:
     """Who can fix a report error and where, when the error says (a missing or wrong
     exchange rate: finance, on the rates page)."""
@@ -124,61 +162,355 @@ def fix_of(exc: RetainError) -> dict[str, str] | None:
     return {"url": url, "who": str(details.get("fixed_by", "finance"))}
 
 
-def _build(db: Db, settings: AppSettings, request: Request) -> tuple[RoiReport, GroupBy, list[str]]:
+# Every column a report can be sorted by: a group's, a figure, a comparison column.
+SORTABLE = frozenset(KEY_LABELS) | frozenset(COLUMNS) | frozenset(PARTS)
+DIRECTIONS = ("asc", "desc")
+PARTS_SHOWN: tuple[Part, ...] = ("previous", "change")
+
+
+@dataclass
+class RoiView:
+    """The report as the page and its exports show it: filters understood, rows sorted,
+    compared with the previous period when asked."""
+
+    filters: report_data.ReportFilter
+    group_by: GroupBy
+    problems: list[str]
+    sort: str | None = None  # None: the report's own order (by its first group column)
+    descending: bool = False
+    compare: bool = False  # asked for
+    report: RoiReport | None = None  # sorted
+    unsorted: RoiReport | None = None
+    comparison: Comparison | None = None  # sorted as the report
+    compare_note: str | None = None  # why a comparison asked for is not shown
+    links: dict[str, str] = field(default_factory=dict)  # the understood parameters
+
+    def href(self, **changes: str | None) -> str:
+        """This report's address with some parameters changed (None or "" drops one)."""
+        merged: dict[str, str | None] = {**self.links, **changes}
+        query = urlencode({k: v for k, v in merged.items() if v})
+        return "/reports/roi" + (f"?{query}" if query else "")
+
+
+def _sort_of(params: dict[str, str], request: Request, problems: list[str]) -> tuple[str, bool]:
+    column, direction = params.get("sort", ""), params.get("dir", "")
+    if column and column not in SORTABLE:
+        problems.append(
+            t(request, "'%(column)s' is not a column to sort by", column=_shown(column))
+        )
+        column = ""
+    if direction and direction not in DIRECTIONS:
+        problems.append(
+            t(request, "'%(dir)s' is not a sort direction (asc or desc)", dir=_shown(direction))
+        )
+        direction = ""
+    return column, direction == "desc"
+
+
+def _parse(request: Request) -> RoiView:
     params = dict(request.query_params)
     filters, problems = parse_filter(params)
     group = params.get("group_by", "campaign")
     group_by: GroupBy = group if group in GROUPS else "campaign"
-    return (
-        loyalty_reports.roi(db, settings.base_currency, filters, group_by, zone=settings.zone),
-        group_by,
-        problems,
+    sort, descending = _sort_of(params, request, problems)
+    view = RoiView(filters, group_by, problems, compare=params.get("compare") in ("1", "on"))
+    view.sort, view.descending = sort or None, descending
+    f = filters
+    view.links = {
+        "from": f.start.isoformat() if f.start else "",
+        "to": f.end.isoformat() if f.end else "",
+        "running_from": f.running_from.isoformat() if f.running_from else "",
+        "running_to": f.running_to.isoformat() if f.running_to else "",
+        "group_by": "" if group_by == "campaign" else group_by,
+        "channel": f.channel or "",
+        "status": f.status or "",
+        "owner": str(f.owner_id) if f.owner_id else "",
+        "compare": "1" if view.compare else "",
+        "sort": sort,
+        "dir": "desc" if sort and descending else "",
+    }
+    return view
+
+
+def _previous(request: Request, view: RoiView) -> tuple[Period, Period] | None:
+    """This period and the one before it, when a comparison is asked for and possible;
+    otherwise says why not in `view.compare_note`."""
+    f = view.filters
+    if not view.compare:
+        return None
+    if not (f.start and f.end):
+        view.compare_note = t(
+            request,
+            "To compare with the previous period, choose both From and To (or a period above).",
+        )
+        return None
+    if f.end < f.start:
+        view.compare_note = t(request, "From is after To, so there is no period to compare.")
+        return None
+    period = report_periods.Period(f.start, f.end)
+    before = report_periods.previous(period)
+    if before.start < bounds.FIRST_DAY:
+        view.compare_note = t(
+            request,
+            "The previous period would start before %(day)s, the earliest date the report covers.",
+            day=bounds.FIRST_DAY.isoformat(),
+        )
+        return None
+    return period, before
+
+
+def _compute(db: Db, settings: AppSettings, request: Request, view: RoiView) -> None:
+    """Build the report (and the previous period's, when compared), sorted. Raises the
+    report's RetainError (a missing exchange rate) for the caller to show."""
+
+    def roi(f: report_data.ReportFilter) -> RoiReport:
+        return loyalty_reports.roi(db, settings.base_currency, f, view.group_by, zone=settings.zone)
+
+    report = roi(view.filters)
+    view.unsorted = report
+    periods = _previous(request, view)
+    comparison = None
+    if periods is not None:
+        period, before = periods
+        earlier = roi(replace(view.filters, start=before.start, end=before.end))
+        comparison = compare(
+            report,
+            earlier,
+            period,
+            before,
+            months_apart=report_periods.months_apart(period, before),
+        )
+    columns = {*report.key_columns, *COLUMNS, *(PARTS if comparison else ())}
+    if view.sort not in columns:  # e.g. sorted by code, then grouped by channel
+        view.sort, view.descending = None, False
+        view.links.update(sort="", dir="")
+    if view.sort:
+        report = sorted_report(report, view.sort, descending=view.descending)
+        if comparison is not None:
+            comparison = comparison.sorted(view.sort, descending=view.descending)
+    view.report, view.comparison = report, comparison
+
+
+# --- the page's table: headers that sort, rows that drill down, a breadcrumb ----------------
+
+
+def _header(
+    view: RoiView, column: str, label: str, part: str | None, numeric: bool
+) -> dict[str, Any]:
+    assert view.report is not None
+    current = view.sort or view.report.key_columns[0]
+    active = column == current
+    descending = view.descending if view.sort else False
+    return {
+        "id": column,
+        "label": label,
+        "part": part,
+        "numeric": numeric,
+        "aria_sort": ("descending" if descending else "ascending") if active else None,
+        "href": view.href(sort=column, dir="desc" if active and not descending else ""),
+    }
+
+
+def _headers(view: RoiView) -> list[dict[str, Any]]:
+    assert view.report is not None
+    found = [_header(view, k, KEY_LABELS.get(k, k), None, False) for k in view.report.key_columns]
+    for column, label in COLUMNS.items():
+        found.append(_header(view, column, label, None, True))
+        if view.comparison is not None and column in COMPARED:
+            for part in PARTS_SHOWN:
+                found.append(_header(view, column_id(column, part), label, part, True))
+    return found
+
+
+def _names(pairs: list[Any]) -> dict[str, Any]:
+    """name → its one code or id; a name two share maps to None (no single place to go)."""
+    found: dict[str, Any] = {}
+    for ref, name in pairs:
+        found[name] = None if name in found else ref
+    return found
+
+
+def _drill(view: RoiView, row: TableRow, options: dict[str, Any]) -> str | None:
+    """Where a row leads: a campaign to its page; a channel or an owner to its campaigns;
+    a month to the campaigns of that month (within the period shown)."""
+    if row.campaign_id is not None:
+        return f"/campaigns/{row.campaign_id}"
+    drop_key_sort = {"sort": None, "dir": None} if view.sort in KEY_LABELS else {}
+    to_campaigns = {"group_by": None, **drop_key_sort}
+    if view.group_by == "channel":
+        code = _names(options["channels"]).get(row.key.get("channel", ""))
+        return view.href(channel=code, **to_campaigns) if code else None
+    if view.group_by == "owner":
+        owner = _names(options["owners"]).get(row.key.get("owner", ""))
+        return view.href(owner=str(owner), **to_campaigns) if owner else None
+    if view.group_by == "month":
+        try:
+            month = report_periods.month_period(row.key["month"])
+        except (KeyError, ValueError):
+            return None
+        f = view.filters
+        start = max(month.start, f.start) if f.start else month.start
+        end = min(month.end, f.end) if f.end else month.end
+        return view.href(**{"from": start.isoformat(), "to": end.isoformat()}, **to_campaigns)
+    return None
+
+
+def _breadcrumb(view: RoiView, options: dict[str, Any]) -> list[dict[str, Any]]:
+    """ROI report (all channels) › a channel or an owner › what is shown."""
+    drop = {"channel": None, "owner": None, "sort": None, "dir": None}
+    crumbs: list[dict[str, Any]] = [
+        {"kind": "root", "name": "", "href": view.href(group_by="channel", **drop)}
+    ]
+    f = view.filters
+    if f.channel:
+        name = dict(options["channels"]).get(f.channel, f.channel)
+        crumbs.append(
+            {"kind": "channel", "name": name, "href": view.href(group_by=None, owner=None)}
+        )
+    if f.owner_id:
+        name = dict(options["owners"]).get(f.owner_id, f"#{f.owner_id}")
+        crumbs.append({"kind": "owner", "name": name, "href": view.href(group_by=None)})
+    crumbs.append({"kind": "current", "name": view.group_by, "href": None})
+    return crumbs
+
+
+def _presets(view: RoiView, today: date) -> list[dict[str, Any]]:
+    f = view.filters
+    found = []
+    for name, period in report_periods.presets(today):
+        found.append(
+            {
+                "name": name,
+                "period": str(period),
+                "href": view.href(
+                    **{"from": period.start.isoformat(), "to": period.end.isoformat()}
+                ),
+                "current": (f.start, f.end) == (period.start, period.end),
+            }
+        )
+    found.append(
+        {
+            "name": "all_dates",
+            "period": "",
+            "href": view.href(**{"from": None, "to": None}),
+            "current": not (f.start or f.end),
+        }
     )
+    return found
+
+
+def _notes(rows: list[TableRow], headers: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """What each "—" means, per column that has one: the legend under the table. A row in
+    one period only is said once for the whole row (`_row_notes`), not under every column."""
+    whole_row = {NOT_IN_CURRENT, NOT_IN_PREVIOUS}
+    found = []
+    for header in headers:
+        reasons = [r for r in exports.reasons(rows, header["id"]) if r not in whole_row]
+        if header["numeric"] and reasons:
+            found.append({**header, "reasons": reasons})
+    return found
+
+
+def _row_notes(comparison: Comparison | None) -> dict[str, bool]:
+    rows = comparison.rows if comparison else []
+    return {
+        "current_only": any(r.previous is None for r in rows),
+        "previous_only": any(r.current is None for r in rows),
+    }
 
 
 @router.get("/reports/roi")
-def roi_page(request: Request, user: Staff, db: Db, settings: AppSettings) -> Response:
+def roi_page(request: Request, user: Staff, db: Db, settings: AppSettings, clock: Now) -> Response:
+    view = _parse(request)
+    options = _options(db)
     context: dict[str, Any] = {
         "params": dict(request.query_params),
         "columns": COLUMNS,
-        **_options(db),
+        "view": view,
+        "problems": view.problems,
+        "presets": _presets(view, clock.date()),
+        "breadcrumb": _breadcrumb(view, options),
+        **options,
     }
-    problems: list[str] = []
     try:
-        report, group_by, problems = _build(db, settings, request)
-        filters, _ = parse_filter(dict(request.query_params))
-        by_month = (
-            report
-            if group_by == "month"
-            else loyalty_reports.roi(
-                db, settings.base_currency, filters, "month", zone=settings.zone
-            )
-        )
-        context.update(report=report, problems=problems, chart=chart_data(report, by_month))
+        _compute(db, settings, request, view)
     except RetainError as exc:  # e.g. a missing exchange rate: say which, who fixes it, where
         context.update(report=None, error=exc.message, error_fix=fix_of(exc))
-    query = request.url.query
+    else:
+        assert view.report is not None and view.unsorted is not None
+        comparison = view.comparison
+        rows: list[TableRow] = list(comparison.rows if comparison else view.report.rows)
+        total: TableRow = comparison.total if comparison else view.report.total
+        shown = [r.current for r in comparison.rows if r.current] if comparison else None
+        charted = replace(view.report, rows=shown) if shown is not None else view.report
+        by_month = (
+            view.unsorted
+            if view.group_by == "month"
+            else loyalty_reports.roi(
+                db, settings.base_currency, view.filters, "month", zone=settings.zone
+            )
+        )
+        headers = _headers(view)
+        context.update(
+            report=view.report,
+            comparison=comparison,
+            headers=headers,
+            lines=[(r, _drill(view, r, options)) for r in rows],
+            total=total,
+            notes=_notes([*rows, total], headers),
+            row_notes=_row_notes(comparison),
+            chart=chart_data(charted, by_month),
+        )
+    query = urlencode({k: v for k, v in view.links.items() if v})
     context["export_query"] = f"?{query}" if query else ""
     # The page still shows (without the bad filter), but the answer says the input was bad.
-    return render(request, "reports/roi.html", context, status_code=422 if problems else 200)
+    return render(request, "reports/roi.html", context, status_code=422 if view.problems else 200)
+
+
+def _title(view: RoiView, options: dict[str, Any], at: datetime) -> exports.TitleBlock:
+    f = view.filters
+    order = None
+    if view.sort and view.report is not None:
+        header = next(
+            c.header
+            for c in exports.columns(view.report, view.comparison is not None)
+            if c.id == view.sort
+        )
+        order = f"{header}, {'descending' if view.descending else 'ascending'}"
+    return exports.TitleBlock(
+        start=f.start,
+        end=f.end,
+        filters=exports.filter_words(
+            f,
+            channel_name=dict(options["channels"]).get(f.channel) if f.channel else None,
+            owner_name=dict(options["owners"]).get(f.owner_id) if f.owner_id else None,
+        ),
+        generated_at=at,
+        order=order,
+    )
 
 
 @router.get("/reports/roi.{fmt}")
-def roi_export(request: Request, fmt: str, user: Staff, db: Db, settings: AppSettings) -> Response:
-    report, group_by, problems = _build(db, settings, request)
-    if problems:  # a file is no place to say a filter was ignored: refuse it instead
-        raise ValidationFailed("report.filter", "; ".join(problems) + ".")
-    name = f"roi-by-{group_by}-{date.today():%Y%m%d}"  # noqa: DTZ011 - a file name only
+def roi_export(
+    request: Request, fmt: str, user: Staff, db: Db, settings: AppSettings, clock: Now
+) -> Response:
+    if fmt not in ("csv", "xlsx"):
+        raise RetainError("report.format", t(request, "Export as .csv or .xlsx."))
+    view = _parse(request)
+    if view.problems:  # a file is no place to say a filter was ignored: refuse it instead
+        raise ValidationFailed("report.filter", "; ".join(view.problems) + ".")
+    _compute(db, settings, request, view)
+    assert view.report is not None
+    name = f"roi-by-{view.group_by}-{clock:%Y%m%d}"
     if fmt == "csv":
         return Response(
-            exports.to_csv(report),
+            exports.to_csv(view.report, view.comparison),
             media_type="text/csv; charset=utf-8",
             headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
         )
-    if fmt == "xlsx":
-        return Response(
-            exports.to_xlsx(report),
-            media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-            headers={"Content-Disposition": f'attachment; filename="{name}.xlsx"'},
-        )
-    raise RetainError("report.format", "Export as .csv or .xlsx.")
+    title = _title(view, _options(db), clock)
+    return Response(
+        exports.to_xlsx(view.report, view.comparison, title),
+        media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        headers={"Content-Disposition": f'attachment; filename="{name}.xlsx"'},
+    )
