@@ -54,6 +54,12 @@ def tn(request: Request, singular: str, plural: str, n: int, **variables: Any) -
     return text % {"num": n, **variables}
 
 
+def N_(message: str) -> str:
+    """Marks a string for the staff catalog where it is defined; `t` translates it where it
+    is shown."""
+    return message
+
+
 def plain(value: Any) -> str:
     """A stored value as a person reads it: lists joined, nothing as a dash."""
     if value is None or value == []:
@@ -116,6 +122,22 @@ def htmx_block(request: Request, template: str) -> str | None:
     return target if target in blocks else "content"
 
 
+# Macro files every staff template may use, and the names templates import them as.
+MACROS = {
+    "_form.html": None,  # as a module: `f.summary(…)`
+    "_currency.html": "currency_select",
+    "campaigns/_figures_problem.html": "problem_notice",
+}
+
+
+def _macros(language: dict[str, Any]) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for name, macro in MACROS.items():
+        module = templates.env.get_template(name).make_module(vars=language)
+        found[macro or "f"] = getattr(module, macro) if macro else module
+    return found
+
+
 def render(
     request: Request,
     template: str,
@@ -136,6 +158,9 @@ def render(
         return catalog.ngettext(singular, plural, n) % {"num": n, **variables}
 
     ctx: dict[str, Any] = {
+        # The shared macros, in the request's language: an htmx render of one block skips
+        # the template's top-level `{% import %}`s, so the block finds them here instead.
+        **_macros({"gettext": gettext, "ngettext": ngettext}),
         # What {{ _("…", name=…) }} calls: translate, then fill in (autoescaped on output).
         "gettext": gettext,
         "ngettext": ngettext,

@@ -15,7 +15,8 @@ from core.accounts.models import User
 from tests.web.conftest import csrf_from, sign_in
 from web.csrf import verify_csrf
 
-PUBLIC_PAGES = {"/signin", "/invite/{token}", "/healthz", "/api/docs", "/"}
+# The language switch works before sign-in too (the sign-in page has it).
+PUBLIC_PAGES = {"/signin", "/invite/{token}", "/healthz", "/api/docs", "/", "/language"}
 UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
 
 

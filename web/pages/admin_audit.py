@@ -12,7 +12,7 @@ from core import audit, bounds
 from core.audit import AuditEntry
 from web.deps import AdminUser, Db
 from web.pages.reports import filter_day, filter_text
-from web.rendering import render
+from web.rendering import render, t
 
 router = APIRouter(prefix="/admin/audit")
 PAGE = 50
@@ -39,14 +39,20 @@ def audit_log(
     problems: list[str] = []
     kept = {
         "action": filter_text(
-            action.strip(), "The action", bounds.length(AuditEntry.action), problems
+            action.strip(), t(request, "The action"), bounds.length(AuditEntry.action), problems
         ),
-        "actor": filter_text(actor.strip(), "Who", bounds.MAX_SEARCH, problems),
+        "actor": filter_text(actor.strip(), t(request, "Who"), bounds.MAX_SEARCH, problems),
         "entity_type": filter_text(
-            entity_type.strip(), "The record type", bounds.length(AuditEntry.entity_type), problems
+            entity_type.strip(),
+            t(request, "The record type"),
+            bounds.length(AuditEntry.entity_type),
+            problems,
         ),
         "entity_id": filter_text(
-            entity_id.strip(), "The record id", bounds.length(AuditEntry.entity_id), problems
+            entity_id.strip(),
+            t(request, "The record id"),
+            bounds.length(AuditEntry.entity_id),
+            problems,
         ),
     }
     since_day, until_day = filter_day(since, problems), filter_day(until, problems)

@@ -89,7 +89,7 @@ def signout(request: Request, db: Db) -> Response:
         accounts.end(db, member_token)
     db.commit()
     request.session.clear()
-    flash(request, "You are signed out.")
+    flash(request, t(request, "You are signed out."))
     return RedirectResponse("/signin", status_code=303)
 
 
@@ -145,7 +145,7 @@ def switch_language(
     """The staff pages' language: kept on this browser, and for a signed-in person on their
     account, so it follows them to another browser."""
     if language not in LANGUAGES:
-        raise ValidationFailed("language", "Choose English or 中文.")
+        raise ValidationFailed("language", t(request, "Choose English or 中文."))
     request.session["lang"] = language
     if user is not None:
         users.set_language(db, actor_for(request, user), user, language)

@@ -33,7 +33,7 @@ from web.actions import act
 from web.deps import AppSettings, Db, actor_for, require_roles
 from web.forms import FormFields
 from web.pages.reports import chart_data, filter_day, filter_id, filter_text, fix_of
-from web.rendering import render, t
+from web.rendering import N_, render, t
 
 router = APIRouter(prefix="/campaigns")
 Staff = Annotated[User, Depends(require_roles(Role.MARKETER, Role.FINANCE, Role.ADMIN))]
@@ -46,6 +46,32 @@ SORTS = {
     "budget": (Campaign.budget_amount.desc(), Campaign.code),
     "code": (Campaign.code,),
 }
+# Stored words the campaign pages show through `_()` (campaign and receipt statuses, cost
+# categories, who can fix a report's figures: `fix_of`) and the report columns of the campaign
+# page's figures (`COLUMNS`): listed here so `pybabel extract` puts them in the staff catalog.
+STATUS_WORDS = (
+    N_("draft"),
+    N_("planned"),
+    N_("active"),
+    N_("ended"),
+    N_("cancelled"),
+    N_("submitted"),
+    N_("approved"),
+    N_("rejected"),
+    N_("paid"),
+)
+CATEGORY_WORDS = (N_("media"), N_("creative"), N_("gifts"), N_("events"), N_("staff"))
+FIXER_WORDS = (N_("finance"),)
+COLUMN_WORDS = (
+    N_("Budget"),
+    N_("Approved cost"),
+    N_("Awaiting approval"),
+    N_("Revenue"),
+    N_("Input-output ratio"),
+    N_("ROI %"),
+    N_("ROAS"),
+    N_("Budget used %"),
+)
 
 
 def _choices(db: Session) -> dict[str, Any]:
@@ -111,9 +137,13 @@ def list_campaigns(
 ) -> Response:
     # Bad filters are named on the page and ignored, and the answer is a 422.
     problems: list[str] = []
-    search = filter_text(q.strip(), "The search", bounds.MAX_SEARCH, problems)
-    status_ = filter_text(status, "The status", bounds.length(Campaign.status), problems)
-    channel_ = filter_text(channel, "The channel", bounds.length(Channel.code), problems)
+    search = filter_text(q.strip(), t(request, "The search"), bounds.MAX_SEARCH, problems)
+    status_ = filter_text(
+        status, t(request, "The status"), bounds.length(Campaign.status), problems
+    )
+    channel_ = filter_text(
+        channel, t(request, "The channel"), bounds.length(Channel.code), problems
+    )
     owner_id = filter_id(owner, "owner", problems)
     period_start, period_end = filter_day(start, problems), filter_day(end, problems)
     query = select(Campaign).join(Channel, Channel.id == Campaign.channel_id)
@@ -170,31 +200,38 @@ def new_campaign(request: Request, user: Planner, db: Db, settings: AppSettings)
     return render(request, "campaigns/new.html", {"form": {}, **_form_choices(db, settings)})
 
 
-def _amount(value: str, label: str, required: bool = True) -> Decimal | None:
+def _amount(value: str, label: str, missing: str | None = None) -> Decimal | None:
     """An amount field: "1234.56" or "1,234.56" (`money.parse_amount`); a refusal names
-    the field by its `label` as the form shows it."""
+    the field by its `label` as the form shows it. Empty is None, or refused with `missing`
+    (the field is required)."""
     if not value.strip():
-        if required:
-            raise ValidationFailed("form.amount", f"Enter the {label.lower()}.")
+        if missing is not None:
+            raise ValidationFailed("form.amount", missing)
         return None
     return parse_amount(value, label)
 
 
-def _day(value: str, label: str) -> date:
+def _day(value: str, refusal: str) -> date:
+    """A date field; `refusal` says which one is not a date."""
     try:
         return date.fromisoformat(value)
     except ValueError:
-        raise ValidationFailed("form.date", f"Enter the {label} as a date.") from None
+        raise ValidationFailed("form.date", refusal) from None
 
 
-def _orders(value: str) -> int | None:
+def _orders(request: Request, value: str) -> int | None:
     """A count of orders: empty, or a whole number the INTEGER column holds."""
     value = value.strip()
     if not value:
         return None
     if not (value.isascii() and value.isdigit()) or len(value) > len(str(revenue.MAX_ORDERS)):
         raise ValidationFailed(
-            "revenue.orders", f"Orders must be a whole number up to {revenue.MAX_ORDERS:,}."
+            "revenue.orders",
+            t(
+                request,
+                "Orders must be a whole number up to %(max)s.",
+                max=f"{revenue.MAX_ORDERS:,}",
+            ),
         )
     return int(value)
 
@@ -228,14 +265,15 @@ CODES = {
 
 
 def _fields(
-    form: dict[str, str], user: User, settings: AppSettings, errors: Problems
+    request: Request, form: dict[str, str], user: User, settings: AppSettings, errors: Problems
 ) -> dict[str, Any]:
     """Campaign fields from the form, parsed; each bad value is noted against its field."""
     lines = {
         c.value: errors.check(
             f"line_{c.value}",
             lambda c=c: _amount(  # type: ignore[misc]
-                form.get(f"line_{c.value}", ""), f"{c.value.capitalize()} budget line", False
+                form.get(f"line_{c.value}", ""),
+                t(request, "%(category)s budget line", category=t(request, c.value).capitalize()),
             ),
         )
         for c in CostCategory
@@ -247,15 +285,24 @@ def _fields(
         "owner_id": errors.check("owner_id", lambda: bounds.parse_id(form.get("owner_id"), "owner"))
         or user.id,
         "starts_on": errors.check(
-            "starts_on", lambda: _day(form.get("starts_on", ""), "start date")
+            "starts_on",
+            lambda: _day(form.get("starts_on", ""), t(request, "Enter the start date as a date.")),
         ),
-        "ends_on": errors.check("ends_on", lambda: _day(form.get("ends_on", ""), "end date")),
-        "budget": errors.check("budget", lambda: _amount(form.get("budget", ""), "Budget"))
+        "ends_on": errors.check(
+            "ends_on",
+            lambda: _day(form.get("ends_on", ""), t(request, "Enter the end date as a date.")),
+        ),
+        "budget": errors.check(
+            "budget",
+            lambda: _amount(
+                form.get("budget", ""), t(request, "Budget"), t(request, "Enter the budget.")
+            ),
+        )
         or Decimal(0),
         "currency": form.get("currency") or settings.base_currency,
         "expected_revenue": errors.check(
             "expected_revenue",
-            lambda: _amount(form.get("expected_revenue", ""), "Expected revenue", False),
+            lambda: _amount(form.get("expected_revenue", ""), t(request, "Expected revenue")),
         ),
         "objective": form.get("objective", ""),
         "target_segment": form.get("target_segment", ""),
@@ -299,11 +346,17 @@ def _form_of(c: Campaign) -> dict[str, str]:
     return form
 
 
-def _stored(c: Campaign) -> str:
+def _stored(request: Request, c: Campaign) -> str:
     """The amounts as stored, for the confirmation: what was read, not what was typed."""
-    expected = c.expected_revenue
-    also = "" if expected is None else f", expected revenue {format_amount(expected, c.currency)}"
-    return f"Budget {format_amount(c.budget_amount, c.currency)}{also}."
+    budget = format_amount(c.budget_amount, c.currency)
+    if c.expected_revenue is None:
+        return t(request, "Budget %(budget)s.", budget=budget)
+    return t(
+        request,
+        "Budget %(budget)s, expected revenue %(expected)s.",
+        budget=budget,
+        expected=format_amount(c.expected_revenue, c.currency),
+    )
 
 
 def _form_page(
@@ -324,13 +377,15 @@ def create_campaign(
 ) -> Response:
     form = {k: str(v) for k, v in raw.items()}
     problems = Problems()
-    fields = _fields(form, user, settings, problems)
+    fields = _fields(request, form, user, settings, problems)
     return act(
         request,
         db,
         lambda: planning.create(db, actor_for(request, user), **fields),
         errors=problems,
-        done=lambda c: t(request, "Campaign %(code)s created.", code=c.code) + " " + _stored(c),
+        done=lambda c: (
+            t(request, "Campaign %(code)s created.", code=c.code) + " " + _stored(request, c)
+        ),
         then=lambda c: f"/campaigns/{c.id}",
         again=lambda errors: _form_page(request, db, settings, form, errors),
         names=FIELDS,
@@ -362,13 +417,13 @@ def save_campaign(
     campaign = planning.get(db, campaign_id)
     form = {k: str(v) for k, v in raw.items()}
     problems = Problems()
-    fields = _fields(form, user, settings, problems)
+    fields = _fields(request, form, user, settings, problems)
     return act(
         request,
         db,
         lambda: planning.update(db, actor_for(request, user), campaign_id, **fields),
         errors=problems,
-        done=lambda c: t(request, "Campaign saved.") + " " + _stored(c),
+        done=lambda c: t(request, "Campaign saved.") + " " + _stored(request, c),
         then=lambda c: f"/campaigns/{c.id}",
         again=lambda errors: _form_page(request, db, settings, form, errors, campaign),
         names=FIELDS,
@@ -469,9 +524,15 @@ def add_revenue(
 ) -> Response:
     form = {k: str(raw.get(k, "")) for k in REVENUE_FIELDS}
     problems = Problems()
-    received_on = problems.check("received_on", lambda: _day(form["received_on"], "date received"))
-    amount = problems.check("amount", lambda: _amount(form["amount"], "Amount"))
-    orders = problems.check("orders", lambda: _orders(form["orders"]))
+    received_on = problems.check(
+        "received_on",
+        lambda: _day(form["received_on"], t(request, "Enter the date received as a date.")),
+    )
+    amount = problems.check(
+        "amount",
+        lambda: _amount(form["amount"], t(request, "Amount"), t(request, "Enter the amount.")),
+    )
+    orders = problems.check("orders", lambda: _orders(request, form["orders"]))
 
     def record() -> RevenueRecord:
         assert received_on is not None and amount is not None  # problems.raise_any ran first
