@@ -19,6 +19,7 @@ the statistics: with kept repeats "email > email > search" gives email two touch
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Sequence
 from datetime import timedelta
 from decimal import Decimal
@@ -148,15 +149,27 @@ def position_based(
     )
 
 
+DECAY_GRAIN = 10**12  # time-decay weights are kept to 1e-12 of a conversion
+
+
 def decay_weights(journey: Journey, half_life: timedelta = DEFAULT_HALF_LIFE) -> list[Fraction]:
-    """Normalised 2^(−Δdays/half-life) per touch, Δ from the touch to the conversion."""
+    """Normalised 2^(−Δdays/half-life) per touch, Δ from the touch to the conversion.
+
+    The weights are powers of two of real numbers, so they are computed in floating point
+    and then fixed to a grain of 1e-12 that sums to exactly 1 per journey (the remainder
+    goes to the heaviest touch, the earliest among equals): every journey's weights share
+    one denominator, so summing a million journeys stays exact and fast (exact binary
+    fractions of the floats would grow denominators without bound)."""
     if journey.at is None:
         raise ValueError("time decay needs the conversion's time")
     if half_life <= timedelta(0):
         raise ValueError("the half-life must be positive")
-    raw = [Fraction(2.0 ** (-((journey.at - t.at) / half_life))) for t in journey.touches]
-    total = sum(raw, Fraction(0))
-    return [w / total for w in raw]
+    raw = [2.0 ** (-((journey.at - t.at) / half_life)) for t in journey.touches]
+    total = math.fsum(raw)
+    grains = [round(w / total * DECAY_GRAIN) for w in raw]
+    heaviest = max(range(len(grains)), key=lambda i: (grains[i], -i))
+    grains[heaviest] += DECAY_GRAIN - sum(grains)
+    return [Fraction(g, DECAY_GRAIN) for g in grains]
 
 
 def time_decay(

@@ -1,5 +1,13 @@
 """Receipt attachments: checked by content (not by name), at most 10 MB, stored outside the
-web root under their SHA-256, readable only by staff."""
+web root under their SHA-256, readable only by staff.
+
+A file can be *kept* before its receipt is saved (`keep`): checked and stored under its hash,
+nothing in the database. The receipt form does this when it is refused, so the person does
+not upload again, and the saved receipt attaches it (`attach_kept`). A kept file that is never
+attached is only bytes in storage under their hash: no receipt, page or download names it.
+
+Only checked types are ever shown in a browser (`preview_type`): images as images, PDFs in
+a sandboxed frame; everything else is a download."""
 
 from __future__ import annotations
 
@@ -7,13 +15,14 @@ import hashlib
 import os
 import re
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import filetype
 from sqlalchemy.orm import Session
 
 from campaigns import periods, receipts
-from campaigns.models import Attachment
+from campaigns.models import Attachment, Receipt
 from core import audit
 from core.audit import Actor
 from core.errors import NotFound, ValidationFailed
@@ -34,6 +43,26 @@ EXTENSIONS = {
     "image/webp": (".webp",),
 }
 READERS = ("finance", "marketer", "admin")
+# What a page may show inline, by the type its content was checked as: images in <img>, PDFs
+# in <iframe sandbox>. The rest is a download.
+PREVIEW = {
+    "application/pdf": "pdf",
+    "image/jpeg": "image",
+    "image/png": "image",
+    "image/webp": "image",
+}
+# Enough of a file's start for `filetype` to know it.
+SNIFF_BYTES = 8192
+
+
+@dataclass(frozen=True, slots=True)
+class Kept:
+    """A checked file in storage that is not on a receipt yet."""
+
+    sha256: str
+    filename: str  # safe, ending as its content says
+    content_type: str
+    size: int
 
 
 def storage_path(root: Path, sha256: str) -> Path:
@@ -83,10 +112,51 @@ def _store(root: Path, sha256: str, data: bytes) -> None:
     os.replace(temp, target)  # atomic: a reader never sees half a file
 
 
+def keep(actor: Actor, filename: str, data: bytes, root: Path) -> Kept:
+    """Check a file by its content and store it under its hash, before any receipt holds it
+    (a refused form keeps its files this way). A file that fails the checks is not stored."""
+    actor.require(*receipts.ENTERERS, doing="attach files to receipts")
+    content_type = check(data)
+    sha256 = hashlib.sha256(data).hexdigest()
+    _store(root, sha256, data)
+    return Kept(sha256, _safe_name(filename, content_type), content_type, len(data))
+
+
 def add(
     session: Session, actor: Actor, receipt_id: int, filename: str, data: bytes, root: Path
 ) -> Attachment:
     actor.require(*receipts.ENTERERS, doing="attach files to receipts")
+    receipt = _attachable(session, receipt_id)
+    return _attach(session, actor, receipt, keep(actor, filename, data, root))
+
+
+def attach_kept(
+    session: Session, actor: Actor, receipt_id: int, kept: Kept, root: Path
+) -> Attachment:
+    """Attach a file `keep` stored earlier. Its bytes are read back and checked again: what
+    is attached is what storage holds under that hash, of a type that passes the checks."""
+    actor.require(*receipts.ENTERERS, doing="attach files to receipts")
+    receipt = _attachable(session, receipt_id)
+    path = storage_path(root, kept.sha256)
+    data = path.read_bytes() if _is_hash(kept.sha256) and path.is_file() else b""
+    if not data or hashlib.sha256(data).hexdigest() != kept.sha256:
+        raise ValidationFailed(
+            "attachment.missing", f"The kept file {kept.filename} is gone; attach it again."
+        )
+    content_type = check(data)
+    return _attach(
+        session,
+        actor,
+        receipt,
+        Kept(kept.sha256, _safe_name(kept.filename, content_type), content_type, len(data)),
+    )
+
+
+def _is_hash(value: str) -> bool:
+    return re.fullmatch(r"[0-9a-f]{64}", value) is not None
+
+
+def _attachable(session: Session, receipt_id: int) -> Receipt:
     receipt = receipts.get(session, receipt_id)
     if receipt.status not in receipts.EDITABLE:
         raise ValidationFailed(
@@ -94,15 +164,16 @@ def add(
             f"Receipt #{receipt.id} is {receipt.status}; attach files before submitting it.",
         )
     periods.ensure_open(session, receipt.expense_date, "attach files to its receipts")
-    content_type = check(data)
-    sha256 = hashlib.sha256(data).hexdigest()
-    _store(root, sha256, data)
+    return receipt
+
+
+def _attach(session: Session, actor: Actor, receipt: Receipt, kept: Kept) -> Attachment:
     attachment = Attachment(
         receipt_id=receipt.id,
-        sha256=sha256,
-        filename=_safe_name(filename, content_type),
-        content_type=content_type,
-        size=len(data),
+        sha256=kept.sha256,
+        filename=kept.filename,
+        content_type=kept.content_type,
+        size=kept.size,
         uploaded_by_id=actor.user_id,
     )
     receipt.attachments.append(attachment)
@@ -114,7 +185,7 @@ def add(
         "receipt.attach",
         "receipt",
         receipt.id,
-        after={"file": attachment.filename, "sha256": sha256, "size": len(data)},
+        after={"file": attachment.filename, "sha256": kept.sha256, "size": kept.size},
     )
     return attachment
 
@@ -130,3 +201,36 @@ def open_for_download(
     if not path.exists():
         raise NotFound("attachment.missing", "The attachment's file is missing from storage.")
     return attachment, path
+
+
+def preview_type(attachment: Attachment, root: Path | None = None) -> str | None:
+    """How a page may show the attachment: "image", "pdf", or None (download only). With
+    the storage `root`, the stored bytes must still be of that type (`previewable`)."""
+    kind = PREVIEW.get(attachment.content_type)
+    if kind is None or root is None:
+        return kind
+    return kind if previewable(attachment, storage_path(root, attachment.sha256)) else None
+
+
+def previewable(attachment: Attachment, path: Path) -> bool:
+    """The stored bytes are what the row says, and of a type browsers may show inline (so a
+    row written any other way cannot make the browser render something else)."""
+    if attachment.content_type not in PREVIEW or not path.is_file():
+        return False
+    with path.open("rb") as handle:
+        kind = filetype.guess(handle.read(SNIFF_BYTES))
+    return kind is not None and kind.mime == attachment.content_type
+
+
+def open_for_preview(
+    session: Session, actor: Actor, attachment_id: int, root: Path
+) -> tuple[Attachment, Path, str]:
+    """An attachment to show inline, and the content type to serve it as: only a checked
+    type, and only when the stored bytes still are that type (`previewable`)."""
+    attachment, path = open_for_download(session, actor, attachment_id, root)
+    if not previewable(attachment, path):
+        raise NotFound(
+            "attachment.no_preview",
+            f"{attachment.filename} cannot be shown here; download it instead.",
+        )
+    return attachment, path, attachment.content_type

@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -44,6 +44,7 @@ class ImportFailed(ValidationFailed):
 class ImportResult:
     kind: str
     rows: int
+    ids: tuple[int, ...] = ()  # what was created, in file order (receipts: drafts to submit)
 
 
 def _rows(data: bytes, columns: dict[str, list[str]]) -> Iterator[tuple[int, dict[str, str]]]:
@@ -133,12 +134,13 @@ def _run(
 def import_receipts(session: Session, actor: Actor, data: bytes) -> ImportResult:
     actor.require(*receipts.ENTERERS, doing="import receipts")
     codes: dict[str, int] = {}
+    created: list[int] = []
 
     def handle(row: dict[str, str]) -> None:
         code = row["campaign_code"].upper()
         if code not in codes:
             codes[code] = planning.by_code(session, code).id
-        receipts.create(
+        receipt = receipts.create(
             session,
             actor,
             ReceiptInput(
@@ -155,8 +157,11 @@ def import_receipts(session: Session, actor: Actor, data: bytes) -> ImportResult
                 reimburse_to=row.get("reimburse_to") or None,
             ),
         )
+        created.append(receipt.id)
 
-    return _run(session, "receipts", data, RECEIPT_COLUMNS, handle)
+    # Imported receipts are drafts: whoever imported them still checks and submits each.
+    result = _run(session, "receipts", data, RECEIPT_COLUMNS, handle)
+    return replace(result, ids=tuple(created))
 
 
 def import_revenue(session: Session, actor: Actor, data: bytes) -> ImportResult:

@@ -129,6 +129,8 @@ class Receipt(Base):
         Index("ix_receipts_vendor_invoice", "vendor_key", "invoice_number"),
         Index("ix_receipts_expense_date", "expense_date"),
         Index("ix_receipts_currency", "currency"),
+        # "My receipts": a person's receipts by status.
+        Index("ix_receipts_created_by_status", "created_by_id", "status"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -155,7 +157,11 @@ class Receipt(Base):
     decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     paid_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
-    paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # when it was recorded
+    # The day the money went out and the bank transfer's or voucher's number, as finance
+    # enters them; paid_at above is only when the payment was recorded.
+    paid_on: Mapped[date | None] = mapped_column(Date)
+    payment_reference: Mapped[str | None] = mapped_column(String(100))
 
     attachments: Mapped[list[Attachment]] = relationship(
         lazy="selectin", cascade="all, delete-orphan", order_by="Attachment.id"

@@ -71,6 +71,7 @@ if TYPE_CHECKING:  # pydantic reads the bounds; the type checker sees plain text
     Vendor = str
     InvoiceNumber = str
     ReimburseTo = str
+    PaymentReference = str
     Reference = str
     Search = str
 else:
@@ -86,6 +87,7 @@ else:
     Vendor = Text(Receipt.vendor, min_length=1)
     InvoiceNumber = Text(Receipt.invoice_number)
     ReimburseTo = Text(Receipt.reimburse_to)
+    PaymentReference = Text(Receipt.payment_reference)
     Reference = Text(RevenueRecord.reference)
     Search = Text(bounds.MAX_SEARCH, description="Part of a name or code")
 
@@ -177,10 +179,27 @@ class ReceiptOut(BaseModel):
     duplicate_flags: list[dict[str, Any]]
     attachments: list[AttachmentOut]
     created_at: datetime
+    paid_on: date | None = Field(None, description="The day it was paid (paid receipts)")
+    payment_reference: str | None = Field(
+        None, description="The bank transfer's or voucher's reference, when one was given"
+    )
 
 
 class TransitionIn(BaseModel):
     reason: LongText | None = Field(None, description="Required to reject")
+
+
+class PayIn(BaseModel):
+    paid_on: Day | None = Field(
+        None,
+        description="The day the money was paid, not after today in the configured time zone;"
+        " today there when absent",
+    )
+    payment_reference: PaymentReference | None = Field(
+        None,
+        description="The bank transfer's or voucher's number: optional, but it is how the"
+        " books find the payment",
+    )
 
 
 class RevenueIn(BaseModel):

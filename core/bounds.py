@@ -105,6 +105,46 @@ def parse_id(value: str | None, field: str = "id") -> int | None:
     return check_id(int(text) if len(text) <= len(str(MAX_ID)) else MAX_ID + 1, field)
 
 
+# A whole number as a person types it: ASCII digits, commas only between thousands, a leading
+# minus. Not "1.0", "1e3", "+5", "1_000", " 1 2", "²" or another script's digits.
+_WHOLE = re.compile(r"-?(?:[0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)", re.ASCII)
+WHOLE_DIGITS = len(str(MAX_BIG_ID))  # the longest whole number a form may hold (BIGINT)
+
+
+def parse_whole(
+    value: str | None,
+    label: str,
+    field: str = "number",
+    *,
+    low: int | None = None,
+    high: int | None = None,
+) -> int | None:
+    """A form's whole number: None when it is left empty, else "1234" or "1,234" (a leading
+    minus allowed) within [`low`, `high`] when they are given; anything else is refused with
+    a message that names the field by its `label` as the form shows it. A number too long
+    for a BIGINT is out of range, never converted (int() of thousands of digits is refused
+    by Python itself)."""
+    if value is None or not value.strip():
+        return None
+    text = value.strip()
+    if not _WHOLE.fullmatch(text):
+        shown = text if len(text) <= 24 else text[:23] + "…"
+        shown = shown.encode("utf-8", "backslashreplace").decode("utf-8")
+        raise ValidationFailed(
+            f"{field}.invalid",
+            f"{label}: '{shown}' is not a whole number; write it like 1234 or 1,234.",
+        )
+    digits = text.replace(",", "").lstrip("-")
+    number = int(text.replace(",", "")) if len(digits) <= WHOLE_DIGITS else None
+    lowest = -MAX_BIG_ID if low is None else low
+    highest = MAX_BIG_ID if high is None else high
+    if number is None or not lowest <= number <= highest:
+        raise ValidationFailed(
+            f"{field}.range", f"{label} must be a whole number from {lowest:,} to {highest:,}."
+        )
+    return number
+
+
 def check_amount(
     value: Decimal, field: str = "amount", *, sign: str = "non-negative", label: str = ""
 ) -> Decimal:

@@ -23,7 +23,7 @@ from campaigns.models import Campaign
 from core import audit, bounds
 from core.audit import Actor
 from core.db import rowcount
-from core.errors import Conflict, NotFound, ValidationFailed
+from core.errors import Conflict, NotFound, Problems, ValidationFailed
 from core.exports import safe_cell
 from core.money import minor_units, normalise_currency
 from core.timeutil import utcnow
@@ -40,6 +40,7 @@ from loyalty.models import (
     MemberStatus,
     Redemption,
     Tier,
+    check_name_zh,
 )
 
 MAX_BATCH = 1_000_000
@@ -80,75 +81,128 @@ def create_batch(
     per_member_limit: int | None = None,
     eligible_tiers: list[str] | None = None,
     public_code: str | None = None,
+    name_zh: str | None = None,
 ) -> Batch:
+    """A new batch. Every problem with the fields is named at once, under the keyword's
+    name (`core.errors.Invalid`)."""
     actor.require("admin", "marketer", doing="create coupon batches")
-    name = bounds.check_text(name, "batch.name", bounds.length(Batch.name), "The name")
-    gift = bounds.check_text(gift, "batch.gift", bounds.length(Batch.gift), "The gift")
-    if not name.strip():
-        raise ValidationFailed("batch.name", "Give the batch a name.")
+    problems = Problems()
+
+    def checked_name() -> str:
+        text = bounds.check_text(name, "batch.name", bounds.length(Batch.name), "The name")
+        if not text.strip():
+            raise ValidationFailed("batch.name", "Give the batch a name.")
+        return text.strip()
+
+    def checked_gift() -> str:
+        text = bounds.check_text(gift, "batch.gift", bounds.length(Batch.gift), "The gift")
+        if kind == CouponKind.GIFT and not text.strip():
+            raise ValidationFailed("batch.gift", "Describe the gift.")
+        return text.strip()
+
+    def checked_value() -> Decimal:
+        amount = bounds.check_amount(value, "batch.value", label="The value")
+        if kind == CouponKind.PERCENT and not Decimal(0) < amount <= Decimal(100):
+            raise ValidationFailed("batch.value", "A percent discount is above 0 and at most 100.")
+        if kind == CouponKind.FIXED and amount <= 0:
+            raise ValidationFailed("batch.value", "A fixed discount must be above zero.")
+        return amount
+
+    batch_name = problems.check("name", checked_name)
+    chinese = problems.check(
+        "name_zh", lambda: check_name_zh(name_zh, bounds.length(Batch.name_zh), "batch")
+    )
     if kind not in set(CouponKind):
-        raise ValidationFailed("batch.kind", "Kind is percent, fixed or gift.")
-    currency = normalise_currency(currency)
-    value = bounds.check_amount(value, "batch.value", label="The value")
-    min_spend = bounds.check_amount(min_spend, "batch.min_spend", label="The minimum spend")
+        problems.add("kind", "Kind is percent, fixed or gift.", "batch.kind")
+    gift_text = problems.check("gift", checked_gift)
+    code = problems.check("currency", lambda: normalise_currency(currency))
+    amount = problems.check("value", checked_value)
+    spend = problems.check(
+        "min_spend",
+        lambda: bounds.check_amount(min_spend, "batch.min_spend", label="The minimum spend"),
+    )
     if max_discount is not None:
-        bounds.check_amount(max_discount, "batch.max_discount", sign="positive", label="The cap")
-    if kind == CouponKind.PERCENT and not Decimal(0) < value <= Decimal(100):
-        raise ValidationFailed("batch.value", "A percent discount is above 0 and at most 100.")
-    if kind == CouponKind.FIXED and value <= 0:
-        raise ValidationFailed("batch.value", "A fixed discount must be above zero.")
-    if kind == CouponKind.GIFT and not gift.strip():
-        raise ValidationFailed("batch.gift", "Describe the gift.")
+        problems.check(
+            "max_discount",
+            lambda: bounds.check_amount(
+                max_discount, "batch.max_discount", sign="positive", label="The cap"
+            ),
+        )
     if (valid_days is None) == (valid_until is None):
-        raise ValidationFailed(
-            "batch.validity", "Give either an end date or a number of days from issue."
+        problems.add(
+            "valid_until",
+            "Give either an end date or a number of days from issue.",
+            "batch.validity",
         )
     if valid_days is not None and not 1 <= valid_days <= MAX_VALID_DAYS:
-        raise ValidationFailed(
-            "batch.valid_days", f"Days of validity are from 1 to {MAX_VALID_DAYS:,}."
+        problems.add(
+            "valid_days", f"Days of validity are from 1 to {MAX_VALID_DAYS:,}.", "batch.valid_days"
         )
-    for label, when in (("start", valid_from), ("end", valid_until)):
+    for field, label, when in (
+        ("valid_from", "start", valid_from),
+        ("valid_until", "end", valid_until),
+    ):
         if when is not None:
-            bounds.check_day(when.date(), "batch.validity", f"The {label} date")
+            problems.check(
+                field,
+                lambda when=when, label=label: bounds.check_day(  # type: ignore[misc]
+                    when.date(), "batch.validity", f"The {label} date"
+                ),
+            )
     if valid_from and valid_until and valid_until <= valid_from:
-        raise ValidationFailed("batch.validity", "The batch ends before it starts.")
-    for label, limit in (("total_limit", total_limit), ("per_member_limit", per_member_limit)):
+        problems.add("valid_until", "The batch ends before it starts.", "batch.validity")
+    for field, limit in (("total_limit", total_limit), ("per_member_limit", per_member_limit)):
         if limit is not None and not 1 <= limit <= bounds.MAX_ID:
-            raise ValidationFailed(
-                f"batch.{label}", f"A limit is from 1 to {bounds.MAX_ID:,} coupons."
+            problems.add(
+                field, f"A limit is from 1 to {bounds.MAX_ID:,} coupons.", f"batch.{field}"
             )
     if campaign_id is not None and (
         not 1 <= campaign_id <= bounds.MAX_ID or session.get(Campaign, campaign_id) is None
     ):
-        raise ValidationFailed("batch.campaign", f"There is no campaign {campaign_id}.")
-    for tier in eligible_tiers or []:
-        bounds.check_text(tier, "batch.tiers", bounds.length(Tier.code), "A tier code")
-    if public_code is not None:
+        problems.add("campaign_id", f"There is no campaign {campaign_id}.", "batch.campaign")
+
+    def checked_tiers() -> list[str]:
+        for tier in eligible_tiers or []:
+            bounds.check_text(tier, "batch.tiers", bounds.length(Tier.code), "A tier code")
+        tiers = [t.strip().lower() for t in eligible_tiers or [] if t.strip()]
+        unknown = set(tiers) - set(session.scalars(select(Tier.code)))
+        if unknown:
+            raise ValidationFailed("batch.tiers", f"Unknown tier {', '.join(sorted(unknown))}.")
+        return tiers
+
+    tiers = problems.check("eligible_tiers", checked_tiers)
+
+    def checked_public_code() -> str | None:
+        if not public_code:
+            return None
         bounds.check_text(public_code, "batch.public_code", TYPED, "The public code")
-    tiers = [t.strip().lower() for t in eligible_tiers or [] if t.strip()]
-    known = set(session.scalars(select(Tier.code)))
-    if set(tiers) - known:
-        raise ValidationFailed("batch.tiers", f"Unknown tier {', '.join(set(tiers) - known)}.")
-    shared = codes.normalise(public_code) if public_code else None
-    if shared is not None:
+        shared = codes.normalise(public_code)
         longest = bounds.length(Batch.public_code)
         if not 4 <= len(shared) <= longest:
             raise ValidationFailed(
                 "batch.public_code", f"A public code has from 4 to {longest} characters."
             )
-        if session.scalar(select(Coupon.id).where(Coupon.code == shared)) or session.scalar(
-            select(Batch.id).where(Batch.public_code == shared)
-        ):
-            raise Conflict("batch.public_code_taken", f"The code {shared} is already in use.")
+        return shared
+
+    shared = problems.check("public_code", checked_public_code)
+    problems.raise_any()
+    assert batch_name is not None and gift_text is not None and code is not None
+    assert amount is not None and spend is not None and tiers is not None
+    if shared is not None and (
+        session.scalar(select(Coupon.id).where(Coupon.code == shared))
+        or session.scalar(select(Batch.id).where(Batch.public_code == shared))
+    ):
+        raise Conflict("batch.public_code_taken", f"The code {shared} is already in use.")
     batch = Batch(
-        name=name.strip(),
+        name=batch_name,
+        name_zh=chinese,
         kind=kind,
-        currency=currency,
+        currency=code,
         campaign_id=campaign_id,
-        value=value,
+        value=amount,
         max_discount=max_discount,
-        gift=gift.strip(),
-        min_spend=min_spend,
+        gift=gift_text,
+        min_spend=spend,
         valid_from=valid_from,
         valid_until=valid_until,
         valid_days=valid_days,
@@ -168,6 +222,7 @@ def create_batch(
 def describe(batch: Batch) -> dict[str, Any]:
     return {
         "name": batch.name,
+        "name_zh": batch.name_zh,
         "kind": batch.kind,
         "value": str(batch.value),
         "currency": batch.currency,

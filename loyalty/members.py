@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, fields
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
+from functools import partial
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -12,9 +13,10 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from campaigns.models import Campaign, Channel
 from core import audit, bounds
-from core.audit import Actor
-from core.errors import Conflict, NotFound, ValidationFailed
+from core.audit import Actor, AuditEntry
+from core.errors import Conflict, NotFound, Problems, ValidationFailed
 from core.timeutil import utcnow
 from loyalty import codes, ledger, program, referrals
 from loyalty.models import (
@@ -110,34 +112,81 @@ TEXT_FIELDS = {
 REQUIRED = ("name", "marketing_consent")
 
 
-def _clean(profile: Profile) -> Profile:
-    if not isinstance(profile.name, str):
-        raise ValidationFailed("member.name", "Give the member's name.")
-    profile.name = bounds.check_text(
-        profile.name, "member.name", bounds.length(Member.name), "The name"
-    ).strip()
-    if not profile.name:
-        raise ValidationFailed("member.name", "Give the member's name.")
-    if not isinstance(profile.marketing_consent, bool):
-        raise ValidationFailed("member.marketing_consent", "Say yes or no to marketing.")
-    profile.phone = normalise_phone(profile.phone)
-    profile.email = normalise_email(profile.email)
-    if profile.phone is None and profile.email is None:
-        raise ValidationFailed("member.contact", "Give a phone number or an email address.")
-    if profile.gender is not None:
-        profile.gender = profile.gender.strip().lower() or None
-        if profile.gender not in (None, *GENDERS):
+def _clean(profile: Profile, problems: Problems | None = None) -> Profile:
+    """The profile as it will be stored. Every field's problem is noted under the field's
+    name (the `Profile` attribute, which the forms use); they are raised together at the
+    end, unless the caller passes its own `problems` to add more before raising."""
+    found = Problems() if problems is None else problems
+
+    def name() -> str:
+        if not isinstance(profile.name, str):
+            raise ValidationFailed("member.name", "Give the member's name.")
+        text = bounds.check_text(
+            profile.name, "member.name", bounds.length(Member.name), "The name"
+        ).strip()
+        if not text:
+            raise ValidationFailed("member.name", "Give the member's name.")
+        return text
+
+    def consent() -> bool:
+        if not isinstance(profile.marketing_consent, bool):
+            raise ValidationFailed("member.marketing_consent", "Say yes or no to marketing.")
+        return profile.marketing_consent
+
+    def gender() -> str | None:
+        value = profile.gender.strip().lower() or None if profile.gender is not None else None
+        if value not in (None, *GENDERS):
             raise ValidationFailed("member.gender", f"Gender is one of {', '.join(GENDERS)}.")
-    if profile.birthday is not None:
-        bounds.check_day(profile.birthday, "member.birthday", "The birthday")
-        if profile.birthday > utcnow().date():
-            raise ValidationFailed("member.birthday", "The birthday is in the future.")
-    for name, (column, label) in TEXT_FIELDS.items():
-        value = getattr(profile, name)
+        return value
+
+    def birthday() -> date | None:
+        if profile.birthday is not None:
+            bounds.check_day(profile.birthday, "member.birthday", "The birthday")
+            if profile.birthday > utcnow().date():
+                raise ValidationFailed("member.birthday", "The birthday is in the future.")
+        return profile.birthday
+
+    def text(field: str) -> str | None:
+        column, label = TEXT_FIELDS[field]
+        value = getattr(profile, field)
         if isinstance(value, str):
-            value = bounds.check_text(value, f"member.{name}", bounds.length(column), label)
-        setattr(profile, name, value.strip() or None if isinstance(value, str) else value)
+            value = bounds.check_text(value, f"member.{field}", bounds.length(column), label)
+            return value.strip() or None
+        return value  # type: ignore[no-any-return]
+
+    profile.name = found.check("name", name) or profile.name
+    profile.marketing_consent = bool(found.check("marketing_consent", consent))
+    phone_given = profile.phone is not None and bool(str(profile.phone).strip())
+    email_given = profile.email is not None and bool(str(profile.email).strip())
+    profile.phone = found.check("phone", lambda: normalise_phone(profile.phone))
+    profile.email = found.check("email", lambda: normalise_email(profile.email))
+    if not phone_given and not email_given:
+        found.add("phone", "Give a phone number or an email address.", "member.contact")
+    profile.gender = found.check("gender", gender)
+    profile.birthday = found.check("birthday", birthday)
+    for field in TEXT_FIELDS:
+        setattr(profile, field, found.check(field, partial(text, field)))
+    if problems is None:
+        found.raise_any()
     return profile
+
+
+def _check_joins(session: Session, profile: Profile, problems: Problems) -> None:
+    """The channel and campaign a member joined through, when given, must exist."""
+    for field, model, what in (
+        ("join_channel_id", Channel, "channel"),
+        ("join_campaign_id", Campaign, "campaign"),
+    ):
+        found = getattr(profile, field)
+        if found is None:
+            continue
+        if (
+            isinstance(found, bool)
+            or not isinstance(found, int)
+            or not 1 <= found <= bounds.MAX_ID
+            or session.get(model, found) is None
+        ):
+            problems.add(field, f"There is no {what} {found}.", "member.join")
 
 
 def _check_unique(session: Session, profile: Profile, member_id: int | None = None) -> None:
@@ -171,6 +220,43 @@ def snapshot(member: Member) -> dict[str, Any]:
     }
 
 
+# The audit field of a member's creation that holds a staff form's one-time key.
+ENROL_KEY = "enrol_key"
+KEY_LENGTH = 100
+KEY_DAYS = 1  # a form's key replays its member for a day
+
+
+def enrolled(session: Session, key: str) -> Member | None:
+    """The member a staff form with this one-time `key` already enrolled (a double submit, or
+    a reload of the POST), or None. The key is kept on the creation's audit row."""
+    since = utcnow() - timedelta(days=KEY_DAYS)
+    number = session.scalar(
+        select(AuditEntry.entity_id)
+        .where(
+            AuditEntry.action == "member.create",
+            AuditEntry.occurred_at >= since,
+            AuditEntry.after[ENROL_KEY].as_string() == key,
+        )
+        .order_by(AuditEntry.id)
+        .limit(1)
+    )
+    if number is None:
+        return None
+    return session.scalar(select(Member).where(Member.number == number))
+
+
+def validate(
+    session: Session, profile: Profile, *, referral_code: str | None, problems: Problems
+) -> Profile:
+    """A new member's profile as it will be stored, and the referral code they joined with:
+    each problem noted in `problems` under the field's name, none raised."""
+    profile = _clean(profile, problems)
+    _check_joins(session, profile, problems)
+    if referral_code:
+        problems.check("referral_code", lambda: referrals.referrer_by_code(session, referral_code))
+    return profile
+
+
 def create(
     session: Session,
     actor: Actor,
@@ -179,10 +265,24 @@ def create(
     referral_code: str | None = None,
     zone: ZoneInfo,
     at: datetime | None = None,
+    key: str | None = None,
 ) -> Member:
-    """A new member, with the sign-up bonus and, given a referral code, a pending referral."""
+    """A new member, with the sign-up bonus and, given a referral code, a pending referral.
+    Every problem with the profile and the referral code is named at once
+    (`core.errors.Invalid`). Given a staff form's one-time `key`, a second submit of the
+    same form answers the member the first one enrolled instead of enrolling again."""
     at = at or utcnow()
-    profile = _clean(profile)
+    if key is not None and (not key.strip() or bounds.text_problem(key, KEY_LENGTH)):
+        raise ValidationFailed(
+            "member.key", "This form has expired: reload the page and enter the member again."
+        )
+    if key is not None:
+        earlier = enrolled(session, key)
+        if earlier is not None:
+            return earlier
+    problems = Problems()
+    profile = validate(session, profile, referral_code=referral_code, problems=problems)
+    problems.raise_any()
     _check_unique(session, profile)
     settings = program.get(session)
     tier = program.entry_tier(session)
@@ -202,7 +302,11 @@ def create(
             session.add(member)
             session.flush()
     except IntegrityError:
-        # Lost a race with a sign-up using the same phone or email.
+        # Lost a race with a sign-up using the same phone or email: the same form submitted
+        # twice at once, or another sign-up.
+        earlier = enrolled(session, key) if key is not None else None
+        if earlier is not None:
+            return earlier
         _check_unique(session, profile)
         raise
     member.number = f"M{member.id:08d}"
@@ -222,7 +326,8 @@ def create(
         )
     if referral_code:
         referrals.start(session, member, referral_code, at=at)
-    audit.record(session, actor, "member.create", "member", member.number, after=snapshot(member))
+    after = snapshot(member) | ({ENROL_KEY: key} if key is not None else {})
+    audit.record(session, actor, "member.create", "member", member.number, after=after)
     return member
 
 
@@ -267,7 +372,10 @@ def update_profile(session: Session, actor: Actor, member_id: int, **changes: An
     current = Profile(**{f.name: getattr(member, f.name) for f in fields(Profile)})
     for name, value in changes.items():
         setattr(current, name, value)
-    profile = _clean(current)
+    problems = Problems()
+    profile = _clean(current, problems)
+    _check_joins(session, profile, problems)
+    problems.raise_any()
     _check_unique(session, profile, member.id)
     before = snapshot(member)
     if profile.marketing_consent != member.marketing_consent:

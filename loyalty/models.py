@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
+from typing import Protocol
 
 from sqlalchemy import (
     JSON,
@@ -39,6 +40,34 @@ MAX_BIG = bounds.MAX_BIG_ID  # the largest BIGINT: ledger, lot and purchase ids,
 
 def _in(values: type[StrEnum]) -> str:
     return "(" + ", ".join(f"'{v.value}'" for v in values) + ")"
+
+
+class Named(Protocol):
+    """A thing staff name for members: a tier, a reward, a bonus rule, a coupon batch. Its
+    `name` is the one staff use; `name_zh`, when staff gave one, is its Chinese name."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def name_zh(self) -> str | None: ...
+
+
+def name_in(item: Named, language: str) -> str:
+    """The name to show a member who reads `language`: the Chinese name to a reader of
+    Chinese when there is one, else the name."""
+    if language == "zh" and item.name_zh:
+        return item.name_zh
+    return item.name
+
+
+def check_name_zh(value: str | None, size: int, field: str) -> str | None:
+    """A Chinese name as staff typed it, as it will be stored: bounded like its column
+    (`size`), with no control character; left blank, there is none."""
+    if value is None:
+        return None
+    text = bounds.check_text(value, f"{field}.name_zh", size, "The Chinese name").strip()
+    return text or None
 
 
 class ExpiryPolicy(StrEnum):
@@ -122,6 +151,7 @@ class Tier(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     code: Mapped[str] = mapped_column(String(32), unique=True)
     name: Mapped[str] = mapped_column(String(64))
+    name_zh: Mapped[str | None] = mapped_column(String(64))  # see `name_in`
     rank: Mapped[int] = mapped_column(Integer, unique=True)
     threshold: Mapped[int] = mapped_column(BigInteger)
     multiplier: Mapped[Decimal] = mapped_column(Numeric(6, 3), default=Decimal(1))
@@ -295,6 +325,7 @@ class BonusRule(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(100))  # shown to members: "Double points"
+    name_zh: Mapped[str | None] = mapped_column(String(100))  # see `name_in`
     priority: Mapped[int] = mapped_column(Integer, default=100)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     starts_on: Mapped[date | None] = mapped_column(Date)
@@ -405,6 +436,7 @@ class Batch(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(100))
+    name_zh: Mapped[str | None] = mapped_column(String(100))  # see `name_in`
     campaign_id: Mapped[int | None] = mapped_column(ForeignKey("campaigns.id"), index=True)
     kind: Mapped[str] = mapped_column(String(16))
     value: Mapped[Decimal] = mapped_column(MoneyAmount, default=Decimal(0))
@@ -480,6 +512,7 @@ class Reward(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(100))
+    name_zh: Mapped[str | None] = mapped_column(String(100))  # see `name_in`
     description: Mapped[str] = mapped_column(Text, default="")
     points_cost: Mapped[int] = mapped_column(Integer)
     batch_id: Mapped[int] = mapped_column(ForeignKey("coupon_batches.id"))

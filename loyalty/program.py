@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -16,7 +17,7 @@ from sqlalchemy.orm import Session
 from campaigns.models import Campaign, Channel
 from core import audit, bounds
 from core.audit import Actor
-from core.errors import NotFound, ValidationFailed
+from core.errors import NotFound, Problems, ValidationFailed
 from loyalty.models import (
     MAX_BIG,
     NOTE_LENGTH,
@@ -27,6 +28,7 @@ from loyalty.models import (
     Program,
     Tier,
     TierMetric,
+    check_name_zh,
 )
 
 T = TypeVar("T", Program, Tier, BonusRule)
@@ -202,23 +204,49 @@ def update(session: Session, actor: Actor, **changes: Any) -> Program:
 
 
 def _checked(session: Session, changes: dict[str, Any]) -> dict[str, Any]:
-    """Each change within its bound (see WHOLE), or a ValidationFailed naming the field."""
+    """Each change within its bound (see WHOLE); every refusal is named at once, under the
+    setting's name (`core.errors.Invalid`)."""
     checked = dict(changes)
+    problems = Problems()
+
+    def keep(name: str, run: Callable[[], Any]) -> None:
+        value = problems.check(name, run)
+        if name not in problems:
+            checked[name] = value
+
     for name, (low, high, label) in WHOLE.items():
         if name in changes:
-            checked[name] = whole(changes[name], f"program.{name}", low, high, label)
+            keep(
+                name,
+                lambda name=name, low=low, high=high, label=label: whole(  # type: ignore[misc]
+                    changes[name], f"program.{name}", low, high, label
+                ),
+            )
     if "earn_rate" in changes:
-        checked["earn_rate"] = decimal(
-            changes["earn_rate"], "program.earn_rate", Decimal(0), MAX_EARN_RATE, 4, "The earn rate"
+        keep(
+            "earn_rate",
+            lambda: decimal(
+                changes["earn_rate"],
+                "program.earn_rate",
+                Decimal(0),
+                MAX_EARN_RATE,
+                4,
+                "The earn rate",
+            ),
         )
-    if "referral_min_amount" in changes:
+
+    def referral_min_amount() -> Decimal:
         amount = changes["referral_min_amount"]
         if not isinstance(amount, Decimal | int):
             raise ValidationFailed("program.referral_min_amount", "Give the amount as a number.")
-        checked["referral_min_amount"] = bounds.check_amount(
+        return bounds.check_amount(
             Decimal(amount), "program.referral_min_amount", label="The referral's minimum"
         )
-    if "max_multiplier" in changes:
+
+    if "referral_min_amount" in changes:
+        keep("referral_min_amount", referral_min_amount)
+
+    def max_multiplier() -> Decimal:
         highest = decimal(
             changes["max_multiplier"],
             "program.max_multiplier",
@@ -236,17 +264,24 @@ def _checked(session: Session, changes: dict[str, Any]) -> dict[str, Any]:
                 f"{', '.join(over)} multipl{'ies' if len(over) == 1 else 'y'} by more than "
                 f"{highest:f}; lower {'it' if len(over) == 1 else 'them'} first.",
             )
-        checked["max_multiplier"] = highest
+        return highest
+
+    if "max_multiplier" in changes:
+        keep("max_multiplier", max_multiplier)
     if "expiry_policy" in changes and changes["expiry_policy"] not in set(ExpiryPolicy):
-        raise ValidationFailed(
-            "program.expiry_policy", f"Choose one of {', '.join(p.value for p in ExpiryPolicy)}."
+        problems.add(
+            "expiry_policy",
+            f"Choose one of {', '.join(p.value for p in ExpiryPolicy)}.",
+            "program.expiry_policy",
         )
     if "tier_metric" in changes and changes["tier_metric"] not in set(TierMetric):
-        raise ValidationFailed("program.tier_metric", "Choose points or spend.")
+        problems.add("tier_metric", "Choose points or spend.", "program.tier_metric")
     if "restore_coupon_on_refund" in changes and not isinstance(
         changes["restore_coupon_on_refund"], bool
     ):
-        raise ValidationFailed("program.restore_coupon_on_refund", "Say yes or no.")
+        problems.add(
+            "restore_coupon_on_refund", "Say yes or no.", "program.restore_coupon_on_refund"
+        )
     for name in BATCHES:
         batch_id = changes.get(name)
         if batch_id is not None and (
@@ -255,7 +290,8 @@ def _checked(session: Session, changes: dict[str, Any]) -> dict[str, Any]:
             or not 1 <= batch_id <= bounds.MAX_ID
             or session.get(Batch, batch_id) is None
         ):
-            raise ValidationFailed(f"program.{name}", f"There is no coupon batch {batch_id}.")
+            problems.add(name, f"There is no coupon batch {batch_id}.", f"program.{name}")
+    problems.raise_any()
     return checked
 
 
@@ -281,42 +317,72 @@ def save_tier(
     threshold: int,
     multiplier: Decimal,
     benefits: str = "",
+    name_zh: str | None = None,
 ) -> Tier:
     """Add a tier or change one (by code). Thresholds must rise with rank; each rank is one
-    tier's."""
+    tier's. Every problem with the fields is named at once, under the keyword's name."""
     actor.require("admin", "marketer", doing="configure tiers")
-    code = (
-        bounds.check_text(code, "tier.code", bounds.length(Tier.code), "The code").strip().lower()
+    problems = Problems()
+
+    def checked_code() -> str:
+        text = bounds.check_text(code, "tier.code", bounds.length(Tier.code), "The code")
+        if not text.strip():
+            raise ValidationFailed("tier.name", "A tier needs a code and a name.")
+        return text.strip().lower()
+
+    def checked_name() -> str:
+        text = bounds.check_text(name, "tier.name", bounds.length(Tier.name), "The name").strip()
+        if not text:
+            raise ValidationFailed("tier.name", "A tier needs a code and a name.")
+        return text
+
+    tier_code = problems.check("code", checked_code)
+    tier_name = problems.check("name", checked_name)
+    chinese = problems.check(
+        "name_zh", lambda: check_name_zh(name_zh, bounds.length(Tier.name_zh), "tier")
     )
-    name = bounds.check_text(name, "tier.name", bounds.length(Tier.name), "The name").strip()
-    benefits = bounds.check_text(benefits, "tier.benefits", NOTE_LENGTH, "Benefits").strip()
-    if not code or not name:
-        raise ValidationFailed("tier.name", "A tier needs a code and a name.")
-    rank = whole(rank, "tier.rank", 0, MAX_RANK, "The rank")
-    threshold = whole(threshold, "tier.threshold", 0, MAX_BIG, "The threshold")
-    multiplier = _multiplier(
-        session, multiplier, "tier.multiplier", "The multiplier", above_one=False
+    text = problems.check(
+        "benefits",
+        lambda: bounds.check_text(benefits, "tier.benefits", NOTE_LENGTH, "Benefits").strip(),
     )
-    taken = session.scalar(select(Tier).where(Tier.rank == rank, Tier.code != code))
-    if taken is not None:
-        raise ValidationFailed(
-            "tier.rank.taken", f"Rank {rank} is {taken.name}'s already; give {name} another rank."
-        )
-    tier = session.scalar(select(Tier).where(Tier.code == code))
+    tier_rank = problems.check("rank", lambda: whole(rank, "tier.rank", 0, MAX_RANK, "The rank"))
+    tier_threshold = problems.check(
+        "threshold", lambda: whole(threshold, "tier.threshold", 0, MAX_BIG, "The threshold")
+    )
+    tier_multiplier = problems.check(
+        "multiplier",
+        lambda: _multiplier(
+            session, multiplier, "tier.multiplier", "The multiplier", above_one=False
+        ),
+    )
+    if tier_rank is not None and tier_code is not None:
+        taken = session.scalar(select(Tier).where(Tier.rank == tier_rank, Tier.code != tier_code))
+        if taken is not None:
+            problems.add(
+                "rank",
+                f"Rank {tier_rank} is {taken.name}'s already; give {tier_name or tier_code} "
+                "another rank.",
+                "tier.rank.taken",
+            )
+    problems.raise_any()
+    assert tier_code is not None and tier_name is not None and text is not None
+    assert tier_rank is not None and tier_threshold is not None and tier_multiplier is not None
+    tier = session.scalar(select(Tier).where(Tier.code == tier_code))
     before = None if tier is None else _tier_snapshot(tier)
     try:
         # Changed inside the savepoint: begin_nested() flushes pending changes before it starts.
         with session.begin_nested():
             if tier is None:
-                tier = Tier(code=code)
+                tier = Tier(code=tier_code)
                 session.add(tier)
-            tier.name, tier.rank, tier.threshold = name, rank, threshold
-            tier.multiplier, tier.benefits = multiplier, benefits
+            tier.name, tier.name_zh, tier.rank = tier_name, chinese, tier_rank
+            tier.threshold, tier.multiplier, tier.benefits = tier_threshold, tier_multiplier, text
             session.flush()
     except IntegrityError:
         # Another save took the code or the rank between the check above and this write.
         raise ValidationFailed(
-            "tier.rank.taken", f"Rank {rank} or code {code} was just taken; reload and try again."
+            "tier.rank.taken",
+            f"Rank {tier_rank} or code {tier_code} was just taken; reload and try again.",
         ) from None
     ordered = ladder(session)
     if ordered[0].threshold != 0:
@@ -336,6 +402,7 @@ def save_tier(
 def _tier_snapshot(tier: Tier) -> dict[str, Any]:
     return {
         "name": tier.name,
+        "name_zh": tier.name_zh,
         "rank": tier.rank,
         "threshold": tier.threshold,
         "multiplier": str(tier.multiplier),
@@ -371,43 +438,77 @@ def save_rule(
     multiplier: Decimal | None = None,
     fixed_points: int | None = None,
     stop_further: bool = False,
+    name_zh: str | None = None,
 ) -> BonusRule:
+    """Add a bonus rule or change one. Every problem with the fields is named at once, under
+    the keyword's name (`core.errors.Invalid`)."""
     actor.require("admin", "marketer", doing="configure bonus rules")
-    name = bounds.check_text(name, "rule.name", bounds.length(BonusRule.name), "The name").strip()
-    if not name:
-        raise ValidationFailed("rule.name", "Give the rule a name members will see.")
-    priority = whole(priority, "rule.priority", 0, MAX_PRIORITY, "The priority")
+    problems = Problems()
+
+    def checked_name() -> str:
+        text = bounds.check_text(
+            name, "rule.name", bounds.length(BonusRule.name), "The name"
+        ).strip()
+        if not text:
+            raise ValidationFailed("rule.name", "Give the rule a name members will see.")
+        return text
+
+    rule_name = problems.check("name", checked_name)
+    chinese = problems.check(
+        "name_zh", lambda: check_name_zh(name_zh, bounds.length(BonusRule.name_zh), "rule")
+    )
+    rule_priority = problems.check(
+        "priority", lambda: whole(priority, "rule.priority", 0, MAX_PRIORITY, "The priority")
+    )
     if (multiplier is None) == (fixed_points is None):
-        raise ValidationFailed("rule.effect", "Give either a multiplier or a fixed bonus.")
+        problems.add("multiplier", "Give either a multiplier or a fixed bonus.", "rule.effect")
     if multiplier is not None:
-        multiplier = _multiplier(
-            session, multiplier, "rule.multiplier", "A rule's multiplier", above_one=True
+        multiplier = problems.check(
+            "multiplier",
+            lambda: _multiplier(
+                session, multiplier, "rule.multiplier", "A rule's multiplier", above_one=True
+            ),
         )
     if fixed_points is not None:
-        fixed_points = whole(
-            fixed_points, "rule.fixed_points", 1, bounds.MAX_POINTS, "A fixed bonus"
+        fixed_points = problems.check(
+            "fixed_points",
+            lambda: whole(fixed_points, "rule.fixed_points", 1, bounds.MAX_POINTS, "A fixed bonus"),
         )
-    for day, label in ((starts_on, "The start"), (ends_on, "The end")):
+    for field, day, label in (
+        ("starts_on", starts_on, "The start"),
+        ("ends_on", ends_on, "The end"),
+    ):
         if day is not None:
-            bounds.check_day(day, "rule.dates", label)
-    if starts_on and ends_on and ends_on < starts_on:
-        raise ValidationFailed("rule.dates", "The rule ends before it starts.")
+            problems.check(
+                field,
+                lambda day=day, label=label: bounds.check_day(day, "rule.dates", label),  # type: ignore[misc]
+            )
+    if starts_on and ends_on and ends_on < starts_on and "ends_on" not in problems:
+        problems.add("ends_on", "The rule ends before it starts.", "rule.dates")
     if min_spend is not None:
-        bounds.check_amount(min_spend, "rule.min_spend", label="Minimum spend")
-    if category is not None:
-        bounds.check_text(
-            category, "rule.category", bounds.length(BonusRule.category), "The category"
+        problems.check(
+            "min_spend",
+            lambda: bounds.check_amount(min_spend, "rule.min_spend", label="Minimum spend"),
         )
-    for field, found, model in (
-        ("channel", channel_id, Channel),
-        ("campaign", campaign_id, Campaign),
+    if category is not None:
+        problems.check(
+            "category",
+            lambda: bounds.check_text(
+                category, "rule.category", bounds.length(BonusRule.category), "The category"
+            ),
+        )
+    for field, what, found, model in (
+        ("channel_id", "channel", channel_id, Channel),
+        ("campaign_id", "campaign", campaign_id, Campaign),
     ):
         if found is not None and (
             not 1 <= found <= bounds.MAX_ID or session.get(model, found) is None
         ):
-            raise ValidationFailed(f"rule.{field}", f"There is no {field} {found}.")
+            problems.add(field, f"There is no {what} {found}.", f"rule.{what}")
     if rule_id is not None:
-        bounds.check_id(rule_id, "rule_id")
+        problems.check("rule_id", lambda: bounds.check_id(rule_id, "rule_id"))
+    problems.raise_any()
+    assert rule_name is not None and rule_priority is not None
     rule = None if rule_id is None else session.get(BonusRule, rule_id)
     if rule_id is not None and rule is None:
         raise NotFound("rule.not_found", f"No bonus rule {rule_id}.")
@@ -415,7 +516,7 @@ def save_rule(
     if rule is None:
         rule = BonusRule()
         session.add(rule)
-    rule.name, rule.priority, rule.active = name, priority, active
+    rule.name, rule.name_zh, rule.priority, rule.active = rule_name, chinese, rule_priority, active
     rule.starts_on, rule.ends_on = starts_on, ends_on
     rule.channel_id, rule.campaign_id = channel_id, campaign_id
     rule.category = (category or "").strip().lower() or None
@@ -437,6 +538,7 @@ def save_rule(
 def _rule_snapshot(rule: BonusRule) -> dict[str, Any]:
     return {
         "name": rule.name,
+        "name_zh": rule.name_zh,
         "priority": rule.priority,
         "active": rule.active,
         "starts_on": str(rule.starts_on) if rule.starts_on else None,

@@ -16,10 +16,20 @@ from sqlalchemy.orm import Session
 
 from core import audit, bounds
 from core.audit import Actor
-from core.errors import Conflict, NotFound, ValidationFailed
+from core.errors import Conflict, NotFound, Problems, ValidationFailed
 from loyalty import coupons, ledger, members
 from loyalty import program as program_settings
-from loyalty.models import NOTE_LENGTH, Batch, Coupon, EntryType, LedgerEntry, Member, Reward, Tier
+from loyalty.models import (
+    NOTE_LENGTH,
+    Batch,
+    Coupon,
+    EntryType,
+    LedgerEntry,
+    Member,
+    Reward,
+    Tier,
+    check_name_zh,
+)
 
 # An idempotency key (the API's header, a form's one-time key): the ledger's key holds it.
 KEY_LENGTH = 100
@@ -43,34 +53,58 @@ def save(
     description: str = "",
     eligible_tiers: list[str] | None = None,
     active: bool = True,
+    name_zh: str | None = None,
 ) -> Reward:
+    """Add a reward or change one. Every problem with the fields is named at once, under the
+    keyword's name (`core.errors.Invalid`)."""
     actor.require("admin", "marketer", doing="edit the reward catalog")
-    name = bounds.check_text(name, "reward.name", bounds.length(Reward.name), "The name").strip()
-    description = bounds.check_text(
-        description, "reward.description", NOTE_LENGTH, "The description"
+    problems = Problems()
+
+    def checked_name() -> str:
+        text = bounds.check_text(name, "reward.name", bounds.length(Reward.name), "The name")
+        if not text.strip():
+            raise ValidationFailed("reward.name", "Give the reward a name.")
+        return text.strip()
+
+    def checked_tiers() -> list[str]:
+        for tier in eligible_tiers or []:
+            bounds.check_text(tier, "reward.tiers", bounds.length(Tier.code), "A tier code")
+        tiers = [t.strip().lower() for t in eligible_tiers or [] if t.strip()]
+        unknown = set(tiers) - set(session.scalars(select(Tier.code)))
+        if unknown:
+            raise ValidationFailed("reward.tiers", f"Unknown tier {', '.join(sorted(unknown))}.")
+        return tiers
+
+    reward_name = problems.check("name", checked_name)
+    chinese = problems.check(
+        "name_zh", lambda: check_name_zh(name_zh, bounds.length(Reward.name_zh), "reward")
     )
-    if not name:
-        raise ValidationFailed("reward.name", "Give the reward a name.")
+    text = problems.check(
+        "description",
+        lambda: bounds.check_text(
+            description, "reward.description", NOTE_LENGTH, "The description"
+        ).strip(),
+    )
     if isinstance(points_cost, bool) or not 1 <= points_cost <= bounds.MAX_POINTS:
-        raise ValidationFailed(
-            "reward.cost", f"A reward costs from 1 to {bounds.MAX_POINTS:,} points."
+        problems.add(
+            "points_cost",
+            f"A reward costs from 1 to {bounds.MAX_POINTS:,} points.",
+            "reward.cost",
         )
     if not 1 <= batch_id <= bounds.MAX_ID or session.get(Batch, batch_id) is None:
-        raise ValidationFailed("reward.batch", f"No coupon batch {batch_id}.")
+        problems.add("batch_id", f"No coupon batch {batch_id}.", "reward.batch")
     if reward_id is not None:
-        bounds.check_id(reward_id, "reward_id")
-    for tier in eligible_tiers or []:
-        bounds.check_text(tier, "reward.tiers", bounds.length(Tier.code), "A tier code")
-    tiers = [t.strip().lower() for t in eligible_tiers or [] if t.strip()]
-    unknown = set(tiers) - set(session.scalars(select(Tier.code)))
-    if unknown:
-        raise ValidationFailed("reward.tiers", f"Unknown tier {', '.join(sorted(unknown))}.")
+        problems.check("reward_id", lambda: bounds.check_id(reward_id, "reward_id"))
+    tiers = problems.check("eligible_tiers", checked_tiers)
+    problems.raise_any()
+    assert reward_name is not None and text is not None and tiers is not None
     reward = session.get(Reward, reward_id) if reward_id else Reward()
     if reward is None:
         raise NotFound("reward.not_found", f"No reward {reward_id}.")
     before = _snapshot(reward) if reward_id else None
-    reward.name, reward.points_cost, reward.batch_id = name.strip(), points_cost, batch_id
-    reward.description, reward.eligible_tiers, reward.active = description.strip(), tiers, active
+    reward.name, reward.name_zh = reward_name, chinese
+    reward.points_cost, reward.batch_id = points_cost, batch_id
+    reward.description, reward.eligible_tiers, reward.active = text, tiers, active
     session.add(reward)
     session.flush()
     audit.record(
@@ -82,6 +116,7 @@ def save(
 def _snapshot(reward: Reward) -> dict[str, Any]:
     return {
         "name": reward.name,
+        "name_zh": reward.name_zh,
         "points_cost": reward.points_cost,
         "batch_id": reward.batch_id,
         "eligible_tiers": reward.eligible_tiers,

@@ -154,6 +154,9 @@ class MemberOut(BaseModel):
     status: str
     referral_code: str
     tier: str
+    tier_zh: str | None = Field(
+        None, description="The tier's Chinese name (中文名称), when staff gave one"
+    )
     balance: int
     available: int
     pending_points: int
@@ -174,6 +177,9 @@ class BalanceOut(BaseModel):
     expiring_90_days: int
     redeem_blocked: bool
     tier: str
+    tier_zh: str | None = Field(
+        None, description="The tier's Chinese name (中文名称), when staff gave one"
+    )
 
 
 class EntryOut(BaseModel):
@@ -306,6 +312,9 @@ class CouponOut(BaseModel):
     state: str
     offer: str
     batch: str
+    batch_zh: str | None = Field(
+        None, description="The batch's Chinese name (中文名称), when staff gave one"
+    )
     valid_from: datetime | None
     valid_until: datetime | None
     issued_reason: str

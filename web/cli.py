@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from sqlalchemy.orm import Session
@@ -17,6 +17,9 @@ from core.errors import RetainError
 from core.settings import Settings, get_settings
 from core.timeutil import utcnow
 from loyalty import reports as loyalty_reports
+
+if TYPE_CHECKING:
+    from attribution.runs import Comparison
 
 app = typer.Typer(help="Retain: campaign ROI and member loyalty.", no_args_is_help=True)
 user_app = typer.Typer(help="Staff accounts.", no_args_is_help=True)
@@ -37,6 +40,10 @@ outbox_app = typer.Typer(
     help="Messages to members (activation, reset links).", no_args_is_help=True
 )
 app.add_typer(outbox_app, name="outbox")
+attribution_app = typer.Typer(
+    help="Attribution: which channels and campaigns earned the revenue.", no_args_is_help=True
+)
+app.add_typer(attribution_app, name="attribution")
 
 
 def _session(settings: Settings) -> Session:
@@ -396,6 +403,240 @@ def report_roi(
             _fail(exc)
     out.write_bytes(exports.to_csv(report) if fmt == "csv" else exports.to_xlsx(report))
     typer.echo(f"Wrote {len(report.rows)} row(s) and a total to {out}.")
+
+
+# --- Attribution -------------------------------------------------------------------------------
+
+ATTRIBUTION_MODELS = (
+    "first",
+    "last",
+    "linear",
+    "time-decay",
+    "position",
+    "markov",
+    "shapley",
+    "ordered-shapley",
+    "all",
+)
+
+
+def _credit_rows(comparison: Comparison) -> list[dict[str, str]]:
+    rows = []
+    for model, result in comparison.runs.items():
+        for credit in result.credits:
+            effect = credit.removal_effect
+            rows.append(
+                {
+                    "model": model,
+                    "key": credit.key,
+                    "conversions": str(credit.conversions),
+                    "value": str(credit.value),
+                    "removal_effect": "" if effect is None else f"{effect:.6f}",
+                }
+            )
+    return rows
+
+
+def _print_credits(comparison: Comparison, fmt: str) -> None:
+    import csv
+    import io
+    import json
+
+    rows = _credit_rows(comparison)
+    if fmt == "csv":
+        out = io.StringIO()
+        writer = csv.DictWriter(
+            out,
+            ["model", "key", "conversions", "value", "removal_effect"],
+            lineterminator="\n",
+        )
+        writer.writeheader()
+        writer.writerows(rows)
+        typer.echo(out.getvalue(), nl=False)
+        return
+    if fmt == "json":
+        typer.echo(
+            json.dumps(
+                [
+                    {
+                        "model": model,
+                        **result.params.described(),
+                        "currency": result.currency,
+                        "total_conversions": result.total_conversions,
+                        "total_value": str(result.total_value),
+                        "direct_conversions": result.direct_conversions,
+                        "null_journeys": result.null_journeys,
+                        "p_conversion": result.p_conversion,
+                        "run_id": result.id,
+                        "credits": [
+                            {k: v for k, v in row.items() if k != "model"}
+                            for row in rows
+                            if row["model"] == model
+                        ],
+                    }
+                    for model, result in comparison.runs.items()
+                ],
+                ensure_ascii=False,
+                indent=2,
+            )
+        )
+        return
+    for model, result in comparison.runs.items():
+        order = f" (order {result.params.order})" if model == "markov" else ""
+        stored = f"; stored as run {result.id}" if result.id is not None else ""
+        typer.secho(
+            f"{model}{order}: {result.total_conversions:,} conversion(s) worth "
+            f"{result.total_value} {result.currency or ''}".rstrip()
+            + f"; {result.direct_conversions:,} without a touch; "
+            f"{result.null_journeys:,} null journey(s){stored}",
+            bold=True,
+        )
+        mine = [row for row in rows if row["model"] == model]
+        width = max([len("key"), *(len(row["key"]) for row in mine)])
+        header = f"  {'key':<{width}}  {'conversions':>14}  {'value':>18}"
+        typer.echo(header + ("  removal effect" if model == "markov" else ""))
+        for row in mine:
+            line = f"  {row['key']:<{width}}  {row['conversions']:>14}  {row['value']:>18}"
+            if model == "markov":
+                line += f"  {row['removal_effect']:>14}"
+            typer.echo(line)
+
+
+@attribution_app.command("run")
+def attribution_run(
+    paths: Annotated[
+        Path | None,
+        typer.Option(
+            "--paths",
+            exists=True,
+            dir_okay=False,
+            readable=True,
+            help="An aggregated paths file (ChannelAttribution's path, total_conversions"
+            "[, total_conversion_value, total_null]; ';' or ','): computed in memory, nothing "
+            "stored. Without it: the database's touchpoints and purchases, the run stored.",
+        ),
+    ] = None,
+    model: Annotated[str, typer.Option(help="One of " + ", ".join(ATTRIBUTION_MODELS))] = "markov",
+    order: Annotated[int, typer.Option(min=1, max=3, help="Markov order")] = 1,
+    unit: Annotated[str, typer.Option(help="channel or campaign (database only)")] = "channel",
+    collapse: Annotated[
+        bool,
+        typer.Option(
+            "--collapse/--keep-repeats",
+            help="Merge consecutive touches of the same channel or campaign into one",
+        ),
+    ] = False,
+    fmt: Annotated[str, typer.Option("--format", help="table, csv or json")] = "table",
+    start: Annotated[
+        datetime | None,
+        typer.Option("--from", formats=["%Y-%m-%d"], help="First day of the conversions"),
+    ] = None,
+    end: Annotated[
+        datetime | None,
+        typer.Option("--to", formats=["%Y-%m-%d"], help="Last day of the conversions (included)"),
+    ] = None,
+    lookback_days: Annotated[
+        int, typer.Option(help="Days a purchase looks back for its touches")
+    ] = 90,
+    acquisition_lookback_days: Annotated[
+        int, typer.Option(help="Days a sign-up or first purchase looks back")
+    ] = 30,
+    half_life_days: Annotated[int, typer.Option(help="Time decay's half-life in days")] = 7,
+    signups: Annotated[
+        bool, typer.Option("--signups/--no-signups", help="Count sign-ups as conversions")
+    ] = False,
+    store: Annotated[
+        bool, typer.Option("--store/--no-store", help="Store a database run (default)")
+    ] = True,
+) -> None:
+    """Credit conversions to channels or campaigns with one model, or all of them, and print
+    the credits. Credits add up exactly to the totals."""
+    from attribution import runs
+
+    if model not in ATTRIBUTION_MODELS:
+        _fail(
+            RetainError(
+                "attribution.model", f"--model must be one of {', '.join(ATTRIBUTION_MODELS)}."
+            )
+        )
+    if fmt not in ("table", "csv", "json"):
+        _fail(RetainError("attribution.format", "--format must be table, csv or json."))
+    models = list(runs.MODELS) if model == "all" else [model]
+    try:
+        params = runs.RunParams(
+            model=runs.MODELS[0] if model == "all" else model,
+            order=order,
+            unit=unit,  # type: ignore[arg-type]
+            lookback_days=lookback_days,
+            acquisition_lookback_days=acquisition_lookback_days,
+            half_life_days=half_life_days,
+            collapse_repeats=collapse,
+            signups=signups,
+            period_from=start.date() if start else None,
+            period_to=end.date() if end else None,
+        )
+        if paths is not None:
+            comparison = runs.from_paths(paths.read_bytes(), params, models)
+        else:
+            settings = get_settings()
+            with _session(settings) as session:
+                base, zone = settings.base_currency, settings.zone
+                if store:
+                    comparison = runs.run_all(
+                        session, Actor.cli(), params, base=base, zone=zone, models=models
+                    )
+                    session.commit()
+                else:
+                    comparison = runs.compare(session, params, base=base, zone=zone, models=models)
+    except RetainError as exc:
+        _fail(exc)
+    _print_credits(comparison, fmt)
+
+
+@attribution_app.command("derive")
+def attribution_derive() -> None:
+    """Add the touchpoints Retain's own records imply: coupons issued from a campaign's
+    batch, coupons used, purchases carrying a campaign code, referrals. Safe to run again:
+    what was derived before is skipped."""
+    from attribution import touchpoints
+
+    settings = get_settings()
+    with _session(settings) as session:
+        try:
+            added = touchpoints.derive(session, Actor.cli())
+        except RetainError as exc:
+            _fail(exc)
+        session.commit()
+    typer.echo("Derived touchpoints: " + ", ".join(f"{k} {v:,}" for k, v in added.items()))
+
+
+@attribution_app.command("import")
+def attribution_import(file: CsvFile) -> None:
+    """Touchpoints: source, external_id, channel, kind, occurred_at [, member_number,
+    visitor_id, campaign_code]. All or nothing; rows imported before are skipped."""
+    from attribution import imports
+    from campaigns.imports import ImportFailed
+
+    settings = get_settings()
+    with _session(settings) as session:
+        try:
+            result = imports.import_touchpoints(session, Actor.cli(), file.read_bytes())
+        except ImportFailed as exc:
+            session.rollback()
+            typer.secho("Nothing was imported.", fg=typer.colors.RED, err=True)
+            for error in exc.details if isinstance(exc.details, list) else []:
+                typer.echo(f"  line {error['line']}: {error['message']}", err=True)
+            if not isinstance(exc.details, list):
+                typer.echo(f"  {exc.message}", err=True)
+            raise typer.Exit(1) from None
+        except RetainError as exc:
+            session.rollback()
+            _fail(exc)
+        session.commit()
+    typer.echo(
+        f"Imported {result.created:,} touchpoint(s) from {file.name} "
+        f"({result.replayed:,} already there)."
+    )
 
 
 def main() -> None:

@@ -25,7 +25,7 @@ from core.errors import (
     ValidationFailed,
 )
 from web.portal import errors as portal_errors
-from web.rendering import render
+from web.rendering import N_, render
 
 log = logging.getLogger("retain.web")
 
@@ -39,15 +39,15 @@ STATUS: dict[type[RetainError], int] = {
     ConfigError: 500,
 }
 TITLES = {
-    400: "Bad request",
-    401: "Please sign in",
-    403: "No access",
-    404: "Page not found",
-    405: "Not allowed",
-    409: "Conflict",
-    422: "Please check your input",
-    429: "Too many attempts",
-    500: "Something went wrong",
+    400: N_("Bad request"),
+    401: N_("Please sign in"),
+    403: N_("No access"),
+    404: N_("Page not found"),
+    405: N_("Not allowed"),
+    409: N_("Conflict"),
+    422: N_("Please check your input"),
+    429: N_("Too many attempts"),
+    500: N_("Something went wrong"),
 }
 
 
@@ -74,7 +74,7 @@ def error_page(
 ) -> Response:
     if portal_errors.is_portal(request):
         return portal_errors.page(request, status, exc)
-    title = TITLES.get(status, "Error")
+    title = TITLES.get(status, N_("Error"))  # translated where shown, in error.html
     return render(
         request,
         "error.html",

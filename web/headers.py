@@ -4,6 +4,7 @@ by bench/portal.py)."""
 
 from __future__ import annotations
 
+import re
 import time
 
 from starlette.datastructures import MutableHeaders
@@ -14,6 +15,11 @@ CSP = (
     "form-action 'self'; frame-ancestors 'none'; base-uri 'self'"
 )
 
+# The one response that may be framed: a receipt attachment's inline preview (a checked image
+# or PDF), by Retain's own pages only. It is sandboxed by its own header (no script, no form,
+# an origin of its own), however it is opened. Every other response denies framing.
+FRAMEABLE = re.compile(r"/receipts/attachments/[0-9]+/inline")
+PREVIEW_CSP = "sandbox; frame-ancestors 'self'"
 
 # Production is served over HTTPS only (secure cookies, https:// links): browsers are told to
 # keep to it for a year, so a first visit by plain http cannot be downgraded.
@@ -38,10 +44,13 @@ class SecurityHeaders:
                 elapsed = (time.perf_counter() - started) * 1000
                 headers.setdefault("Server-Timing", f"app;dur={elapsed:.2f}")
                 headers.setdefault("X-Content-Type-Options", "nosniff")
-                headers.setdefault("X-Frame-Options", "DENY")
+                preview = FRAMEABLE.fullmatch(scope.get("path", "")) is not None
+                headers["X-Frame-Options"] = "SAMEORIGIN" if preview else "DENY"
                 headers.setdefault("Referrer-Policy", "same-origin")
                 if self.hsts:
                     headers.setdefault("Strict-Transport-Security", HSTS)
+                if preview:  # whatever the route answered, even an error page
+                    headers["Content-Security-Policy"] = PREVIEW_CSP
                 if headers.get("content-type", "").startswith("text/html"):
                     headers.setdefault("Content-Security-Policy", CSP)
                     headers.add_vary_header("HX-Request")

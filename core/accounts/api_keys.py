@@ -25,6 +25,7 @@ SCOPES: dict[str, str] = {
     "members:read": "Look up members and balances",
     "members:write": "Create and update members (sign-ups)",
     "touchpoints:write": "Post marketing touchpoints",
+    "attribution:read": "Read and run attribution models",
     "campaigns:read": "Read campaigns and reports",
     "campaigns:write": "Create campaigns",
     "receipts:write": "Enter receipts and attachments",

@@ -162,9 +162,13 @@ def test_a_rate_is_parsed_strictly_and_echoed_as_stored(
 ) -> None:
     token = as_user(client, "finance@example.com")
     form = {"currency": "EUR", "rate_date": "2026-03-01", "csrf_token": token}
-    client.post("/finance/rates", data={**form, "rate": "7,85"})
-    shown = flashes(client, "/finance/rates")
-    assert "Rate: &#39;7,85&#39; is not an amount" in shown and "Did you mean 7.85?" in shown
+    refused = client.post("/finance/rates", data={**form, "rate": "7,85"})
+    shown = refused.text  # the form again, the problem at the field, the input kept
+    assert (
+        refused.status_code == 422
+        and 'id="f-rate-error">Rate: &#39;7,85&#39; is not an amount' in shown
+    )
+    assert "Did you mean 7.85?" in shown and 'value="7,85"' in shown
     assert "1 EUR = 7,85" not in shown and count(db, ExchangeRate) == 0
     client.post("/finance/rates", data={**form, "rate": "7.8500"})
     assert db.scalar(select(ExchangeRate.rate)) == Decimal("7.85")
@@ -242,11 +246,12 @@ def test_a_form_posting_a_non_iso_currency_gets_a_message(
     )
     assert count(db, Campaign) == 0
     token = as_user(client, "finance@example.com")
-    client.post(
+    refused = client.post(
         "/finance/rates",
         data={"currency": "XYZ", "rate_date": "2026-03-01", "rate": "1", "csrf_token": token},
     )
-    assert "&#39;XYZ&#39; is not an ISO 4217 currency code" in flashes(client, "/finance/rates")
+    assert refused.status_code == 422
+    assert 'id="f-currency-error">&#39;XYZ&#39; is not an ISO 4217 currency code' in refused.text
 
 
 def test_the_currency_macro_keeps_a_stored_code_it_does_not_offer() -> None:

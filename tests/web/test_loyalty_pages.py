@@ -103,7 +103,7 @@ def test_marketer_creates_a_batch_generates_and_exports_codes(
         },
         follow_redirects=True,
     )
-    assert "Reward Voucher saved." in reward.text
+    assert "Reward Voucher saved: 300 points." in reward.text
 
 
 def test_only_admins_change_program_settings(

@@ -46,7 +46,8 @@ def member_with_entries(db: Session, adjustments: int) -> Member:
 
 
 def rows(html: str) -> list[str]:
-    return re.findall(r"<td>(Goodwill \d+|Welcome bonus)", html)
+    """The ledger's "why" cells, in staff's words: an adjustment says staff made it."""
+    return re.findall(r"<td>(?:Adjusted by staff: )?(Goodwill \d+|Welcome bonus)", html)
 
 
 def test_load_more_swaps_its_row_for_the_next_rows(

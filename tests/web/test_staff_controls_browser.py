@@ -184,9 +184,9 @@ def test_member_history_type_filter_and_load_more(shop: tuple[str, str]) -> None
         with page.expect_navigation():
             page.select_option("select[name=type]", "adjust")
         assert "type=adjust" in page.url
-        assert set(history_rows(page)) == {"Adjust"} and len(history_rows(page)) == 50
+        assert set(history_rows(page)) == {"Adjusted"} and len(history_rows(page)) == 50
         htmx_click(page, "#more-row a")  # load more keeps the filter
-        assert set(history_rows(page)) == {"Adjust"} and len(history_rows(page)) == 60
+        assert set(history_rows(page)) == {"Adjusted"} and len(history_rows(page)) == 60
         with page.expect_navigation():
             page.select_option("select[name=type]", "")
         assert len(history_rows(page)) == 50

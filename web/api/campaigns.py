@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Path, Query, Request, UploadFile
+from fastapi import APIRouter, Body, Depends, Path, Query, Request, UploadFile
 from fastapi.responses import FileResponse, JSONResponse, Response
 from sqlalchemy import select
 
@@ -28,6 +29,7 @@ from campaigns.schemas import (
     ChannelCode,
     Currency,
     Day,
+    PayIn,
     RateIn,
     ReceiptIn,
     ReceiptOut,
@@ -223,12 +225,31 @@ def reject_receipt(receipt_id: ReceiptId, body: TransitionIn, caller: Finance, d
 @router.post(
     "/receipts/{receipt_id}/pay",
     response_model=ReceiptOut,
-    summary="Mark an approved receipt paid",
-    description="Mark an approved receipt paid." + PERSON_ONLY,
+    summary="Mark an approved receipt paid, with the day and the payment's reference",
+    description="Mark an approved receipt paid on `paid_on` with `payment_reference` (both"
+    " optional in the body, and the body itself may be left out, as older clients do:"
+    " `paid_on` is then today in the configured time zone, and no reference is recorded)."
+    " `paid_on` cannot be after today there (422, receipt.paid_on)." + PERSON_ONLY,
     responses=errors(404, 409),
 )
-def pay_receipt(receipt_id: ReceiptId, caller: Finance, db: Db) -> Any:
-    return _transition("pay", caller, db, receipt_id, None)
+def pay_receipt(
+    receipt_id: ReceiptId,
+    caller: Finance,
+    db: Db,
+    settings: AppSettings,
+    body: Annotated[PayIn | None, Body()] = None,
+) -> Any:
+    today = datetime.now(settings.zone).date()
+    receipt = receipts.pay(
+        db,
+        caller.actor,
+        receipt_id,
+        paid_on=(body.paid_on if body and body.paid_on else today),
+        payment_reference=body.payment_reference if body else None,
+        today=today,
+    )
+    db.commit()
+    return receipt
 
 
 @router.post(
@@ -261,7 +282,12 @@ def download_attachment(
         path,
         media_type=attachment.content_type,
         filename=attachment.filename,
-        headers={"Cache-Control": "private, no-store", "X-Content-Type-Options": "nosniff"},
+        headers={
+            "Cache-Control": "private, no-store",
+            "X-Content-Type-Options": "nosniff",
+            # Never rendered by a browser, and could run nothing if it were.
+            "Content-Security-Policy": "sandbox; default-src 'none'; frame-ancestors 'none'",
+        },
     )
 
 

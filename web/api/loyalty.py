@@ -94,9 +94,10 @@ def member_out(db: Db, member: Member) -> MemberOut:
             **{
                 f: getattr(member, f)
                 for f in MemberOut.model_fields
-                if hasattr(member, f) and f != "tier"
+                if hasattr(member, f) and f not in ("tier", "tier_zh")
             },
             "tier": tier.name if tier else "",
+            "tier_zh": tier.name_zh if tier else None,
         }
     )
 
@@ -185,6 +186,7 @@ def balance(number: Number, caller: Reader, db: Db) -> BalanceOut:
         expiring_90_days=found.expiring_90,
         redeem_blocked=member.available < 0,
         tier=tier.name if tier else "",
+        tier_zh=tier.name_zh if tier else None,
     )
 
 
@@ -247,6 +249,7 @@ def member_coupons(number: Number, caller: Reader, db: Db) -> list[CouponOut]:
             state=c.state,
             offer=coupons.offer(b),
             batch=b.name,
+            batch_zh=b.name_zh,
             valid_from=c.valid_from,
             valid_until=c.valid_until,
             issued_reason=c.issued_reason,

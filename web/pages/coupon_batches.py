@@ -3,26 +3,35 @@ catalog and the referral report."""
 
 from __future__ import annotations
 
-import re
-from datetime import datetime, time
+from datetime import date, datetime, time
 from decimal import Decimal
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Request
-from fastapi.responses import RedirectResponse, Response, StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from campaigns.models import Campaign
 from core import bounds
 from core.accounts.models import Role, User
-from core.errors import NotFound, RetainError, ValidationFailed
-from core.money import parse_amount
+from core.errors import (
+    NotAuthenticated,
+    NotFound,
+    PermissionDenied,
+    Problems,
+    RetainError,
+    ValidationFailed,
+)
+from core.settings import Settings
 from loyalty import coupons, program, referrals, rewards
 from loyalty.models import Batch, CouponKind, Reward, Tier
+from web.actions import FORM, act, problems_of
 from web.deps import AppSettings, Db, actor_for, require_roles
-from web.forms import FormFields, optional_day
+from web.forms import FormFields
 from web.pages.campaigns import currency_choices
-from web.rendering import flash, render
+from web.pages.program import also_chinese, amount_field, day_field, together, whole_field
+from web.rendering import render, t
 
 router = APIRouter(prefix="/loyalty")
 Staff = Annotated[User, Depends(require_roles(Role.ADMIN, Role.MARKETER, Role.FINANCE))]
@@ -30,39 +39,45 @@ Planner = Annotated[User, Depends(require_roles(Role.ADMIN, Role.MARKETER))]
 BatchId = Annotated[int, Path(ge=1, le=bounds.MAX_ID)]
 
 
-def _number(value: str, label: str, kind: type[int] | type[Decimal] = Decimal) -> Any:
-    """A form's number, or None when left empty; a count is ASCII digits."""
-    value = value.strip()
-    if not value:
-        return None
-    if kind is Decimal:
-        return parse_amount(value, label=label)  # "1,234.56" yes, "7,85" or "1e5" no
-    if not re.fullmatch(r"-?[0-9]+", value, re.ASCII):
-        raise ValidationFailed("form.number", f"{label}: '{value[:24]}' is not a whole number.")
-    return int(value)
+def N_(message: str) -> str:
+    """A staff string marked for the catalog, translated where it is shown."""
+    return message
 
 
-def _after(request: Request, db: Db, path: str, message: str, action: Any) -> Response:
-    try:
-        result = action()
-    except RetainError as exc:
-        db.rollback()
-        flash(request, exc.message, "error")
-    else:
-        db.commit()
-        flash(request, message.format(result=result))
-    return RedirectResponse(path, status_code=303)
-
-
-def _batch(db: Db, batch_id: int) -> Batch:
+def _batch(db: Session, batch_id: int) -> Batch:
     batch = db.get(Batch, batch_id)
     if batch is None:
         raise NotFound("batch.not_found", f"No coupon batch {batch_id}.")
     return batch
 
 
-@router.get("/coupons")
-def batches_page(request: Request, user: Staff, db: Db, settings: AppSettings) -> Response:
+BATCH_FIELDS = (
+    "name",
+    "name_zh",
+    "campaign_id",
+    "kind",
+    "value",
+    "max_discount",
+    "gift",
+    "min_spend",
+    "currency",
+    "valid_from",
+    "valid_until",
+    "valid_days",
+    "total_limit",
+    "per_member_limit",
+    "public_code",
+)
+
+
+def _batches_page(
+    request: Request,
+    db: Session,
+    settings: Settings,
+    user: User,
+    form: dict[str, Any] | None = None,
+    errors: dict[str, str] | None = None,
+) -> Response:
     batches = db.scalars(select(Batch).order_by(Batch.id.desc())).all()
     campaigns = dict(db.execute(select(Campaign.id, Campaign.name).order_by(Campaign.name)).all())
     return render(
@@ -77,18 +92,42 @@ def batches_page(request: Request, user: Staff, db: Db, settings: AppSettings) -
             "tiers": program.ladder(db),
             "currencies": currency_choices(db, settings.base_currency),
             "can_plan": user.has_any(Role.ADMIN, Role.MARKETER),
+            "form": form or {},
+            "errors": errors or {},
+            "limits": {
+                "name": bounds.length(Batch.name),
+                "name_zh": bounds.length(Batch.name_zh),
+                "gift": bounds.length(Batch.gift),
+                "public_code": coupons.TYPED,
+            },
         },
     )
 
 
-def _issue_tiers(db: Db, batch: Batch) -> list[Tier]:
+@router.get("/coupons")
+def batches_page(request: Request, user: Staff, db: Db, settings: AppSettings) -> Response:
+    return _batches_page(request, db, settings, user)
+
+
+def _issue_tiers(db: Session, batch: Batch) -> list[Tier]:
     """The tiers a mass issue of `batch` may be narrowed to: the batch's own, if it has any."""
     ladder = program.ladder(db)
     return [t for t in ladder if not batch.eligible_tiers or t.code in batch.eligible_tiers]
 
 
-@router.get("/coupons/{batch_id}")
-def batch_page(request: Request, user: Staff, db: Db, batch_id: BatchId) -> Response:
+def _batch_page(
+    request: Request,
+    db: Session,
+    user: User,
+    batch_id: int,
+    *,
+    failed: str = "",
+    form: dict[str, Any] | None = None,
+    errors: dict[str, str] | None = None,
+    status_code: int = 200,
+) -> Response:
+    """A batch's page; after a refusal, the `failed` form ("issue", "generate") shows each
+    problem beside its field and keeps what was typed."""
     batch = _batch(db, batch_id)
     campaign = db.get(Campaign, batch.campaign_id) if batch.campaign_id else None
     return render(
@@ -101,81 +140,146 @@ def batch_page(request: Request, user: Staff, db: Db, batch_id: BatchId) -> Resp
             "count": coupons.counts(db, [batch.id]).get(batch.id, coupons.BatchCounts()),
             "tiers": _issue_tiers(db, batch),
             "can_plan": user.has_any(Role.ADMIN, Role.MARKETER),
+            "failed": failed,
+            "form": form or {},
+            "errors": errors or {},
         },
+        status_code=status_code,
     )
+
+
+@router.get("/coupons/{batch_id}")
+def batch_page(request: Request, user: Staff, db: Db, batch_id: BatchId) -> Response:
+    return _batch_page(request, db, user, batch_id)
 
 
 @router.post("/coupons")
 def create_batch(
     request: Request, user: Planner, db: Db, settings: AppSettings, raw: FormFields
 ) -> Response:
-    form = {k: str(v) for k, v in raw.items()}
-    tiers = [str(v) for v in raw.getlist("tiers")]
+    form: dict[str, Any] = {k: str(raw.get(k, "")) for k in BATCH_FIELDS}
+    form["eligible_tiers"] = [str(v) for v in raw.getlist("eligible_tiers")]
     zone = settings.zone
+    problems = Problems()
 
-    def create() -> str:
-        until = optional_day(form.get("valid_until"))
-        start = optional_day(form.get("valid_from"))
-        batch = coupons.create_batch(
+    def amount(name: str, label: str) -> Decimal | None:
+        return problems.check(name, lambda: amount_field(request, form[name], label))
+
+    def whole(name: str, label: str) -> int | None:
+        return problems.check(name, lambda: whole_field(request, form[name], label, name))
+
+    def day(name: str, label: str) -> date | None:
+        return problems.check(name, lambda: day_field(request, form[name], label))
+
+    campaign_id = problems.check(
+        "campaign_id", lambda: bounds.parse_id(form["campaign_id"], "campaign")
+    )
+    value, cap = amount("value", N_("Value")), amount("max_discount", N_("Cap"))
+    min_spend = amount("min_spend", N_("Minimum spend"))
+    start, until = day("valid_from", N_("Valid from")), day("valid_until", N_("Valid until"))
+    valid_days = whole("valid_days", N_("Days from issue"))
+    total_limit = whole("total_limit", N_("Total limit"))
+    per_member_limit = whole("per_member_limit", N_("Per member"))
+
+    def create() -> Batch:
+        return coupons.create_batch(
             db,
             actor_for(request, user),
-            name=form.get("name", ""),
-            kind=form.get("kind", ""),
-            currency=form.get("currency") or settings.base_currency,
-            campaign_id=_number(form.get("campaign_id", ""), "Campaign", int),
-            value=_number(form.get("value", ""), "Value") or Decimal(0),
-            max_discount=_number(form.get("max_discount", ""), "Cap"),
-            gift=form.get("gift", ""),
-            min_spend=_number(form.get("min_spend", ""), "Minimum spend") or Decimal(0),
+            name=form["name"],
+            name_zh=form["name_zh"],
+            kind=form["kind"],
+            currency=form["currency"] or settings.base_currency,
+            campaign_id=campaign_id,
+            value=value or Decimal(0),
+            max_discount=cap,
+            gift=form["gift"],
+            min_spend=min_spend or Decimal(0),
             valid_from=datetime.combine(start, time(0), zone) if start else None,
             # Valid through the last day: the end is the next local midnight.
             valid_until=datetime.combine(until, time(23, 59, 59), zone) if until else None,
-            valid_days=_number(form.get("valid_days", ""), "Days", int),
-            total_limit=_number(form.get("total_limit", ""), "Total limit", int),
-            per_member_limit=_number(form.get("per_member_limit", ""), "Per member", int),
-            eligible_tiers=tiers,
-            public_code=form.get("public_code") or None,
+            valid_days=valid_days,
+            total_limit=total_limit,
+            per_member_limit=per_member_limit,
+            eligible_tiers=form["eligible_tiers"],
+            public_code=form["public_code"] or None,
         )
-        return batch.name
 
-    return _after(request, db, "/loyalty/coupons", "Batch {result} created.", create)
+    return act(
+        request,
+        db,
+        lambda: together(problems, create),
+        done=lambda b: (
+            t(request, "Batch %(name)s created: %(offer)s.", name=b.name, offer=coupons.offer(b))
+            + also_chinese(request, b.name_zh)
+        ),
+        then=lambda b: f"/loyalty/coupons/{b.id}",
+        again=lambda errors: _batches_page(request, db, settings, user, form, errors),
+        names=(*BATCH_FIELDS, "eligible_tiers"),
+        codes={"batch.public_code_taken": "public_code", "batch.campaign": "campaign_id"},
+    )
 
 
 @router.post("/coupons/{batch_id}/generate")
 def generate(
-    request: Request, user: Planner, db: Db, batch_id: BatchId, form: FormFields
+    request: Request, user: Planner, db: Db, batch_id: BatchId, raw: FormFields
 ) -> Response:
+    form = {"count": str(raw.get("count", ""))}
+    problems = Problems()
+    count = problems.check(
+        "count", lambda: whole_field(request, form["count"], N_("How many"), "count")
+    )
+    if "count" not in problems and count is None:
+        problems.add("count", t(request, "How many codes?"))
 
     def run() -> int:
-        count = _number(str(form.get("count", "")), "Count", int)
-        if count is None:
-            raise ValidationFailed("batch.count", "How many codes?")
+        assert count is not None  # problems.raise_any ran first
         return coupons.generate(db, actor_for(request, user), batch_id, count)
 
-    return _after(request, db, f"/loyalty/coupons/{batch_id}", "{result:,} codes generated.", run)
+    return act(
+        request,
+        db,
+        run,
+        errors=problems,
+        done=lambda made: t(request, "%(count)s codes generated.", count=f"{made:,}"),
+        then=lambda made: f"/loyalty/coupons/{batch_id}",
+        again=lambda errors: _batch_page(
+            request, db, user, batch_id, failed="generate", form=form, errors=errors
+        ),
+        names=("count",),
+        codes={"batch.count": "count", "batch.room": "count"},
+    )
+
+
+ISSUE_CODES = {"batch.tiers": "tiers", "batch.segment": FORM}
 
 
 @router.post("/coupons/{batch_id}/issue")
-def issue(request: Request, user: Planner, db: Db, batch_id: BatchId, form: FormFields) -> Response:
+def issue(request: Request, user: Planner, db: Db, batch_id: BatchId, raw: FormFields) -> Response:
     """Two steps: the batch page's form asks who should receive a coupon, and this answers
     with how many members that is, asking to confirm; the confirmation (carrying the count
     and the batch's coupon count it was made against) issues, once."""
     batch = _batch(db, batch_id)
     actor = actor_for(request, user)
-    back = f"/loyalty/coupons/{batch.id}"
     segment: dict[str, Any] = {
-        "tier_codes": [str(t) for t in form.getlist("tiers")],
-        "region": str(form.get("region", "")),
-        "city": str(form.get("city", "")),
+        "tier_codes": [str(t) for t in raw.getlist("tiers")],
+        "region": str(raw.get("region", "")),
+        "city": str(raw.get("city", "")),
     }
-    problem = None
-    if "confirm" in form:
-        try:
-            expected = _number(str(form.get("confirm", "")), "Members", int)
-            before = _number(str(form.get("issued_before", "")), "Coupons", int)
-            if expected is None or before is None:
-                raise ValidationFailed("batch.confirm", "Confirm how many members first.")
-            issued = coupons.issue_to_members(
+    if "confirm" in raw:
+        problems = Problems()
+        expected = problems.check(
+            "confirm",
+            lambda: bounds.parse_whole(str(raw.get("confirm", "")), "Members", low=0),
+        )
+        before = problems.check(
+            "issued_before",
+            lambda: bounds.parse_whole(str(raw.get("issued_before", "")), "Coupons", low=0),
+        )
+        if not problems and (expected is None or before is None):
+            problems.add(FORM, t(request, "Confirm how many members first."))
+
+        def run() -> int:
+            return coupons.issue_to_members(
                 db,
                 actor,
                 batch.id,
@@ -184,20 +288,66 @@ def issue(request: Request, user: Planner, db: Db, batch_id: BatchId, form: Form
                 expected=expected,
                 issued_before=before,
             )
-        except RetainError as exc:
-            db.rollback()
-            problem = exc.message
-        else:
-            db.commit()
-            flash(request, f"'{batch.name}' issued to {issued:,} members.")
-            return RedirectResponse(back, status_code=303)
+
+        return act(
+            request,
+            db,
+            run,
+            errors=problems,
+            done=lambda issued: t(
+                request,
+                "'%(name)s' issued to %(count)s members.",
+                name=batch.name,
+                count=f"{issued:,}",
+            ),
+            then=lambda issued: f"/loyalty/coupons/{batch.id}",
+            again=lambda errors: _confirm_page(request, db, user, batch.id, segment, errors),
+        )
+    return _confirm_page(request, db, user, batch.id, segment)
+
+
+def _confirm_page(
+    request: Request,
+    db: Session,
+    user: User,
+    batch_id: int,
+    segment: dict[str, Any],
+    errors: dict[str, str] | None = None,
+) -> Response:
+    """How many members the segment reaches, asking to confirm (with why the last
+    confirmation was refused); a segment that cannot be planned goes back to the batch page
+    with each problem beside its field."""
+    batch = _batch(db, batch_id)
+    form = {"tiers": segment["tier_codes"], "region": segment["region"], "city": segment["city"]}
+    # Planning writes nothing: a refusal is the batch page's issue form again.
     try:
-        plan = coupons.plan_issue(db, actor, batch.id, **segment)
-    except RetainError as exc:
-        db.rollback()
-        flash(request, exc.message, "error")
-        return RedirectResponse(back, status_code=303)
-    tiers = {t.code: t.name for t in program.ladder(db)}
+        plan = coupons.plan_issue(db, actor_for(request, user), batch.id, **segment)
+    except (NotAuthenticated, PermissionDenied):
+        raise
+    except ValidationFailed as exc:
+        return _batch_page(
+            request,
+            db,
+            user,
+            batch_id,
+            failed="issue",
+            form=form,
+            errors=problems_of(exc, ("tiers", "region", "city"), ISSUE_CODES),
+            status_code=422,
+        )
+    except RetainError as exc:  # the batch's state refuses an issue (switched off, full)
+        return _batch_page(
+            request,
+            db,
+            user,
+            batch_id,
+            failed="issue",
+            form=form,
+            errors={FORM: exc.message},
+            status_code=409,
+        )
+    tiers = {tier.code: tier.name for tier in program.ladder(db)}
+    problem = " ".join(errors.values()) if errors else None
     return render(
         request,
         "loyalty/coupon_issue_confirm.html",
@@ -223,8 +373,16 @@ def export_codes(user: Planner, db: Db, batch_id: BatchId) -> Response:
     )
 
 
-@router.get("/rewards")
-def rewards_page(request: Request, user: Staff, db: Db) -> Response:
+REWARD_FIELDS = ("name", "name_zh", "points_cost", "batch_id", "description", "active")
+
+
+def _rewards_page(
+    request: Request,
+    db: Session,
+    user: User,
+    form: dict[str, Any] | None = None,
+    errors: dict[str, str] | None = None,
+) -> Response:
     batches = db.scalars(select(Batch).where(Batch.active, Batch.public_code.is_(None))).all()
     return render(
         request,
@@ -234,29 +392,65 @@ def rewards_page(request: Request, user: Staff, db: Db) -> Response:
             "batches": {b.id: f"{b.name} ({coupons.offer(b)})" for b in batches},
             "tiers": program.ladder(db),
             "can_plan": user.has_any(Role.ADMIN, Role.MARKETER),
+            "form": form or {},
+            "errors": errors or {},
+            "limits": {
+                "name": bounds.length(Reward.name),
+                "name_zh": bounds.length(Reward.name_zh),
+            },
         },
     )
 
 
+@router.get("/rewards")
+def rewards_page(request: Request, user: Staff, db: Db) -> Response:
+    return _rewards_page(request, db, user)
+
+
 @router.post("/rewards")
 def save_reward(request: Request, user: Planner, db: Db, raw: FormFields) -> Response:
-    form = {k: str(v) for k, v in raw.items()}
+    form: dict[str, Any] = {k: str(raw.get(k, "")) for k in (*REWARD_FIELDS, "reward_id")}
+    form["eligible_tiers"] = [str(v) for v in raw.getlist("eligible_tiers")]
+    problems = Problems()
+    reward_id = problems.check("reward_id", lambda: bounds.parse_id(form["reward_id"], "reward"))
+    cost = problems.check(
+        "points_cost",
+        lambda: whole_field(request, form["points_cost"], N_("Points"), "points_cost"),
+    )
+    batch_id = problems.check("batch_id", lambda: bounds.parse_id(form["batch_id"], "batch"))
 
-    def save() -> str:
-        reward = rewards.save(
+    def save() -> Reward:
+        return rewards.save(
             db,
             actor_for(request, user),
-            reward_id=_number(form.get("reward_id", ""), "Reward", int),
-            name=form.get("name", ""),
-            points_cost=_number(form.get("points_cost", ""), "Cost", int) or 0,
-            batch_id=_number(form.get("batch_id", ""), "Batch", int) or 0,
-            description=form.get("description", ""),
-            eligible_tiers=[str(t) for t in raw.getlist("tiers")],
-            active=form.get("active", "on") == "on",
+            reward_id=reward_id,
+            name=form["name"],
+            name_zh=form["name_zh"],
+            points_cost=cost or 0,
+            batch_id=batch_id or 0,
+            description=form["description"],
+            eligible_tiers=form["eligible_tiers"],
+            active=(form["active"] or "on") == "on",
         )
-        return reward.name
 
-    return _after(request, db, "/loyalty/rewards", "Reward {result} saved.", save)
+    return act(
+        request,
+        db,
+        lambda: together(problems, save),
+        done=lambda r: (
+            t(
+                request,
+                "Reward %(name)s saved: %(points)s points.",
+                name=r.name,
+                points=f"{r.points_cost:,}",
+            )
+            + also_chinese(request, r.name_zh)
+        ),
+        then=lambda r: "/loyalty/rewards",
+        again=lambda errors: _rewards_page(request, db, user, form, errors),
+        names=(*REWARD_FIELDS, "eligible_tiers"),
+        codes={"reward.cost": "points_cost", "reward.batch": "batch_id"},
+    )
 
 
 @router.get("/referrals")

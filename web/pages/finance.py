@@ -3,21 +3,22 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from decimal import Decimal
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Request, UploadFile
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import Response
 from sqlalchemy import select
 
 from campaigns import imports, periods, rates
-from campaigns.models import ExchangeRate
+from campaigns.models import ClosedPeriod, ExchangeRate
 from core.accounts.models import Role, User
-from core.errors import RetainError, ValidationFailed
+from core.errors import Conflict, Problems, ValidationFailed
 from core.money import format_decimal, parse_amount
+from web.actions import act
 from web.deps import AppSettings, Db, actor_for, require_roles
-from web.errors import status_for
 from web.pages.campaigns import currency_choices
-from web.rendering import flash, render
+from web.rendering import render, t, tn
 
 router = APIRouter()
 Finance = Annotated[User, Depends(require_roles(Role.FINANCE, Role.ADMIN))]
@@ -53,34 +54,56 @@ def period_action(
     settings: AppSettings,
     month: Annotated[str, Form()] = "",
 ) -> Response:
-    try:
-        actor = actor_for(request, user)
-        if action == "close":
-            periods.close_month(db, actor, periods.parse_month(month), settings.base_currency)
-        elif action == "reopen":
-            periods.reopen_month(db, actor, periods.parse_month(month))
-        else:
+    actor = actor_for(request, user)
+    refused: list[Conflict] = []
+
+    def run() -> ClosedPeriod | None:
+        if action not in ("close", "reopen"):
             raise ValidationFailed("period.action", "Choose close or reopen.")
-    except RetainError as exc:
-        db.rollback()
-        if exc.code in ("period.receipts_pending", "period.rate_missing"):
-            # The page itself says why, with a link to each receipt (or to the rates).
-            context = _periods_context(db, user, settings)
-            context["refusal"] = {
-                "message": exc.message,
-                "receipts": exc.details if isinstance(exc.details, list) else [],
-                "fix_url": exc.details.get("fix_url") if isinstance(exc.details, dict) else None,
-            }
-            return render(request, "finance/periods.html", context, status_code=status_for(exc))
-        flash(request, exc.message, "error")
-    else:
-        db.commit()
-        flash(request, f"{month} {'closed' if action == 'close' else 'reopened'}.")
-    return RedirectResponse("/finance/periods", status_code=303)
+        if action == "reopen":
+            periods.reopen_month(db, actor, periods.parse_month(month))
+            return None
+        try:
+            return periods.close_month(
+                db, actor, periods.parse_month(month), settings.base_currency
+            )
+        except Conflict as exc:  # the page lists what keeps the month open: keep the details
+            refused.append(exc)
+            raise
+
+    def again(errors: dict[str, str]) -> Response:
+        # The page itself says why, with a link to each receipt (or to the rates).
+        details = refused[0].details if refused else None
+        context = _periods_context(db, user, settings)
+        context["refusal"] = {
+            "message": " ".join(errors.values()),
+            "receipts": details if isinstance(details, list) else [],
+            "fix_url": details.get("fix_url") if isinstance(details, dict) else None,
+        }
+        return render(request, "finance/periods.html", context)
+
+    return act(
+        request,
+        db,
+        run,
+        done=lambda _: (
+            t(request, "%(month)s closed.", month=month)
+            if action == "close"
+            else t(request, "%(month)s reopened.", month=month)
+        ),
+        then=lambda _: "/finance/periods",
+        again=again,
+    )
 
 
-@router.get("/finance/rates")
-def rates_page(request: Request, user: Finance, db: Db, settings: AppSettings) -> Response:
+def _rates_page(
+    request: Request,
+    db: Db,
+    settings: AppSettings,
+    *,
+    form: dict[str, str] | None = None,
+    errors: dict[str, str] | None = None,
+) -> Response:
     rows = list(
         db.scalars(
             select(ExchangeRate)
@@ -90,7 +113,31 @@ def rates_page(request: Request, user: Finance, db: Db, settings: AppSettings) -
     )
     # The base currency needs no rate: it is not offered.
     choices = currency_choices(db, settings.base_currency, include_base=False)
-    return render(request, "finance/rates.html", {"rates": rows, "currencies": choices})
+    context = {"rates": rows, "currencies": choices, "form": form or {}, "errors": errors or {}}
+    return render(request, "finance/rates.html", context)
+
+
+@router.get("/finance/rates")
+def rates_page(request: Request, user: Finance, db: Db, settings: AppSettings) -> Response:
+    return _rates_page(request, db, settings)
+
+
+RATE_FIELDS = ("currency", "rate_date", "rate")
+
+
+def _rate_date(value: str) -> date:
+    if not value:
+        raise ValidationFailed("rate.date", "Enter the date of the rate.")
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise ValidationFailed("rate.date", "Enter the date as 2026-03-31.") from None
+
+
+def _rate(value: str) -> Decimal:
+    if not value.strip():
+        raise ValidationFailed("rate.rate", "Enter the rate.")
+    return parse_amount(value, "Rate")
 
 
 @router.post("/finance/rates")
@@ -103,32 +150,45 @@ def set_rate(
     rate_date: Annotated[str, Form()] = "",
     rate: Annotated[str, Form()] = "",
 ) -> Response:
-    try:
-        try:
-            day = date.fromisoformat(rate_date) if rate_date else None
-        except ValueError:
-            raise ValidationFailed("rate.date", "Enter the date as 2026-03-31.") from None
-        if day is None:
-            raise ValidationFailed("rate.date", "Enter the date of the rate.")
-        if not rate.strip():
-            raise ValidationFailed("rate.rate", "Enter the rate.")
-        row = rates.set_rate(
-            db,
-            actor_for(request, user),
-            currency,
-            day,
-            parse_amount(rate, "Rate"),
-            settings.base_currency,
+    form = {"currency": currency, "rate_date": rate_date, "rate": rate}
+    problems = Problems()
+    day = problems.check("rate_date", lambda: _rate_date(rate_date))
+    value = problems.check("rate", lambda: _rate(rate))
+
+    def save() -> ExchangeRate:
+        assert day is not None and value is not None  # the problems were raised first
+        return rates.set_rate(
+            db, actor_for(request, user), currency, day, value, settings.base_currency
         )
-    except RetainError as exc:
-        db.rollback()
-        flash(request, exc.message, "error")
-    else:
-        db.commit()
+
+    def done(row: ExchangeRate) -> str:
         # The rate as stored, not as typed.
-        stored = f"1 {row.currency} = {format_decimal(row.rate)} {settings.base_currency}"
-        flash(request, f"Rate saved: {stored} on {row.rate_date.isoformat()}.")
-    return RedirectResponse("/finance/rates", status_code=303)
+        return t(
+            request,
+            "Rate saved: 1 %(currency)s = %(rate)s %(base)s on %(day)s.",
+            currency=row.currency,
+            rate=format_decimal(row.rate),
+            base=settings.base_currency,
+            day=row.rate_date.isoformat(),
+        )
+
+    return act(
+        request,
+        db,
+        save,
+        errors=problems,
+        done=done,
+        then=lambda _: "/finance/rates",
+        again=lambda errors: _rates_page(request, db, settings, form=form, errors=errors),
+        names=RATE_FIELDS,
+        codes={
+            "rate.date": "rate_date",
+            "rate.date.range": "rate_date",
+            "rate.base": "currency",
+            "money.currency": "currency",
+            "period.closed": "rate_date",
+        },
+    )
 
 
 @router.get("/imports")
@@ -157,24 +217,59 @@ def run_import(
     # A spooled temporary file: read here, in the worker thread, never past the limit.
     data = file.file.read(MAX_CSV + 1)
     actor = actor_for(request, user)
-    try:
+    name = file.filename or "the file"
+    failed: list[imports.ImportFailed] = []
+
+    def run() -> imports.ImportResult:
         if len(data) > MAX_CSV:
             raise ValidationFailed("import.size", "CSV files can be at most 5 MB; split it.")
-        if kind == "receipts":
-            result = imports.import_receipts(db, actor, data)
-        elif kind == "revenue":
-            result = imports.import_revenue(db, actor, data)
-        elif kind == "rates":
-            result = imports.import_rates(db, actor, data, settings.base_currency)
-        else:
-            raise ValidationFailed("import.kind", f"Unknown import '{kind}'.")
-    except RetainError as exc:
-        db.rollback()
-        errors = exc.details if isinstance(exc.details, list) else []
-        context = _import_context(
-            user, failed=kind, message=exc.message, errors=errors, filename=file.filename
+        try:
+            if kind == "receipts":
+                return imports.import_receipts(db, actor, data)
+            if kind == "revenue":
+                return imports.import_revenue(db, actor, data)
+            if kind == "rates":
+                return imports.import_rates(db, actor, data, settings.base_currency)
+        except imports.ImportFailed as exc:  # the page lists every bad line: keep them
+            failed.append(exc)
+            raise
+        raise ValidationFailed("import.kind", f"Unknown import '{kind[:40]}'.")
+
+    def done(result: imports.ImportResult) -> str:
+        if result.kind == "receipts":
+            return tn(
+                request,
+                "Imported %(num)s receipt from %(file)s as a draft: it is not submitted yet."
+                " Check it and submit it for approval.",
+                "Imported %(num)s receipts from %(file)s as drafts: they are not submitted yet."
+                " Check each and submit it for approval.",
+                result.rows,
+                file=name,
+            )
+        return tn(
+            request,
+            "Imported %(num)s %(kind)s row from %(file)s.",
+            "Imported %(num)s %(kind)s rows from %(file)s.",
+            result.rows,
+            kind=t(request, result.kind),
+            file=name,
         )
-        return render(request, "finance/imports.html", context, status_code=status_for(exc))
-    db.commit()
-    flash(request, f"Imported {result.rows} {kind} row(s) from {file.filename}.")
-    return RedirectResponse("/imports", status_code=303)
+
+    def then(result: imports.ImportResult) -> str:
+        if result.kind == "receipts" and result.ids:
+            # The imported receipts, among the person's drafts: each to check and submit.
+            return f"/receipts/mine?status=draft&first={min(result.ids)}&last={max(result.ids)}"
+        return "/imports"
+
+    def again(errors: dict[str, str]) -> Response:
+        details = failed[0].details if failed else None
+        context = _import_context(
+            user,
+            failed=kind,
+            message=" ".join(errors.values()),
+            errors=details if isinstance(details, list) else [],
+            filename=file.filename,
+        )
+        return render(request, "finance/imports.html", context)
+
+    return act(request, db, run, done=done, then=then, again=again)

@@ -2,75 +2,104 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import date
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import Response
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from campaigns import planning
 from campaigns.models import Campaign
+from core import bounds
 from core.accounts.models import Role, User
-from core.errors import RetainError, ValidationFailed
+from core.errors import (
+    Invalid,
+    NotAuthenticated,
+    PermissionDenied,
+    Problems,
+    RetainError,
+    ValidationFailed,
+)
 from core.money import parse_amount
 from loyalty import program
-from loyalty.models import ExpiryPolicy, TierMetric
+from loyalty.models import BonusRule, ExpiryPolicy, Tier, TierMetric
+from web.actions import act
 from web.deps import Db, actor_for, require_roles
-from web.forms import FormFields, optional_day
-from web.rendering import flash, render
+from web.forms import FormFields
+from web.rendering import render, t
 
+T = TypeVar("T")
 router = APIRouter(prefix="/loyalty")
 Staff = Annotated[User, Depends(require_roles(Role.ADMIN, Role.MARKETER, Role.FINANCE))]
 Planner = Annotated[User, Depends(require_roles(Role.ADMIN, Role.MARKETER))]
 Admin = Annotated[User, Depends(require_roles(Role.ADMIN))]
 
+
+def N_(message: str) -> str:
+    """A staff string marked for the catalog, translated where it is shown."""
+    return message
+
+
 FIELDS = {  # form name → (label, kind)
-    "earn_rate": ("Points per unit of base currency", "decimal"),
-    "return_window_days": ("Return window (days pending)", "int"),
-    "expiry_policy": ("Points expire", "choice"),
-    "expiry_n": ("N (days or months for the expiry policy)", "int"),
-    "tier_metric": ("Tiers qualify on", "choice"),
-    "tier_window_months": ("Qualifying window (months)", "int"),
-    "tier_retention_days": ("Days a tier is kept before a downgrade", "int"),
-    "signup_bonus": ("Sign-up bonus (points)", "int"),
-    "first_purchase_bonus": ("First-purchase bonus (points)", "int"),
-    "birthday_points": ("Birthday reward (points)", "int"),
-    "repeat_count": ("Repeat bonus: the Nth purchase…", "int"),
-    "repeat_days": ("…within D days", "int"),
-    "repeat_bonus": ("Repeat bonus (points)", "int"),
-    "referral_min_amount": ("Referral: qualifying purchase at least", "decimal"),
-    "referrer_points": ("Referrer reward (points)", "int"),
-    "referee_points": ("New member's referral reward (points)", "int"),
-    "referral_monthly_cap": ("Rewarded referrals per referrer per month", "int"),
-    "restore_coupon_on_refund": ("Give coupons back on a full refund", "bool"),
-    "max_adjustment": ("Largest manual adjustment (points, each way)", "int"),
-    "max_multiplier": ("Highest multiplier a tier or bonus rule may have", "decimal"),
+    "earn_rate": (N_("Points per unit of base currency"), "decimal"),
+    "return_window_days": (N_("Return window (days pending)"), "int"),
+    "expiry_policy": (N_("Points expire"), "choice"),
+    "expiry_n": (N_("N (days or months for the expiry policy)"), "int"),
+    "tier_metric": (N_("Tiers qualify on"), "choice"),
+    "tier_window_months": (N_("Qualifying window (months)"), "int"),
+    "tier_retention_days": (N_("Days a tier is kept before a downgrade"), "int"),
+    "signup_bonus": (N_("Sign-up bonus (points)"), "int"),
+    "first_purchase_bonus": (N_("First-purchase bonus (points)"), "int"),
+    "birthday_points": (N_("Birthday reward (points)"), "int"),
+    "repeat_count": (N_("Repeat bonus: the Nth purchase…"), "int"),
+    "repeat_days": (N_("…within D days"), "int"),
+    "repeat_bonus": (N_("Repeat bonus (points)"), "int"),
+    "referral_min_amount": (N_("Referral: qualifying purchase at least"), "decimal"),
+    "referrer_points": (N_("Referrer reward (points)"), "int"),
+    "referee_points": (N_("New member's referral reward (points)"), "int"),
+    "referral_monthly_cap": (N_("Rewarded referrals per referrer per month"), "int"),
+    "restore_coupon_on_refund": (N_("Give coupons back on a full refund"), "bool"),
+    "max_adjustment": (N_("Largest manual adjustment (points, each way)"), "int"),
+    "max_multiplier": (N_("Highest multiplier a tier or bonus rule may have"), "decimal"),
 }
 POLICIES = {
-    ExpiryPolicy.DAYS_AFTER_ACTIVE: "N days after they become available",
-    ExpiryPolicy.END_OF_MONTH: "At the end of the month, N months after they become available",
-    ExpiryPolicy.END_OF_NEXT_YEAR: "At the end of the next calendar year",
-    ExpiryPolicy.NEVER: "Never",
+    ExpiryPolicy.DAYS_AFTER_ACTIVE: N_("N days after they become available"),
+    ExpiryPolicy.END_OF_MONTH: N_("At the end of the month, N months after they become available"),
+    ExpiryPolicy.END_OF_NEXT_YEAR: N_("At the end of the next calendar year"),
+    ExpiryPolicy.NEVER: N_("Never"),
 }
+TIER_FIELDS = ("code", "name", "name_zh", "rank", "threshold", "multiplier", "benefits")
+RULE_FIELDS = (
+    "name",
+    "name_zh",
+    "priority",
+    "campaign_id",
+    "channel_id",
+    "category",
+    "min_spend",
+    "starts_on",
+    "ends_on",
+    "multiplier",
+    "fixed_points",
+    "stop_further",
+)
 
 
-def _decimal(value: str, label: str) -> Decimal:
-    """A decimal typed by a person, read as strictly as an amount ("1e5" and "1,5" refused)."""
-    return parse_amount(value, label=label)
-
-
-def _int(value: str, label: str) -> int:
-    try:
-        return int(value.strip())
-    except ValueError:
-        raise ValidationFailed(
-            "form.number", f"{label}: '{value}' is not a whole number."
-        ) from None
-
-
-@router.get("/program")
-def program_page(request: Request, user: Staff, db: Db) -> Response:
+def _program_page(
+    request: Request,
+    db: Session,
+    user: User,
+    *,
+    failed: str = "",
+    form: dict[str, str] | None = None,
+    errors: dict[str, str] | None = None,
+) -> Response:
+    """The program page; after a refusal, the `failed` form ("settings", "tier:<code>",
+    "rule") shows each problem beside its field and keeps what was typed."""
     campaigns = db.execute(select(Campaign.id, Campaign.name).order_by(Campaign.name)).all()
     return render(
         request,
@@ -86,88 +115,240 @@ def program_page(request: Request, user: Staff, db: Db) -> Response:
             "campaigns": {cid: name for cid, name in campaigns},
             "can_edit": user.has_any(Role.ADMIN),
             "can_plan": user.has_any(Role.ADMIN, Role.MARKETER),
+            "failed": failed,
+            "form": form or {},
+            "errors": errors or {},
+            "limits": {
+                "tier_name": bounds.length(Tier.name),
+                "tier_name_zh": bounds.length(Tier.name_zh),
+                "rule_name": bounds.length(BonusRule.name),
+                "rule_name_zh": bounds.length(BonusRule.name_zh),
+                "category": bounds.length(BonusRule.category),
+            },
         },
     )
 
 
-def _done(request: Request, db: Db, message: str, action: Any) -> Response:
+@router.get("/program")
+def program_page(request: Request, user: Staff, db: Db) -> Response:
+    return _program_page(request, db, user)
+
+
+def together(problems: Problems, run: Callable[[], T]) -> T:
+    """`run()` (the service) with the form's own `problems`: the service checks whatever
+    the form could read, so every problem shows at once, the form's own first. When there is
+    any, the refusal is raised and `act` rolls back whatever `run` wrote."""
     try:
-        action()
-    except RetainError as exc:
-        db.rollback()
-        flash(request, exc.message, "error")
-    else:
-        db.commit()
-        flash(request, message)
-    return RedirectResponse("/loyalty/program", status_code=303)
+        result = run()
+    except Invalid as exc:
+        for field, message in exc.fields.items():
+            problems.add(field, message, exc.codes.get(field))
+        problems.raise_any()
+        raise
+    except (NotAuthenticated, PermissionDenied):
+        raise
+    except RetainError:
+        # A refusal of the stand-ins for what the form could not read, or a later one: the
+        # form's own problems come first.
+        if not problems:
+            raise
+    problems.raise_any()
+    return result
+
+
+def also_chinese(request: Request, name_zh: str | None) -> str:
+    """The confirmation's mention of a Chinese name, when one was stored."""
+    return " " + t(request, "Chinese name: %(name)s.", name=name_zh) if name_zh else ""
+
+
+# The form fields' parsers, shared by the loyalty pages: strict (`core.bounds.parse_whole`,
+# `core.money.parse_amount`), each refusal naming the field by its label as the form shows
+# it, in the page's language.
+
+
+def whole_field(
+    request: Request, value: str, label: str, field: str, *, required: bool = False
+) -> int | None:
+    """A whole number typed in a form; None when left empty, unless it is `required`."""
+    number = bounds.parse_whole(value, t(request, label), field)
+    if number is None and required:
+        raise ValidationFailed(
+            f"{field}.missing", t(request, "Enter %(label)s.", label=t(request, label).lower())
+        )
+    return number
+
+
+def amount_field(
+    request: Request, value: str, label: str, *, required: bool = False
+) -> Decimal | None:
+    """An amount or other decimal typed in a form, read strictly ("1e5" and "7,85" are
+    refused); None when left empty, unless it is `required`."""
+    if not value.strip() and not required:
+        return None
+    return parse_amount(value, label=t(request, label))
+
+
+def day_field(request: Request, value: str, label: str) -> date | None:
+    """A date field (year-month-day); None when left empty."""
+    if not value.strip():
+        return None
+    try:
+        return date.fromisoformat(value.strip())
+    except ValueError:
+        raise ValidationFailed(
+            "form.date", t(request, "Enter %(label)s as a date.", label=t(request, label).lower())
+        ) from None
 
 
 @router.post("/program")
-def save_program(request: Request, user: Admin, db: Db, form: FormFields) -> Response:
-
-    def save() -> None:
-        changes: dict[str, Any] = {}
-        for name, (label, kind) in FIELDS.items():
-            if kind != "bool" and name not in form:
-                continue  # not on this form: unchanged (an unticked box is not sent at all)
-            raw = str(form.get(name, ""))
-            if kind == "bool":
-                changes[name] = raw == "on"
-            elif kind == "int":
-                changes[name] = _int(raw, label)
-            elif kind == "decimal":
-                changes[name] = _decimal(raw, label)
-            else:
-                changes[name] = raw
-        program.update(db, actor_for(request, user), **changes)
-
-    return _done(request, db, "Program settings saved.", save)
+def save_program(request: Request, user: Admin, db: Db, raw: FormFields) -> Response:
+    form = {k: str(v) for k, v in raw.items()}
+    problems = Problems()
+    changes: dict[str, Any] = {}
+    for name, (label, kind) in FIELDS.items():
+        if kind != "bool" and name not in form:
+            continue  # not on this form: unchanged (an unticked box is not sent at all)
+        value = form.get(name, "")
+        if kind == "bool":
+            changes[name] = value == "on"
+        elif kind == "int":
+            changes[name] = problems.check(
+                name,
+                lambda value=value, label=label, name=name: whole_field(  # type: ignore[misc]
+                    request, value, label, name, required=True
+                ),
+            )
+        elif kind == "decimal":
+            changes[name] = problems.check(
+                name,
+                lambda value=value, label=label: amount_field(request, value, label, required=True),  # type: ignore[misc]
+            )
+        else:
+            changes[name] = value
+    readable = {k: v for k, v in changes.items() if k not in problems}
+    return act(
+        request,
+        db,
+        lambda: together(
+            problems, lambda: program.update(db, actor_for(request, user), **readable)
+        ),
+        done=lambda _: t(request, "Program settings saved."),
+        then=lambda _: "/loyalty/program",
+        again=lambda errors: _program_page(
+            request, db, user, failed="settings", form=form, errors=errors
+        ),
+        names=tuple(FIELDS),
+    )
 
 
 @router.post("/tiers")
 def save_tier(request: Request, user: Planner, db: Db, raw: FormFields) -> Response:
-    form = {k: str(v) for k, v in raw.items()}
+    form = {k: str(raw.get(k, "")) for k in TIER_FIELDS}
+    problems = Problems()
+    rank = problems.check(
+        "rank", lambda: whole_field(request, form["rank"], N_("The rank"), "rank", required=True)
+    )
+    threshold = problems.check(
+        "threshold",
+        lambda: whole_field(
+            request, form["threshold"], N_("The threshold"), "threshold", required=True
+        ),
+    )
+    multiplier = problems.check(
+        "multiplier",
+        lambda: amount_field(request, form["multiplier"], N_("The multiplier"), required=True),
+    )
 
-    def save() -> None:
-        program.save_tier(
+    def save() -> Tier:
+        # A number the form could not read stands in as a harmless one: its problem is
+        # already noted, and `together` refuses the whole save.
+        return program.save_tier(
             db,
             actor_for(request, user),
-            code=form.get("code", ""),
-            name=form.get("name", ""),
-            rank=_int(form.get("rank", ""), "Rank"),
-            threshold=_int(form.get("threshold", ""), "Threshold"),
-            multiplier=_decimal(form.get("multiplier", ""), "Multiplier"),
-            benefits=form.get("benefits", ""),
+            code=form["code"],
+            name=form["name"],
+            name_zh=form["name_zh"],
+            rank=0 if rank is None else rank,
+            threshold=0 if threshold is None else threshold,
+            multiplier=Decimal(1) if multiplier is None else multiplier,
+            benefits=form["benefits"],
         )
 
-    return _done(request, db, f"Tier {form.get('name', '')} saved.", save)
+    return act(
+        request,
+        db,
+        lambda: together(problems, save),
+        done=lambda tier: (
+            t(request, "Tier %(name)s saved.", name=tier.name) + also_chinese(request, tier.name_zh)
+        ),
+        then=lambda tier: "/loyalty/program#tiers",
+        again=lambda errors: _program_page(
+            request, db, user, failed=f"tier:{form['code']}", form=form, errors=errors
+        ),
+        names=TIER_FIELDS,
+        codes={"tier.entry": "threshold", "tier.order": "threshold"},
+    )
 
 
 @router.post("/rules")
 def save_rule(request: Request, user: Planner, db: Db, raw: FormFields) -> Response:
-    form = {k: str(v) for k, v in raw.items()}
+    form = {k: str(raw.get(k, "")) for k in (*RULE_FIELDS, "rule_id", "active")}
+    problems = Problems()
 
-    def optional(name: str, parse: Any, label: str) -> Any:
-        value = form.get(name, "").strip()
-        return parse(value, label) if value else None
+    def whole(name: str, label: str) -> int | None:
+        return problems.check(name, lambda: whole_field(request, form[name], label, name))
 
-    def save() -> None:
-        program.save_rule(
+    def amount(name: str, label: str) -> Decimal | None:
+        return problems.check(name, lambda: amount_field(request, form[name], label))
+
+    def day(name: str, label: str) -> date | None:
+        return problems.check(name, lambda: day_field(request, form[name], label))
+
+    rule_id = problems.check("rule_id", lambda: bounds.parse_id(form["rule_id"], "rule"))
+    priority = whole("priority", N_("Priority"))
+    channel_id = problems.check(
+        "channel_id", lambda: bounds.parse_id(form["channel_id"], "channel")
+    )
+    campaign_id = problems.check(
+        "campaign_id", lambda: bounds.parse_id(form["campaign_id"], "campaign")
+    )
+    starts_on, ends_on = day("starts_on", N_("The start")), day("ends_on", N_("The end"))
+    min_spend = amount("min_spend", N_("Minimum spend"))
+    multiplier = amount("multiplier", N_("Multiplier"))
+    fixed_points = whole("fixed_points", N_("Fixed bonus points"))
+
+    def save() -> BonusRule:
+        return program.save_rule(
             db,
             actor_for(request, user),
-            rule_id=optional("rule_id", _int, "Rule"),
-            name=form.get("name", ""),
-            priority=optional("priority", _int, "Priority") or 100,
-            active=form.get("active") == "on",
-            starts_on=optional_day(form.get("starts_on")),
-            ends_on=optional_day(form.get("ends_on")),
-            channel_id=optional("channel_id", _int, "Channel"),
-            campaign_id=optional("campaign_id", _int, "Campaign"),
-            category=form.get("category") or None,
-            min_spend=optional("min_spend", _decimal, "Minimum spend"),
-            multiplier=optional("multiplier", _decimal, "Multiplier"),
-            fixed_points=optional("fixed_points", _int, "Fixed bonus"),
-            stop_further=form.get("stop_further") == "on",
+            rule_id=rule_id,
+            name=form["name"],
+            name_zh=form["name_zh"],
+            priority=100 if priority is None else priority,
+            active=form["active"] == "on",
+            channel_id=channel_id,
+            campaign_id=campaign_id,
+            category=form["category"] or None,
+            stop_further=form["stop_further"] == "on",
+            starts_on=starts_on,
+            ends_on=ends_on,
+            min_spend=min_spend,
+            multiplier=multiplier,
+            fixed_points=fixed_points,
         )
 
-    return _done(request, db, f"Bonus rule {form.get('name', '')} saved.", save)
+    return act(
+        request,
+        db,
+        lambda: together(problems, save),
+        done=lambda rule: (
+            t(request, "Bonus rule %(name)s saved.", name=rule.name)
+            + also_chinese(request, rule.name_zh)
+        ),
+        then=lambda rule: "/loyalty/program#rules",
+        again=lambda errors: _program_page(
+            request, db, user, failed="rule", form=form, errors=errors
+        ),
+        names=RULE_FIELDS,
+        codes={"rule.effect": "multiplier", "rule.dates": "ends_on"},
+    )

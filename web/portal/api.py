@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request
 
 from core.timeutil import utcnow
 from loyalty import coupons, ledger
-from loyalty.models import Batch, Coupon
+from loyalty.models import Batch, Coupon, name_in
 from web.deps import Db
 from web.portal.deps import CurrentMember
 from web.portal.explain import lines
@@ -59,6 +59,7 @@ def _coupon(request: Request, coupon: Coupon, batch: Batch) -> dict[str, Any]:
     return {
         "id": coupon.id,
         "code": coupon.code,
+        "name": name_in(batch, request.state.fmt.language),
         "state": coupon.state,
         "offer": offer(request.state.fmt, batch),
         "valid_until": coupon.valid_until.isoformat() if coupon.valid_until else None,

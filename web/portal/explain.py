@@ -1,15 +1,26 @@
-"""Each ledger entry in words a member understands, in their language: what rule gave or took
-the points, and which purchase, refund or reward it belongs to."""
+"""Each ledger entry in words, in the reader's language: what rule gave or took the points, and
+which purchase, refund or reward it belongs to. The member reads them in their own voice
+(`MEMBER`: "Points for your purchase", with the Chinese names staff gave when they read
+Chinese); the staff member page uses the same rules in staff's voice (`Voice`)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from loyalty.models import Coupon, LedgerEntry, Purchase, Refund
+from loyalty.models import (
+    BonusRule,
+    Coupon,
+    LedgerEntry,
+    Purchase,
+    Refund,
+    Reward,
+    Tier,
+    name_in,
+)
 from web.i18n import Formatter
 from web.portal.messages import N_
 
@@ -37,6 +48,41 @@ TYPES = {
 
 
 @dataclass(frozen=True, slots=True)
+class Voice:
+    """Whom the entries are explained to. The rules that choose each sentence (`lines`) are
+    the same for everyone; a voice gives the words: the member's own ("Points for your
+    purchase", `MEMBER`), or staff looking at a member (`web.pages.members.STAFF_VOICE`).
+    Each is a gettext message of the catalog the `Formatter` reads."""
+
+    fixed: Mapping[str, str]  # rule → sentence
+    types: Mapping[str, str]  # entry type → word
+    tier: str  # with %(reason)s: "Gold member ×1.5"
+    bonus: str  # with %(name)s: the bonus rule's name as posted
+    reward: str  # with %(name)s: the reward's name
+    adjust: str  # with %(reason)s: the reason staff gave
+    coupon: str  # with %(code)s: the coupon a redemption bought
+    purchase: str  # with %(ref)s, %(amount)s, %(date)s
+    # Names staff gave (tiers, bonus rules, rewards) in the reader's language (`name_in`).
+    local_names: bool = False
+
+
+MEMBER = Voice(
+    fixed=FIXED,
+    types=TYPES,
+    tier=N_("Tier bonus: %(reason)s"),
+    bonus=N_("Bonus: %(name)s"),
+    reward=N_("Reward: %(name)s"),
+    adjust=N_("Adjustment: %(reason)s"),
+    coupon=N_("Coupon %(code)s"),
+    purchase=N_("Purchase %(ref)s of %(amount)s on %(date)s"),
+    local_names=True,
+)
+# The tier's part of a tier bonus's reason ("Gold member ×1.5"), with the tier's own name in
+# the reader's language.
+TIER_REASON = N_("%(tier)s member %(multiplier)s")
+
+
+@dataclass(frozen=True, slots=True)
 class Line:
     entry: LedgerEntry
     kind: str  # the entry type, translated
@@ -44,24 +90,81 @@ class Line:
     about: str | None  # the purchase or refund it belongs to
 
 
-def _what(fmt: Formatter, entry: LedgerEntry) -> str:
+@dataclass(frozen=True, slots=True)
+class Names:
+    """What staff named the tiers, bonus rules and rewards that entries mention."""
+
+    tiers: list[Tier]
+    rules: dict[int, BonusRule]
+    rewards: dict[int, Reward]
+
+
+def _reward_id(rule: str) -> int | None:
+    number = rule.removeprefix("reward:")
+    return int(number) if number.isascii() and number.isdigit() and len(number) < 10 else None
+
+
+def _names(session: Session, entries: Sequence[LedgerEntry]) -> Names:
+    rule_ids = {e.bonus_rule_id for e in entries if e.bonus_rule_id is not None}
+    reward_ids = {_reward_id(e.rule) for e in entries if (e.rule or "").startswith("reward:")}
+    wanted = {r for r in reward_ids if r is not None}
+    tiers = []
+    if any(e.rule == "tier" for e in entries):
+        tiers = list(session.scalars(select(Tier).where(Tier.name_zh.is_not(None))))
+    rules = {}
+    if rule_ids:
+        found = session.scalars(select(BonusRule).where(BonusRule.id.in_(rule_ids)))
+        rules = {r.id: r for r in found}
+    rewards = {}
+    if wanted:
+        rewards = {r.id: r for r in session.scalars(select(Reward).where(Reward.id.in_(wanted)))}
+    return Names(tiers, rules, rewards)
+
+
+def _renamed(reason: str, item: BonusRule | Reward | None, language: str) -> str:
+    """`reason` as posted, with the name it starts with in `language` (`name_in`); as
+    posted when the name has changed since."""
+    if item is None or not reason.startswith(item.name):
+        return reason
+    return name_in(item, language) + reason[len(item.name) :]
+
+
+def _what(fmt: Formatter, entry: LedgerEntry, voice: Voice, names: Names | None) -> str:
     rule = entry.rule or ""
-    if rule in FIXED:
-        return fmt.gettext(FIXED[rule])
+    if rule in voice.fixed:
+        return fmt.gettext(voice.fixed[rule])
     if rule == "tier":
         # The stored reason is "Gold member ×1.5"; the tier name is the staff's.
-        return fmt.gettext("Tier bonus: %(reason)s") % {"reason": entry.reason}
+        reason = entry.reason
+        for tier in names.tiers if names else []:
+            if reason.startswith(f"{tier.name} member "):
+                reason = fmt.gettext(TIER_REASON) % {
+                    "tier": name_in(tier, fmt.language),
+                    "multiplier": reason.removeprefix(f"{tier.name} member "),
+                }
+                break
+        return fmt.gettext(voice.tier) % {"reason": reason}
     if rule.startswith("bonus_rule:"):
-        return fmt.gettext("Bonus: %(name)s") % {"name": entry.reason}
+        name = entry.reason
+        if names and entry.bonus_rule_id is not None:
+            name = _renamed(name, names.rules.get(entry.bonus_rule_id), fmt.language)
+        return fmt.gettext(voice.bonus) % {"name": name}
     if rule.startswith("reward:"):
         name = entry.reason.removeprefix("Reward: ")
-        return fmt.gettext("Reward: %(name)s") % {"name": name}
+        reward_id = _reward_id(rule)
+        if names and reward_id is not None:
+            name = _renamed(name, names.rewards.get(reward_id), fmt.language)
+        return fmt.gettext(voice.reward) % {"name": name}
     if rule == "adjust":
-        return fmt.gettext("Adjustment: %(reason)s") % {"reason": entry.reason}
+        return fmt.gettext(voice.adjust) % {"reason": entry.reason}
     return entry.reason
 
 
-def lines(session: Session, fmt: Formatter, entries: Sequence[LedgerEntry]) -> list[Line]:
+def lines(
+    session: Session, fmt: Formatter, entries: Sequence[LedgerEntry], voice: Voice = MEMBER
+) -> list[Line]:
+    """Each entry in `voice`'s words, in `fmt`'s language, with what it belongs to."""
+    names = _names(session, entries) if voice.local_names and fmt.language == "zh" else None
     purchase_ids = {e.source_id for e in entries if e.source_type == "purchase" and e.source_id}
     refund_ids = {e.source_id for e in entries if e.source_type == "refund" and e.source_id}
     refunds: dict[int, int] = {}
@@ -86,7 +189,7 @@ def lines(session: Session, fmt: Formatter, entries: Sequence[LedgerEntry]) -> l
 
     def about(entry: LedgerEntry) -> str | None:
         if entry.id in bought:
-            return fmt.gettext("Coupon %(code)s") % {"code": bought[entry.id]}
+            return fmt.gettext(voice.coupon) % {"code": bought[entry.id]}
         purchase_id = entry.source_id if entry.source_type == "purchase" else None
         if entry.source_type == "refund" and entry.source_id in refunds:
             purchase_id = refunds[entry.source_id]
@@ -95,7 +198,7 @@ def lines(session: Session, fmt: Formatter, entries: Sequence[LedgerEntry]) -> l
             return None
         where = f" · {purchase.store}" if purchase.store else ""
         return (
-            fmt.gettext("Purchase %(ref)s of %(amount)s on %(date)s")
+            fmt.gettext(voice.purchase)
             % {
                 "ref": purchase.external_id,
                 "amount": fmt.money(purchase.amount, purchase.currency),
@@ -105,5 +208,6 @@ def lines(session: Session, fmt: Formatter, entries: Sequence[LedgerEntry]) -> l
         )
 
     return [
-        Line(e, fmt.gettext(TYPES.get(e.type, e.type)), _what(fmt, e), about(e)) for e in entries
+        Line(e, fmt.gettext(voice.types.get(e.type, e.type)), _what(fmt, e, voice, names), about(e))
+        for e in entries
     ]

@@ -28,6 +28,7 @@ from loyalty.models import (
     LedgerEntry,
     Member,
     Reward,
+    name_in,
 )
 from web.deps import AppSettings, Db, client_ip
 from web.forms import form_key
@@ -166,7 +167,7 @@ def wallet(request: Request, db: Db, member: CurrentMember) -> Response:
             {
                 "coupon": coupon,
                 "offer": offer(fmt, batch),
-                "name": batch.name,
+                "name": name_in(batch, fmt.language),
                 "qr": qr_svg(coupon.code, _qr_label(fmt, coupon.code)) if usable else None,
                 "soon": usable
                 and coupon.valid_until is not None
@@ -197,7 +198,7 @@ def coupon_detail(request: Request, db: Db, member: CurrentMember, coupon_id: Co
         {
             "coupon": coupon,
             "offer": offer(request.state.fmt, batch),
-            "name": batch.name,
+            "name": name_in(batch, request.state.fmt.language),
             "qr": qr_svg(coupon.code, _qr_label(request.state.fmt, coupon.code))
             if coupon.state == CouponState.ISSUED
             else None,

@@ -11,6 +11,7 @@ from jinja2 import Environment, FileSystemLoader
 from jinja2_fragments.fastapi import Jinja2Blocks
 
 from loyalty.members import LIMITS
+from loyalty.models import Named, name_in
 from web.csrf import csrf_token
 from web.i18n import NAMES, Formatter
 from web.rendering import TEMPLATES_DIR, pop_flashes, respond
@@ -48,6 +49,10 @@ def render(
     def ngettext(singular: str, plural: str, n: int, **variables: Any) -> str:
         return fmt.ngettext(singular, plural, n) % {"num": n, **variables}
 
+    def named(item: Named) -> str:
+        """What staff named a tier, reward, bonus rule or batch, in the member's language."""
+        return name_in(item, fmt.language)
+
     ctx: dict[str, Any] = {
         "member": getattr(request.state, "member", None),
         "csrf_token": csrf_token(request),
@@ -59,6 +64,7 @@ def render(
         # What {{ _("…", name=…) }} calls: translate, then fill in (autoescaped on output).
         "gettext": gettext,
         "ngettext": ngettext,
+        "named": named,
     }
     return respond(
         portal_templates,
