@@ -24,13 +24,14 @@ from typing import Literal
 
 from campaigns.report_periods import Period, shift_month
 from campaigns.reports import Figure, RoiReport, RoiRow, sort_rows
+from core.text import N_
 
 # The figures compared, in the report's column order.
 COMPARED: tuple[str, ...] = ("approved_cost", "revenue", "io_ratio", "roi_pct")
 MONEY_CHANGES = ("approved_cost", "revenue")
 Part = Literal["previous", "change"]
-NOT_IN_PREVIOUS = "Nothing in the previous period."
-NOT_IN_CURRENT = "Nothing in this period."
+NOT_IN_PREVIOUS = N_("Nothing in the previous period.")
+NOT_IN_CURRENT = N_("Nothing in this period.")
 
 
 def column_id(column: str, part: Part) -> str:

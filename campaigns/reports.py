@@ -26,6 +26,7 @@ from typing import Any, Literal, Protocol, TypeVar
 import pandas as pd
 
 from core.money import minor_units
+from core.text import N_
 
 GroupBy = Literal["campaign", "channel", "month", "owner"]
 GROUPS: tuple[GroupBy, ...] = ("campaign", "channel", "month", "owner")
@@ -36,26 +37,26 @@ APPROVED = ("approved", "paid")
 
 # The group columns of each grouping, with the header people see.
 KEY_LABELS: dict[str, str] = {
-    "code": "Code",
-    "name": "Name",
-    "channel": "Channel",
-    "month": "Month",
-    "owner": "Owner",
+    "code": N_("Code"),
+    "name": N_("Name"),
+    "channel": N_("Channel"),
+    "month": N_("Month"),
+    "owner": N_("Owner"),
 }
 # The report's columns in order, with the header people see.
 COLUMNS: dict[str, str] = {
-    "budget": "Budget",
-    "approved_cost": "Approved cost",
-    "paid_cost": "Paid cost",
-    "pending_cost": "Awaiting approval",
-    "revenue": "Revenue",
-    "io_ratio": "Input-output ratio",
-    "roi_pct": "ROI %",
-    "roas": "ROAS",
-    "profit": "Profit",
-    "budget_used_pct": "Budget used %",
-    "orders": "Orders",
-    "cost_per_order": "Cost per order",
+    "budget": N_("Budget"),
+    "approved_cost": N_("Approved cost"),
+    "paid_cost": N_("Paid cost"),
+    "pending_cost": N_("Awaiting approval"),
+    "revenue": N_("Revenue"),
+    "io_ratio": N_("Input-output ratio"),
+    "roi_pct": N_("ROI %"),
+    "roas": N_("ROAS"),
+    "profit": N_("Profit"),
+    "budget_used_pct": N_("Budget used %"),
+    "orders": N_("Orders"),
+    "cost_per_order": N_("Cost per order"),
 }
 MONEY = (
     "budget",
@@ -67,15 +68,15 @@ MONEY = (
     "cost_per_order",
 )
 WHY = {
-    "io_ratio": "No approved cost yet, so there is no ratio.",
-    "roi_pct": "No approved cost yet, so ROI cannot be computed.",
-    "roas": "No approved media cost, so ROAS cannot be computed.",
-    "budget_used_pct": "No budget set.",
-    "orders": "No orders recorded.",
-    "cost_per_order": "No orders recorded.",
-    "budget": "Budgets belong to campaigns, not months.",
+    "io_ratio": N_("No approved cost yet, so there is no ratio."),
+    "roi_pct": N_("No approved cost yet, so ROI cannot be computed."),
+    "roas": N_("No approved media cost, so ROAS cannot be computed."),
+    "budget_used_pct": N_("No budget set."),
+    "orders": N_("No orders recorded."),
+    "cost_per_order": N_("No orders recorded."),
+    "budget": N_("Budgets belong to campaigns, not months."),
 }
-NO_COST_PER_ORDER = "No approved cost yet, so there is no cost per order."
+NO_COST_PER_ORDER = N_("No approved cost yet, so there is no cost per order.")
 
 
 Figure = Decimal | int | str | None

@@ -16,20 +16,21 @@ from core.accounts.models import ApiKey
 from core.accounts.tokens import token_hash
 from core.audit import Actor
 from core.errors import NotAuthenticated, NotFound, ValidationFailed
+from core.text import N_
 from core.timeutil import utcnow
 
 KEY_PREFIX = "rtn"
 # What an integration may do. Domain issues add their scopes here as their routes land.
 SCOPES: dict[str, str] = {
-    "purchases:write": "Post purchases and refunds (POS, shop)",
-    "members:read": "Look up members and balances",
-    "members:write": "Create and update members (sign-ups)",
-    "touchpoints:write": "Post marketing touchpoints",
-    "attribution:read": "Read and run attribution models",
-    "campaigns:read": "Read campaigns and reports",
-    "campaigns:write": "Create campaigns",
-    "receipts:write": "Enter receipts and attachments",
-    "finance:write": "Approve and pay receipts, revenue, exchange rates",
+    "purchases:write": N_("Post purchases and refunds (POS, shop)"),
+    "members:read": N_("Look up members and balances"),
+    "members:write": N_("Create and update members (sign-ups)"),
+    "touchpoints:write": N_("Post marketing touchpoints"),
+    "attribution:read": N_("Read and run attribution models"),
+    "campaigns:read": N_("Read campaigns and reports"),
+    "campaigns:write": N_("Create campaigns"),
+    "receipts:write": N_("Enter receipts and attachments"),
+    "finance:write": N_("Approve and pay receipts, revenue, exchange rates"),
 }
 # Writing last-used on every call would turn each read into a write; a minute is enough.
 TOUCH_INTERVAL = timedelta(minutes=1)

@@ -11,22 +11,10 @@ from core import bounds
 from core.accounts import api_keys
 from web.actions import act
 from web.deps import AdminUser, Db, actor_for
-from web.rendering import N_, render, t
+from web.rendering import render, t
 
 KeyId = Annotated[int, Path(ge=1, le=bounds.MAX_ID)]
 router = APIRouter(prefix="/admin/api-keys")
-# What each scope allows (`api_keys.SCOPES`), which the page shows through `_()`: listed here
-# so `pybabel extract` puts them in the staff catalog. Keep it in step with SCOPES.
-SCOPE_TEXTS = (
-    N_("Post purchases and refunds (POS, shop)"),
-    N_("Look up members and balances"),
-    N_("Create and update members (sign-ups)"),
-    N_("Post marketing touchpoints"),
-    N_("Read campaigns and reports"),
-    N_("Create campaigns"),
-    N_("Enter receipts and attachments"),
-    N_("Approve and pay receipts, revenue, exchange rates"),
-)
 
 
 def _page(request: Request, db: Db, status: int = 200, **extra: Any) -> Response:

@@ -47,8 +47,8 @@ SORTS = {
     "code": (Campaign.code,),
 }
 # Stored words the campaign pages show through `_()` (campaign and receipt statuses, cost
-# categories, who can fix a report's figures: `fix_of`) and the report columns of the campaign
-# page's figures (`COLUMNS`): listed here so `pybabel extract` puts them in the staff catalog.
+# categories, who can fix a report's figures: `fix_of`): listed here so `pybabel extract` puts
+# them in the staff catalog. (Report headers are marked where they are defined.)
 STATUS_WORDS = (
     N_("draft"),
     N_("planned"),
@@ -62,16 +62,6 @@ STATUS_WORDS = (
 )
 CATEGORY_WORDS = (N_("media"), N_("creative"), N_("gifts"), N_("events"), N_("staff"))
 FIXER_WORDS = (N_("finance"),)
-COLUMN_WORDS = (
-    N_("Budget"),
-    N_("Approved cost"),
-    N_("Awaiting approval"),
-    N_("Revenue"),
-    N_("Input-output ratio"),
-    N_("ROI %"),
-    N_("ROAS"),
-    N_("Budget used %"),
-)
 
 
 def _choices(db: Session) -> dict[str, Any]:
