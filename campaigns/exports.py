@@ -4,6 +4,8 @@ sorted them) and its total, and, when the report is compared with the previous p
 comparison's rows with each main figure's previous value and change.
 
 The CSV is a plain table (UTF-8 with a byte-order mark): a header line, the rows, the total.
+A revenue basis other than the default (an attribution model's, chosen by the caller) is
+named in the revenue column's header in both files, and in the XLSX title block.
 The XLSX is for people: a title block above the table when given (report, period, filters
 in words, base currency, comparison, order, when it was generated), the header row frozen,
 an autofilter over the rows, and every number a number with a format: money in the base
@@ -61,11 +63,17 @@ def part_header(column: str, part: Part) -> str:
     return f"{COLUMNS[column]}, change"
 
 
-def columns(report: RoiReport, compared: bool = False) -> list[Column]:
+def columns(
+    report: RoiReport, compared: bool = False, revenue_basis: str | None = None
+) -> list[Column]:
     """The exported columns: the group's, the report's, and after each main figure its
-    previous value and change when the report is compared."""
+    previous value and change when the report is compared. A `revenue_basis` other than
+    the default is named in the revenue column's header ("Revenue (Markov chain)"), so a
+    CSV, which has no title block, still says where its revenue comes from."""
     found = [Column(k, KEY_LABELS.get(k, k.title()), "text") for k in report.key_columns]
     for column, header in COLUMNS.items():
+        if column == "revenue" and revenue_basis:
+            header = f"{header} ({revenue_basis})"
         found.append(Column(column, header, _kind(column)))
         if compared and column in COMPARED:
             previous = column_id(column, "previous")
@@ -86,6 +94,7 @@ class TitleBlock:
     filters: tuple[str, ...]  # the campaign filters applied, in words
     generated_at: datetime  # aware, in the configured zone
     order: str | None = None  # how the rows are sorted, in words
+    revenue_basis: str | None = None  # where the revenue comes from, in words
 
     @property
     def period(self) -> str:
@@ -105,6 +114,8 @@ class TitleBlock:
             "Filters: " + ("; ".join(self.filters) if self.filters else "none"),
             f"Base currency: {report.currency}",
         ]
+        if self.revenue_basis:
+            lines.append(f"Revenue basis: {self.revenue_basis}")
         if comparison is not None:
             lines.append(f"Compared with the previous period: {comparison.previous_period}")
         if self.order:
@@ -151,10 +162,12 @@ def _value(row: TableRow, column: str, keys: tuple[str, ...]) -> Any:
     return row.figure(column)
 
 
-def table(report: RoiReport, comparison: Comparison | None = None) -> pd.DataFrame:
+def table(
+    report: RoiReport, comparison: Comparison | None = None, revenue_basis: str | None = None
+) -> pd.DataFrame:
     """The exported table: one row per group then the total, numbers as numbers (orders
     as whole numbers, missing ones empty, never 79.0)."""
-    cols = columns(report, comparison is not None)
+    cols = columns(report, comparison is not None, revenue_basis)
     records = [
         [_value(r, c.id, report.key_columns) for c in cols] for r in _rows(report, comparison)
     ]
@@ -163,9 +176,11 @@ def table(report: RoiReport, comparison: Comparison | None = None) -> pd.DataFra
     return frame
 
 
-def to_csv(report: RoiReport, comparison: Comparison | None = None) -> bytes:
-    frame = table(report, comparison)
-    for c in columns(report, comparison is not None):
+def to_csv(
+    report: RoiReport, comparison: Comparison | None = None, revenue_basis: str | None = None
+) -> bytes:
+    frame = table(report, comparison, revenue_basis)
+    for c in columns(report, comparison is not None, revenue_basis):
         if c.kind == "ratio" and c.id.startswith("io_ratio"):
             frame[c.header] = ["" if v is None else f"1 : {v:.2f}" for v in frame[c.header]]
     frame = frame.map(safe_cell).rename(columns=safe_cell)
@@ -219,14 +234,17 @@ def _shown(value: Any, kind: Kind, currency: str) -> str:
 
 
 def to_xlsx(
-    report: RoiReport, comparison: Comparison | None = None, title: TitleBlock | None = None
+    report: RoiReport,
+    comparison: Comparison | None = None,
+    title: TitleBlock | None = None,
+    revenue_basis: str | None = None,
 ) -> bytes:
     from openpyxl import Workbook
     from openpyxl.comments import Comment
     from openpyxl.styles import Font
     from openpyxl.utils import get_column_letter
 
-    cols = columns(report, comparison is not None)
+    cols = columns(report, comparison is not None, revenue_basis)
     rows = _rows(report, comparison)
     formats = _formats(report.currency)
     book = Workbook()

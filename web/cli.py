@@ -16,7 +16,6 @@ from core.db import make_engine, make_session_factory
 from core.errors import RetainError
 from core.settings import Settings, get_settings
 from core.timeutil import utcnow
-from loyalty import reports as loyalty_reports
 
 if TYPE_CHECKING:
     from attribution.runs import Comparison
@@ -373,10 +372,21 @@ def report_roi(
             "--running-to", formats=["%Y-%m-%d"], help="Only campaigns started by this day"
         ),
     ] = None,
+    basis: Annotated[
+        str,
+        typer.Option(
+            "--basis",
+            help="Revenue basis: direct (records and linked purchases) or an attribution"
+            " model's stored run by campaign (first, last, linear, time-decay, position,"
+            " markov, shapley, ordered-shapley)",
+        ),
+    ] = "direct",
 ) -> None:
     """The ROI (input-output ratio) report as CSV or XLSX. --from and --to select documents
     by their own dates (receipts, revenue, purchases, refunds); --running-from and
-    --running-to select campaigns by their run dates."""
+    --running-to select campaigns by their run dates. --basis chooses the revenue
+    (`attribution.roi`): an attribution model's credits replace the linked purchases'."""
+    from attribution import roi as basis_roi
     from campaigns import exports, report_data
     from campaigns.reports import GROUPS
 
@@ -387,7 +397,7 @@ def report_roi(
     settings = get_settings()
     with _session(settings) as session:
         try:
-            report = loyalty_reports.roi(
+            report, attributed = basis_roi.roi(
                 session,
                 settings.base_currency,
                 report_data.ReportFilter(
@@ -398,10 +408,16 @@ def report_roi(
                 ),
                 group_by,  # type: ignore[arg-type]
                 zone=settings.zone,
+                basis=basis,
             )
         except RetainError as exc:
             _fail(exc)
-    out.write_bytes(exports.to_csv(report) if fmt == "csv" else exports.to_xlsx(report))
+    header = None if attributed is None else f"{basis_roi.BASIS_NAMES[basis]} attribution"
+    out.write_bytes(
+        exports.to_csv(report, revenue_basis=header)
+        if fmt == "csv"
+        else exports.to_xlsx(report, revenue_basis=header)
+    )
     typer.echo(f"Wrote {len(report.rows)} row(s) and a total to {out}.")
 
 

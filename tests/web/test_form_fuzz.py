@@ -64,7 +64,7 @@ STAFF_START = [
     "/dashboard", "/campaigns", "/campaigns/new", "/receipts/new", "/finance/queue",
     "/finance/periods", "/finance/rates", "/imports", "/channels", "/loyalty/program",
     "/loyalty/coupons", "/loyalty/rewards", "/admin/users", "/admin/api-keys", "/members",
-    "/reports/roi",
+    "/reports/roi", "/attribution",
 ]  # fmt: skip
 PORTAL_START = ["/my", "/my/rewards", "/my/profile", "/my/coupons", "/my/history"]
 PUBLIC_START = ["/signin", "/my/signin", "/my/signup", "/my/password"]

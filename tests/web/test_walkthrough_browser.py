@@ -88,6 +88,7 @@ WALKS: dict[str, tuple[str, list[Step]]] = {
             refused_campaign_form,
             visit("/reports/roi"),
             roi_drill_down,
+            visit("/attribution"),
             visit("/members"),
             visit("/loyalty/program"),
             visit("/loyalty/coupons"),

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Body, Depends, Path, Query, Request, UploadFile
 from fastapi.responses import FileResponse, JSONResponse, Response
 from sqlalchemy import select
 
+from attribution import roi as basis_roi
 from campaigns import (
     attachments,
     exports,
@@ -40,7 +41,6 @@ from campaigns.schemas import (
 from core import bounds
 from core.accounts.models import Role
 from core.errors import PermissionDenied, ValidationFailed
-from loyalty import reports as loyalty_reports
 from web.api.auth import Caller, require
 from web.api.responses import errors
 from web.deps import AppSettings, Db
@@ -400,8 +400,21 @@ REPORT_FORMATS: dict[int | str, dict[str, Any]] = {
         " A missing exchange rate is a 422 (`rate.missing`) naming the currency and the date,"
         " saying that finance can enter it under Finance → Exchange rates (/finance/rates);"
         " `details` carries currency, date, fixed_by and fix_url."
+        "\n\n`revenue_basis` chooses the revenue. `direct` (the default): revenue records and"
+        " purchases that carried the campaign's code or coupon. An attribution model (`first`,"
+        " `last`, `linear`, `time-decay`, `position`, `markov`, `shapley`,"
+        " `ordered-shapley`): revenue records as they are, and instead of the linked purchases"
+        " the purchase revenue that model credited to each campaign in the newest stored run"
+        " with unit `campaign`, default settings and this period (`from`/`to`; by month, one"
+        " run per month of a period with both ends). Orders then count only revenue records'."
+        " Runs are never computed here: without one the answer is a 409"
+        " (`report.basis_not_computed`, `details.missing` lists the periods); compute it with"
+        " `POST /api/v1/attribution/runs` and ask again. Any other value is a 422"
+        " (`report.revenue_basis`). The JSON answer says `revenue_basis` and, for a model,"
+        " `attribution_runs` (the stored runs' ids); the CSV and XLSX name the basis in the"
+        " revenue column's header."
     ),
-    responses=REPORT_FORMATS,
+    responses={**REPORT_FORMATS, **errors(409)},
 )
 def roi_report(
     request: Request,
@@ -421,8 +434,18 @@ def roi_report(
     running_to: Annotated[
         Day | None, Query(description="Only campaigns started on or before this day")
     ] = None,
+    revenue_basis: Annotated[
+        str,
+        Query(
+            max_length=40,
+            description="Where the revenue comes from: `direct` (revenue records and purchases"
+            " linked by code or coupon) or an attribution model's stored run by campaign.",
+            json_schema_extra={"enum": list(basis_roi.BASES)},
+        ),
+    ] = basis_roi.DIRECT,
 ) -> Response:
-    report = loyalty_reports.roi(
+    basis = basis_roi.check_basis(revenue_basis)
+    report, attributed = basis_roi.roi(
         db,
         settings.base_currency,
         report_data.ReportFilter(
@@ -436,17 +459,22 @@ def roi_report(
         ),
         group_by,
         zone=settings.zone,
+        basis=basis,
     )
+    header = None if attributed is None else f"{basis_roi.BASIS_NAMES[basis]} attribution"
     if format == "csv":
         return Response(
-            exports.to_csv(report),
+            exports.to_csv(report, revenue_basis=header),
             media_type="text/csv; charset=utf-8",
             headers={"Content-Disposition": 'attachment; filename="roi.csv"'},
         )
     if format == "xlsx":
         return Response(
-            exports.to_xlsx(report),
+            exports.to_xlsx(report, revenue_basis=header),
             media_type=XLSX,
             headers={"Content-Disposition": 'attachment; filename="roi.xlsx"'},
         )
-    return JSONResponse(report.as_json())
+    body: dict[str, Any] = {**report.as_json(), "revenue_basis": basis}
+    if attributed is not None:
+        body["attribution_runs"] = [run.id for run in attributed.runs]
+    return JSONResponse(body)

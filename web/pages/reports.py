@@ -6,7 +6,13 @@ sorts by its column (`sort`, `dir=desc`; "—" last either way); a row drills do
 or an owner to its campaigns, a month to that month's campaigns, a campaign to its page),
 with a breadcrumb back; `compare=1` with a whole period adds the previous period's figures
 and the change (`campaigns.comparison`). The exports take the same parameters, so a file
-holds what the page showed, in its order."""
+holds what the page showed, in its order.
+
+`basis` chooses the revenue: directly linked (the default: revenue records and purchases that
+carried the campaign's code or coupon) or an attribution model's, read from stored runs by
+campaign for the report's period (`attribution.roi`: the model's credited value replaces the
+linked purchase revenue; revenue records stay). When the run is not stored the page says so
+and links to the attribution page, where it can be computed."""
 
 from __future__ import annotations
 
@@ -20,6 +26,8 @@ from fastapi.responses import Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from attribution import roi as basis_roi
+from attribution.roi import BASIS_NAMES, DIRECT, Attributed, NotComputed
 from campaigns import exports, report_data, report_periods
 from campaigns.comparison import (
     COMPARED,
@@ -45,7 +53,7 @@ from campaigns.reports import (
 from core import bounds
 from core.accounts.models import Role, User
 from core.errors import RetainError, ValidationFailed
-from loyalty import reports as loyalty_reports
+from core.money import format_decimal, minor_units
 from web.deps import AppSettings, Db, require_roles
 from web.rendering import render, t
 
@@ -183,6 +191,8 @@ class RoiView:
     unsorted: RoiReport | None = None
     comparison: Comparison | None = None  # sorted as the report
     compare_note: str | None = None  # why a comparison asked for is not shown
+    basis: str = DIRECT  # the revenue basis: directly linked, or an attribution model
+    attributed: Attributed | None = None  # the stored runs an attributed basis read
     links: dict[str, str] = field(default_factory=dict)  # the understood parameters
 
     def href(self, **changes: str | None) -> str:
@@ -213,7 +223,12 @@ def _parse(request: Request) -> RoiView:
     group = params.get("group_by", "campaign")
     group_by: GroupBy = group if group in GROUPS else "campaign"
     sort, descending = _sort_of(params, request, problems)
+    basis = params.get("basis", "") or DIRECT
+    if basis not in BASIS_NAMES:
+        problems.append(t(request, "'%(basis)s' is not a revenue basis", basis=_shown(basis)))
+        basis = DIRECT
     view = RoiView(filters, group_by, problems, compare=params.get("compare") in ("1", "on"))
+    view.basis = basis
     view.sort, view.descending = sort or None, descending
     f = filters
     view.links = {
@@ -228,6 +243,7 @@ def _parse(request: Request) -> RoiView:
         "compare": "1" if view.compare else "",
         "sort": sort,
         "dir": "desc" if sort and descending else "",
+        "basis": "" if basis == DIRECT else basis,
     }
     return view
 
@@ -263,23 +279,44 @@ def _compute(db: Db, settings: AppSettings, request: Request, view: RoiView) -> 
     """Build the report (and the previous period's, when compared), sorted. Raises the
     report's RetainError (a missing exchange rate) for the caller to show."""
 
-    def roi(f: report_data.ReportFilter) -> RoiReport:
-        return loyalty_reports.roi(db, settings.base_currency, f, view.group_by, zone=settings.zone)
-
-    report = roi(view.filters)
+    report, view.attributed = basis_roi.roi(
+        db,
+        settings.base_currency,
+        view.filters,
+        view.group_by,
+        zone=settings.zone,
+        basis=view.basis,
+    )
     view.unsorted = report
     periods = _previous(request, view)
     comparison = None
     if periods is not None:
         period, before = periods
-        earlier = roi(replace(view.filters, start=before.start, end=before.end))
-        comparison = compare(
-            report,
-            earlier,
-            period,
-            before,
-            months_apart=report_periods.months_apart(period, before),
-        )
+        try:
+            earlier, _ = basis_roi.roi(
+                db,
+                settings.base_currency,
+                replace(view.filters, start=before.start, end=before.end),
+                view.group_by,
+                zone=settings.zone,
+                basis=view.basis,
+            )
+        except NotComputed:
+            view.compare_note = t(
+                request,
+                "The previous period, %(period)s, has no stored %(model)s run by campaign to"
+                " compare with; compute it on the attribution page.",
+                period=str(before),
+                model=t(request, BASIS_NAMES[view.basis]),
+            )
+        else:
+            comparison = compare(
+                report,
+                earlier,
+                period,
+                before,
+                months_apart=report_periods.months_apart(period, before),
+            )
     columns = {*report.key_columns, *COLUMNS, *(PARTS if comparison else ())}
     if view.sort not in columns:  # e.g. sorted by code, then grouped by channel
         view.sort, view.descending = None, False
@@ -419,6 +456,88 @@ def _row_notes(comparison: Comparison | None) -> dict[str, bool]:
     }
 
 
+def _attribution_href(start: date | None, end: date | None) -> str:
+    """The attribution page by campaign for a period, where its runs can be computed."""
+    query = {"unit": "campaign"}
+    if start:
+        query["from"] = start.isoformat()
+    if end:
+        query["to"] = end.isoformat()
+    return "/attribution?" + urlencode(query)
+
+
+def _missing_runs(exc: NotComputed) -> dict[str, Any]:
+    """The periods an attributed basis has no stored run for, each with its link."""
+    return {
+        "model": exc.model,
+        "periods": [
+            {
+                "start": p.period_from,
+                "end": p.period_to,
+                "href": _attribution_href(p.period_from, p.period_to),
+            }
+            for p in exc.missing
+        ],
+    }
+
+
+def _by_month(db: Db, settings: AppSettings, view: RoiView) -> RoiReport | None:
+    """The report by month for the chart, on the page's basis; None when an attributed
+    basis cannot give it (no period, or a month without a stored run)."""
+    try:
+        report, _ = basis_roi.roi(
+            db,
+            settings.base_currency,
+            view.filters,
+            "month",
+            zone=settings.zone,
+            basis=view.basis,
+        )
+    except (NotComputed, ValidationFailed):
+        if view.basis == DIRECT:
+            raise
+        return None
+    return report
+
+
+def _attributed(found: Attributed | None, base: str) -> dict[str, Any] | None:
+    """What the page says of the runs behind an attributed basis."""
+    if found is None:
+        return None
+    places = minor_units(base)
+    newest = max(found.runs, key=lambda r: r.id or 0)
+    return {
+        "runs": len(found.runs),
+        "ids": ", ".join(f"#{r.id}" for r in found.runs[:12])
+        + ("…" if len(found.runs) > 12 else ""),
+        "created_at": newest.created_at,
+        "created_by": newest.created_by,
+        "credited": format_decimal(found.credited, places),
+        "no_campaign": format_decimal(found.no_campaign, places),
+        "direct": format_decimal(found.direct_value, places),
+    }
+
+
+def basis_words(view: RoiView) -> str | None:
+    """An attributed revenue basis in words, for the XLSX title block (English, as the rest
+    of it); None for the default, directly linked, whose file stays as it always was."""
+    if view.basis == DIRECT:
+        return None
+    runs = ""
+    if view.attributed is not None:
+        runs = ", ".join(f"#{r.id}" for r in view.attributed.runs[:12])
+        runs = f" (stored run {runs} by campaign)" if runs else ""
+    return (
+        f"{BASIS_NAMES[view.basis]} attribution{runs}: purchase revenue as the model credited"
+        " it, replacing the purchases linked by code or coupon; revenue records kept"
+    )
+
+
+def revenue_header(view: RoiView) -> str | None:
+    """What the exports' revenue column says of an attributed basis (None: the default)."""
+    return None if view.basis == DIRECT else f"{BASIS_NAMES[view.basis]} attribution"
+
+
 @router.get("/reports/roi")
 def roi_page(request: Request, user: Staff, db: Db, settings: AppSettings, clock: Now) -> Response:
     view = _parse(request)
@@ -432,8 +551,15 @@ def roi_page(request: Request, user: Staff, db: Db, settings: AppSettings, clock
         "breadcrumb": _breadcrumb(view, options),
         **options,
     }
+    context.update(
+        basis_names=BASIS_NAMES,
+        basis_missing=None,
+        attribution_href=_attribution_href(view.filters.start, view.filters.end),
+    )
     try:
         _compute(db, settings, request, view)
+    except NotComputed as exc:  # an attributed basis whose run is not stored: say so, link
+        context.update(report=None, basis_missing=_missing_runs(exc))
     except RetainError as exc:  # e.g. a missing exchange rate: say which, who fixes it, where
         context.update(report=None, error=exc.message, error_fix=fix_of(exc))
     else:
@@ -443,13 +569,7 @@ def roi_page(request: Request, user: Staff, db: Db, settings: AppSettings, clock
         total: TableRow = comparison.total if comparison else view.report.total
         shown = [r.current for r in comparison.rows if r.current] if comparison else None
         charted = replace(view.report, rows=shown) if shown is not None else view.report
-        by_month = (
-            view.unsorted
-            if view.group_by == "month"
-            else loyalty_reports.roi(
-                db, settings.base_currency, view.filters, "month", zone=settings.zone
-            )
-        )
+        by_month = view.unsorted if view.group_by == "month" else _by_month(db, settings, view)
         headers = _headers(view)
         context.update(
             report=view.report,
@@ -460,6 +580,7 @@ def roi_page(request: Request, user: Staff, db: Db, settings: AppSettings, clock
             notes=_notes([*rows, total], headers),
             row_notes=_row_notes(comparison),
             chart=chart_data(charted, by_month),
+            attributed=_attributed(view.attributed, settings.base_currency),
         )
     query = urlencode({k: v for k, v in view.links.items() if v})
     context["export_query"] = f"?{query}" if query else ""
@@ -473,7 +594,7 @@ def _title(view: RoiView, options: dict[str, Any], at: datetime) -> exports.Titl
     if view.sort and view.report is not None:
         header = next(
             c.header
-            for c in exports.columns(view.report, view.comparison is not None)
+            for c in exports.columns(view.report, view.comparison is not None, revenue_header(view))
             if c.id == view.sort
         )
         order = f"{header}, {'descending' if view.descending else 'ascending'}"
@@ -487,6 +608,7 @@ def _title(view: RoiView, options: dict[str, Any], at: datetime) -> exports.Titl
         ),
         generated_at=at,
         order=order,
+        revenue_basis=basis_words(view),
     )
 
 
@@ -502,15 +624,17 @@ def roi_export(
     _compute(db, settings, request, view)
     assert view.report is not None
     name = f"roi-by-{view.group_by}-{clock:%Y%m%d}"
+    if view.basis != DIRECT:
+        name += f"-{view.basis}"
     if fmt == "csv":
         return Response(
-            exports.to_csv(view.report, view.comparison),
+            exports.to_csv(view.report, view.comparison, revenue_header(view)),
             media_type="text/csv; charset=utf-8",
             headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
         )
     title = _title(view, _options(db), clock)
     return Response(
-        exports.to_xlsx(view.report, view.comparison, title),
+        exports.to_xlsx(view.report, view.comparison, title, revenue_header(view)),
         media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
         headers={"Content-Disposition": f'attachment; filename="{name}.xlsx"'},
     )
