@@ -47,14 +47,23 @@ def check(page: Any, name: str, word: str, width: int) -> None:
 Step = Callable[[Any, str], str]  # does something on the page, returns the shot's name
 
 
-def visit(path: str) -> Step:
+PHONE: set[Step] = set()  # the steps also walked at phone size (the rest at laptop size only)
+
+
+def on_phone(step: Step) -> Step:
+    PHONE.add(step)
+    return step
+
+
+def visit(path: str, *, phone: bool = False) -> Step:
     def step(page: Any, base: str) -> str:
         page.goto(f"{base}{path}")
         return path.strip("/").replace("/", "-").split("?")[0] or "home"
 
-    return step
+    return on_phone(step) if phone else step
 
 
+@on_phone
 def refused_campaign_form(page: Any, base: str) -> str:
     """A bad campaign form: every problem beside its field, every input kept."""
     page.goto(f"{base}/campaigns/new")
@@ -78,28 +87,43 @@ def roi_drill_down(page: Any, base: str) -> str:
     return "roi-drill-down"
 
 
+@on_phone
+def member_page(page: Any, base: str) -> str:
+    """Find the demo member and open their page."""
+    page.goto(f"{base}/members?q={DEMO_MEMBER_EMAIL}")
+    with page.expect_navigation():
+        page.locator("table a[href^='/members/M']").first.click()
+    assert page.locator("#ledger-rows").count() == 1
+    return "member-page"
+
+
 WALKS: dict[str, tuple[str, list[Step]]] = {
     "marketer": (
         "marketer@demo.retain",
         [
-            visit("/dashboard"),
+            visit("/dashboard", phone=True),
             visit("/campaigns"),
-            visit("/campaigns/1"),
+            visit("/campaigns/1", phone=True),
             refused_campaign_form,
-            visit("/reports/roi"),
+            visit("/reports/roi", phone=True),
+            visit("/reports/roi?group_by=channel&compare=1&from=2026-10-01&to=2026-12-31"),
             roi_drill_down,
             visit("/attribution"),
             visit("/members"),
+            member_page,
+            visit("/members/new", phone=True),
             visit("/loyalty/program"),
             visit("/loyalty/coupons"),
+            visit("/receipts/mine"),
         ],
     ),
     "finance": (
         "finance@demo.retain",
         [
-            visit("/dashboard"),
-            visit("/finance/queue"),
-            visit("/receipts/1"),
+            visit("/dashboard", phone=True),
+            visit("/finance/queue", phone=True),
+            visit("/receipts/1", phone=True),
+            visit("/receipts/mine"),
             visit("/finance/periods"),
             visit("/finance/rates"),
             visit("/imports"),
@@ -108,8 +132,8 @@ WALKS: dict[str, tuple[str, list[Step]]] = {
     "admin": (
         "admin@demo.retain",
         [
-            visit("/dashboard"),
-            visit("/admin/users"),
+            visit("/dashboard", phone=True),
+            visit("/admin/users", phone=True),
             visit("/admin/api-keys"),
             visit("/admin/audit"),
             visit("/channels"),
@@ -135,6 +159,8 @@ def test_staff_walk(shop: tuple[str, str], role: str, setting: tuple[str, str]) 
         sign_in(page, base, email)
         choose_language(page, language)
         for step in steps:
+            if size == "phone" and step not in PHONE:
+                continue
             name = step(page, base)
             if step is refused_campaign_form:  # the refusal's 422, logged by the browser
                 watch.problems = [p for p in watch.problems if "status of 422" not in p]
