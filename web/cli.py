@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from sqlalchemy.orm import Session
@@ -52,6 +52,16 @@ def _session(settings: Settings) -> Session:
 def _fail(exc: RetainError) -> None:
     typer.secho(f"Error: {exc.message}", fg=typer.colors.RED, err=True)
     raise typer.Exit(1)
+
+
+def _nothing_imported(exc: RetainError) -> NoReturn:
+    """An all-or-nothing import refused: every bad line by number, exit 1."""
+    typer.secho("Nothing was imported.", fg=typer.colors.RED, err=True)
+    for error in exc.details if isinstance(exc.details, list) else []:
+        typer.echo(f"  line {error['line']}: {error['message']}", err=True)
+    if not isinstance(exc.details, list):
+        typer.echo(f"  {exc.message}", err=True)
+    raise typer.Exit(1) from None
 
 
 @app.command()
@@ -203,12 +213,7 @@ def _import(kind: str, path: Path) -> None:
                 result = imports.import_rates(session, Actor.cli(), data, settings.base_currency)
         except imports.ImportFailed as exc:
             session.rollback()
-            typer.secho("Nothing was imported.", fg=typer.colors.RED, err=True)
-            for error in exc.details if isinstance(exc.details, list) else []:
-                typer.echo(f"  line {error['line']}: {error['message']}", err=True)
-            if not isinstance(exc.details, list):
-                typer.echo(f"  {exc.message}", err=True)
-            raise typer.Exit(1) from None
+            _nothing_imported(exc)
         except RetainError as exc:
             session.rollback()
             _fail(exc)
@@ -639,12 +644,7 @@ def attribution_import(file: CsvFile) -> None:
             result = imports.import_touchpoints(session, Actor.cli(), file.read_bytes())
         except ImportFailed as exc:
             session.rollback()
-            typer.secho("Nothing was imported.", fg=typer.colors.RED, err=True)
-            for error in exc.details if isinstance(exc.details, list) else []:
-                typer.echo(f"  line {error['line']}: {error['message']}", err=True)
-            if not isinstance(exc.details, list):
-                typer.echo(f"  {exc.message}", err=True)
-            raise typer.Exit(1) from None
+            _nothing_imported(exc)
         except RetainError as exc:
             session.rollback()
             _fail(exc)
