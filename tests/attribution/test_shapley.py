@@ -9,7 +9,6 @@ one. Sources in `data/SOURCES.md`.
 
 from __future__ import annotations
 
-import time
 from dataclasses import replace
 from decimal import Decimal
 from fractions import Fraction
@@ -109,9 +108,7 @@ def test_full_enumeration_handles_fifteen_units_and_refuses_sixteen() -> None:
             (("u03",), PathCounts(1, Decimal("9"), 0)),
         ]
     )
-    started = time.perf_counter()
     full = full_shapley(stats)
-    assert time.perf_counter() - started < 30  # a guard against blow-ups, not a benchmark
     assert full.conversions == simplified_shapley(stats).conversions
     assert full.conversions["u03"] == D(2) and full.conversions["u00"] == D(2)
     too_many = stats + PathStats.from_counts([(("extra",), PathCounts(1, Decimal(0), 0))])
