@@ -112,6 +112,9 @@ class Program(Base):
     repeat_count: Mapped[int] = mapped_column(Integer, default=3)  # the Nth purchase…
     repeat_days: Mapped[int] = mapped_column(Integer, default=30)  # …within D days
     repeat_bonus: Mapped[int] = mapped_column(Integer, default=300)
+    # What one point costs the program, in the base currency: rewards and bonus points at
+    # this value are a cost to serve (the customer pyramid) and a loyalty cost (ROI).
+    point_value: Mapped[Decimal] = mapped_column(Numeric(10, 4), default=Decimal("0.01"))
     referral_min_amount: Mapped[Decimal] = mapped_column(MoneyAmount, default=Decimal(100))
     referrer_points: Mapped[int] = mapped_column(Integer, default=500)
     referee_points: Mapped[int] = mapped_column(Integer, default=300)

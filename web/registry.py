@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from sqlalchemy import MetaData
 
+import analytics.models  # noqa: F401
 import attribution.models  # noqa: F401
 import campaigns.models  # noqa: F401
 import core.accounts.models
