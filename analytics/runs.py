@@ -31,7 +31,8 @@ Public API:
 - *Loyalty types* (`analytics.loyalty_types`) over the period, with ``thresholds``.
 - *CLV in six parts* (`analytics.clv_parts`): CLV1 the first purchase day's spend; CLV2 repeat
   spend so far (all spend less the first day's and the cross-selling) plus the predicted
-  value; CLV3 spend in categories beyond the first day's; CLV4 the cost to serve in the
+  value; CLV3 spend in categories beyond the first day's (spend of no known category, from
+  a purchase without lines, is never cross-selling); CLV4 the cost to serve in the
   first membership year less the latest full one; CLV5 the net purchases of referred
   friends; CLV6 the full-price premium against the program's average share.
 """
@@ -252,8 +253,7 @@ def compute(session: Session, params: ValueParams, *, base: str, zone: ZoneInfo)
     costs = facts.period_costs(session, window).reindex(ids, fill_value=0)
 
     # Per member, all history and the period.
-    day_index = daily["date"].dt.date
-    in_period = (day_index >= window.period_start).to_numpy()
+    in_period = (daily["date"] >= pd.Timestamp(window.period_start)).to_numpy()
     grouped = daily.groupby("customer_id", sort=True)
     spend_all = grouped["ticks"].sum().reindex(ids, fill_value=0)
     full_price = daily[daily["discounted"] == 0].groupby("customer_id")["ticks"].sum()
@@ -327,9 +327,10 @@ def compute(session: Session, params: ValueParams, *, base: str, zone: ZoneInfo)
 
     # Loyalty types over the period.
     covered = facts.campaign_days(session, window)
-    offsets = (period["date"].dt.date - window.period_start).map(lambda d: d.days).to_numpy()
-    in_campaign = covered[offsets.astype(np.int64)] if len(offsets) else np.zeros(0, bool)
-    is_first = period["date"].to_numpy() == period["customer_id"].map(first_day).to_numpy()
+    offsets = (period["date"] - pd.Timestamp(window.period_start)).dt.days.to_numpy(np.int64)
+    in_campaign = covered[offsets]
+    first_of = first_day.reindex(period["customer_id"].to_numpy()).to_numpy()
+    is_first = period["date"].to_numpy() == first_of
     per = (
         pd.DataFrame(
             {
@@ -369,7 +370,11 @@ def compute(session: Session, params: ValueParams, *, base: str, zone: ZoneInfo)
 
     # CLV in six parts.
     categories = facts.category_spend(session, window)
-    firsts = facts.first_categories(session, window)
+    # Spend of unknown category (a purchase without lines) is never cross-selling: add ""
+    # to every member's first categories.
+    firsts = pd.concat(
+        [facts.first_categories(session, window), pd.DataFrame({"member_id": ids, "category": ""})]
+    )
     split = clv_parts.split_category_spend(
         categories.assign(
             amount=pd.Series(_from_ticks(categories["ticks"]), dtype=object, index=categories.index)

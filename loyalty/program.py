@@ -54,6 +54,7 @@ WHOLE: dict[str, tuple[int, int, str]] = {
 BATCHES = ("birthday_batch_id", "referrer_batch_id", "referee_batch_id")
 EDITABLE = (
     "earn_rate",
+    "point_value",
     "expiry_policy",
     "tier_metric",
     "referral_min_amount",
@@ -64,6 +65,7 @@ EDITABLE = (
 )
 # NUMERIC(10, 4) and NUMERIC(6, 3): the most each column holds.
 MAX_EARN_RATE = Decimal("999999.9999")
+MAX_POINT_VALUE = Decimal(1000)  # a point worth more than 1,000 of the base currency is a typo
 MAX_MULTIPLIER = Decimal("999.999")
 MAX_RANK = 999
 MAX_PRIORITY = 1_000_000
@@ -232,6 +234,19 @@ def _checked(session: Session, changes: dict[str, Any]) -> dict[str, Any]:
                 MAX_EARN_RATE,
                 4,
                 "The earn rate",
+            ),
+        )
+
+    if "point_value" in changes:
+        keep(
+            "point_value",
+            lambda: decimal(
+                changes["point_value"],
+                "program.point_value",
+                Decimal(0),
+                MAX_POINT_VALUE,
+                4,
+                "The value of one point",
             ),
         )
 

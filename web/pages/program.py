@@ -46,6 +46,7 @@ def N_(message: str) -> str:
 
 FIELDS = {  # form name → (label, kind)
     "earn_rate": (N_("Points per unit of base currency"), "decimal"),
+    "point_value": (N_("What one point costs the program (base currency)"), "decimal"),
     "return_window_days": (N_("Return window (days pending)"), "int"),
     "expiry_policy": (N_("Points expire"), "choice"),
     "expiry_n": (N_("N (days or months for the expiry policy)"), "int"),
