@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import select
 from typer.testing import CliRunner
 
+from analytics.models import ValueRun
 from core.accounts import api_keys, users
 from core.accounts.models import ApiKey
 from core.audit import Actor
@@ -95,6 +96,10 @@ def test_migrate_demo_user_and_key(data_dir: Path) -> None:
         )
         key = session.scalar(select(ApiKey))
         assert key is not None and api_keys.authenticate(session, raw).id == key.id
+        # Two customer value runs a quarter apart, every member who had joined scored.
+        stored = session.scalars(select(ValueRun).order_by(ValueRun.as_of)).all()
+        assert 0 < stored[0].members < stored[1].members == 2_000
+        assert (stored[1].as_of - stored[0].as_of).days == 91
 
 
 def test_errors_are_plain_sentences(data_dir: Path) -> None:

@@ -14,7 +14,7 @@ from core.accounts import users
 from core.audit import Actor
 from core.errors import PermissionDenied
 from core.settings import Settings
-from web import demo_attribution, demo_campaigns, demo_loyalty
+from web import demo_attribution, demo_campaigns, demo_loyalty, demo_value
 
 DEMO_PASSWORD = "retain-demo"  # noqa: S105 - a published demo password, demo mode only
 DEMO_STAFF = (
@@ -50,6 +50,7 @@ def load(session: Session, settings: Settings, today: date | None = None) -> Dem
     result.campaigns = demo_campaigns.load(session, today)
     result.members = demo_loyalty.load(session, today, settings.zone, settings.base_currency)
     demo_attribution.load(session, today, settings.zone, settings.base_currency)
+    demo_value.load(session, today, settings.zone, settings.base_currency)
     if result.campaigns:
         demo_campaigns.close_old_months(session, today)
     return result
