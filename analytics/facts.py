@@ -348,7 +348,9 @@ def category_spend(session: Session, window: Window, *, period_only: bool = Fals
             _frame(session, unsplit, ["member_id", "category", "ticks"]),
         ]
     )
-    frame["category"] = frame["category"].fillna("").astype(str)
+    frame["category"] = (
+        frame["category"].astype(object).where(frame["category"].notna(), "").astype(str)
+    )
     frame["ticks"] = frame["ticks"].astype(np.int64)
     summed: pd.DataFrame = frame.groupby(["member_id", "category"], as_index=False, sort=True)[
         ["ticks"]
@@ -375,7 +377,9 @@ def first_categories(session: Session, window: Window) -> pd.DataFrame:
         .distinct()
     )
     frame = _frame(session, query, ["member_id", "category"])
-    frame["category"] = frame["category"].fillna("").astype(str)
+    frame["category"] = (
+        frame["category"].astype(object).where(frame["category"].notna(), "").astype(str)
+    )
     return frame
 
 

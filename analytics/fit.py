@@ -253,7 +253,7 @@ class FitReport:
                 "params": fitted(
                     self.bgnbd.params, self.bgnbd.standard_errors, ("r", "alpha", "a", "b")
                 ),
-                "log_likelihood": self.bgnbd.log_likelihood,
+                "log_likelihood": number(self.bgnbd.log_likelihood),
                 "converged": self.bgnbd.converged,
                 "message": self.bgnbd.message,
             },
@@ -273,7 +273,7 @@ class FitReport:
                     self.gamma_gamma.standard_errors,
                     ("p", "q", "gamma"),
                 ),
-                "log_likelihood": self.gamma_gamma.log_likelihood,
+                "log_likelihood": number(self.gamma_gamma.log_likelihood),
                 "customers": self.gamma_gamma.customers,
                 "converged": self.gamma_gamma.converged,
                 "message": self.gamma_gamma.message,
