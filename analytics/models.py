@@ -10,7 +10,8 @@ recompute. Money is in the base currency named on the run.
 A **segment** is a saved set of conditions over member fields and the latest run's scores
 (`analytics.segments`); it is evaluated when used, so its members are always current. A
 campaign's target segment is one of them (`campaign_targets`), with the audience size counted
-when it was set.
+when it was set and the share of it held out (the holdout; its frozen audience is loyalty's
+`campaign_audiences`, since loyalty reads it to leave held-out members out).
 """
 
 from __future__ import annotations
@@ -19,7 +20,17 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, Date, Float, ForeignKey, Index, Integer, SmallInteger, String
+from sqlalchemy import (
+    JSON,
+    Date,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    Numeric,
+    SmallInteger,
+    String,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from core.db import Base
@@ -98,3 +109,6 @@ class CampaignTarget(Base):
     segment_id: Mapped[int] = mapped_column(ForeignKey("segments.id"), index=True)
     audience_size: Mapped[int] = mapped_column(Integer)  # counted when the target was set
     set_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # The share of the segment held out (0 to 0.5); above 0 the audience is frozen, each
+    # member treated or held out (`loyalty.models.CampaignAudience`).
+    holdout_share: Mapped[Decimal] = mapped_column(Numeric(3, 2), default=Decimal(0))

@@ -6,7 +6,8 @@ owner; for monthly reports the month the same distance into its period (March ag
 February when a month is compared with the month before).
 
 For the main figures each row gets the previous value and the change:
-- money (revenue, approved cost): the difference, exact;
+- money (revenue, approved cost; loyalty and total cost when the report counts loyalty
+  cost): the difference, exact;
 - ROI %: the difference in percentage points of the two shown (rounded) figures, so
   224.3% against 200.0% is +24.3 points;
 - input-output ratio: the difference of the two shown ratios (revenue per 1 of cost), so
@@ -14,6 +15,9 @@ For the main figures each row gets the previous value and the change:
 A change cannot be computed when either figure is missing: the row is in one period only
 (a campaign that had nothing in the other period), or the figure itself is "—" there (no
 cost, so no ratio). The reason is given, as for every "—" of the report.
+
+Both reports must carry the same columns (both with loyalty cost, or both without); the
+comparison compares the figures of those columns (`compared`).
 """
 
 from __future__ import annotations
@@ -26,9 +30,18 @@ from campaigns.report_periods import Period, shift_month
 from campaigns.reports import Figure, RoiReport, RoiRow, sort_rows
 from core.text import N_
 
-# The figures compared, in the report's column order.
+# The figures compared, in the report's column order: of a report without loyalty cost,
+# and of one with it.
 COMPARED: tuple[str, ...] = ("approved_cost", "revenue", "io_ratio", "roi_pct")
-MONEY_CHANGES = ("approved_cost", "revenue")
+LOYALTY_COMPARED: tuple[str, ...] = (
+    "approved_cost",
+    "loyalty_cost",
+    "total_cost",
+    "revenue",
+    "io_ratio",
+    "roi_pct",
+)
+MONEY_CHANGES = ("approved_cost", "loyalty_cost", "total_cost", "revenue")
 Part = Literal["previous", "change"]
 NOT_IN_PREVIOUS = N_("Nothing in the previous period.")
 NOT_IN_CURRENT = N_("Nothing in this period.")
@@ -39,9 +52,14 @@ def column_id(column: str, part: Part) -> str:
     return f"{column}_{part}"
 
 
+def compared_columns(report: RoiReport) -> tuple[str, ...]:
+    """The figures a comparison of `report` compares, in its column order."""
+    return LOYALTY_COMPARED if report.loyalty_cost else COMPARED
+
+
 # Every comparison column id → (the compared column, which part).
 PARTS: dict[str, tuple[str, Part]] = {
-    column_id(c, p): (c, p) for c in COMPARED for p in ("previous", "change")
+    column_id(c, p): (c, p) for c in LOYALTY_COMPARED for p in ("previous", "change")
 }
 
 
@@ -126,6 +144,7 @@ class Comparison:
     previous_period: Period
     rows: list[ComparedRow]
     total: ComparedRow
+    compared: tuple[str, ...] = COMPARED  # the figures compared, in the report's order
 
     def sorted(self, column: str, *, descending: bool = False) -> Comparison:
         return replace(self, rows=sort_rows(self.rows, column, descending=descending))
@@ -157,6 +176,8 @@ def compare(
     the previous period's rows that have nothing in this period, in their order."""
     if current.group_by != previous.group_by:
         raise ValueError("compare reports grouped the same way")
+    if current.columns != previous.columns:
+        raise ValueError("compare reports with the same columns (loyalty cost in both or neither)")
     before = {_match_key(r, previous.group_by, months_apart): r for r in previous.rows}
     rows: list[ComparedRow] = []
     for row in current.rows:
@@ -164,4 +185,4 @@ def compare(
         rows.append(ComparedRow(row.key, row, match))
     rows += [ComparedRow(r.key, None, r) for r in before.values()]
     total = ComparedRow(current.total.key, current.total, previous.total)
-    return Comparison(current_period, previous_period, rows, total)
+    return Comparison(current_period, previous_period, rows, total, compared_columns(current))

@@ -6,8 +6,12 @@ comparison's rows with each main figure's previous value and change.
 The CSV is a plain table (UTF-8 with a byte-order mark): a header line, the rows, the total.
 A revenue basis other than the default (an attribution model's, chosen by the caller) is
 named in the revenue column's header in both files, and in the XLSX title block.
+Both follow the report's columns (`RoiReport.columns`): with loyalty cost, its "Loyalty
+cost" and "Total cost" columns stand beside the approved cost, and the XLSX title block says
+whether loyalty cost is included in the cost.
 The XLSX is for people: a title block above the table when given (report, period, filters
-in words, base currency, comparison, order, when it was generated), the header row frozen,
+in words, base currency, loyalty cost, comparison, order, when it was generated), the header
+row frozen,
 an autofilter over the rows, and every number a number with a format: money in the base
 currency's minor units (#,##0.00), percentages stored as fractions (12.5% is 0.125, shown
 0.0%), counts as whole numbers, ratios with two decimals. Orders are whole numbers (an
@@ -27,9 +31,9 @@ from typing import Any, Literal
 
 import pandas as pd
 
-from campaigns.comparison import COMPARED, MONEY_CHANGES, Comparison, Part, column_id
+from campaigns.comparison import MONEY_CHANGES, Comparison, Part, column_id, compared_columns
 from campaigns.report_data import ReportFilter
-from campaigns.reports import COLUMNS, KEY_LABELS, MONEY, RoiReport, TableRow
+from campaigns.reports import COLUMNS, KEY_LABELS, LABELS, MONEY, RoiReport, TableRow
 from core.exports import safe_cell
 from core.money import minor_units
 
@@ -57,10 +61,10 @@ def _kind(column: str) -> Kind:
 
 def part_header(column: str, part: Part) -> str:
     if part == "previous":
-        return f"{COLUMNS[column]}, previous period"
+        return f"{LABELS[column]}, previous period"
     if column == "roi_pct":
-        return f"{COLUMNS[column]}, change (pp)"
-    return f"{COLUMNS[column]}, change"
+        return f"{LABELS[column]}, change (pp)"
+    return f"{LABELS[column]}, change"
 
 
 def columns(
@@ -71,11 +75,12 @@ def columns(
     the default is named in the revenue column's header ("Revenue (Markov chain)"), so a
     CSV, which has no title block, still says where its revenue comes from."""
     found = [Column(k, KEY_LABELS.get(k, k.title()), "text") for k in report.key_columns]
-    for column, header in COLUMNS.items():
+    compared_here = compared_columns(report) if compared else ()
+    for column, header in report.headers.items():
         if column == "revenue" and revenue_basis:
             header = f"{header} ({revenue_basis})"
         found.append(Column(column, header, _kind(column)))
-        if compared and column in COMPARED:
+        if column in compared_here:
             previous = column_id(column, "previous")
             found.append(Column(previous, part_header(column, "previous"), _kind(column)))
             change: Kind = "money" if column in MONEY_CHANGES else "ratio_change"
@@ -116,12 +121,23 @@ class TitleBlock:
         ]
         if self.revenue_basis:
             lines.append(f"Revenue basis: {self.revenue_basis}")
+        lines.append(loyalty_words(report))
         if comparison is not None:
             lines.append(f"Compared with the previous period: {comparison.previous_period}")
         if self.order:
             lines.append(f"Sorted by {self.order}")
         lines.append(f"Generated at {self.generated_at:%Y-%m-%d %H:%M} ({zone})")
         return lines
+
+
+def loyalty_words(report: RoiReport) -> str:
+    """Whether the report counts loyalty cost, in words (the title block, the page)."""
+    if report.loyalty_cost:
+        return (
+            "Loyalty cost: included in the total cost (coupon discounts, bonus points and"
+            " rewards at the value per point)"
+        )
+    return "Loyalty cost: not included (cost is approved receipts only)"
 
 
 def filter_words(

@@ -281,16 +281,17 @@ def _to_base(frame: pd.DataFrame, table: pd.DataFrame, base: str) -> pd.DataFram
     return frame.drop(columns="n")
 
 
-def _shown(campaigns: pd.DataFrame, f: ReportFilter, active: set[Any]) -> pd.DataFrame:
-    """With a date range, the campaigns that ran in it or have a document dated in it."""
-    if not (f.start or f.end) or campaigns.empty:
-        return campaigns
+def _ran(campaigns: pd.DataFrame, f: ReportFilter) -> set[int] | None:
+    """With a date range, the campaigns that ran in it: shown even without a document dated
+    in it (`roi_report` adds those that have one). None: no range, every campaign shown."""
+    if not (f.start or f.end):
+        return None
     ran = pd.Series(True, index=campaigns.index)
     if f.start:
         ran &= campaigns["ends_on"] >= f.start
     if f.end:
         ran &= campaigns["day"] <= f.end
-    return campaigns[ran | campaigns["campaign_id"].isin(active)]
+    return {int(c) for c in campaigns.loc[ran, "campaign_id"]}
 
 
 def build(
@@ -299,9 +300,13 @@ def build(
     f: ReportFilter,
     group_by: GroupBy = "campaign",
     extra_revenue: pd.DataFrame | None = None,
+    loyalty_costs: pd.DataFrame | None = None,
 ) -> RoiReport:
     """The ROI report. `extra_revenue` (campaign_id, day, amount booked in base, orders) is
-    how purchase revenue from loyalty/attribution joins the manual revenue records."""
+    how purchase revenue from loyalty/attribution joins the manual revenue records;
+    `loyalty_costs` (campaign_id, day, amount booked in base, part: `loyalty.campaign_costs`)
+    adds the loyalty cost. A report made without it can take it later
+    (`reports.with_loyalty_costs`): it keeps the frames it was made of."""
     by_day = group_by == "month"
     frames = [
         _campaigns(session, f),
@@ -315,9 +320,15 @@ def build(
     if extra_revenue is not None and len(extra_revenue):
         revenue = pd.concat([revenue, extra_revenue[revenue.columns]], ignore_index=True)
     revenue["orders"] = revenue["orders"].astype("Int64")
-    active = set(costs["campaign_id"]) | set(revenue["campaign_id"])
-    campaigns = _shown(campaigns, f, active)
-    return roi_report(campaigns, costs, revenue, group_by=group_by, currency=base)
+    return roi_report(
+        campaigns,
+        costs,
+        revenue,
+        group_by=group_by,
+        currency=base,
+        loyalty_costs=loyalty_costs,
+        ran=_ran(campaigns, f),
+    )
 
 
 def revenue_records(session: Session, campaign_id: int) -> list[RevenueRecord]:

@@ -3,6 +3,11 @@
 Single use holds under concurrency without any lock held across the request: redeeming is
 one conditional UPDATE (`... WHERE state = 'issued'`) and only the request whose UPDATE
 changed the row wins. A batch's public code counts its uses under the batch's row lock.
+
+A batch linked to a campaign with a holdout (`loyalty.audiences`) is never given to a member
+the campaign holds out: `issue` refuses, `issue_to_members` and `plan_issue` skip them and
+count them (`IssuePlan.held_out`, the audit row). A reward a member buys with their own points
+is their choice, not the campaign reaching them, so it is not refused.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from core.errors import Conflict, NotFound, Problems, ValidationFailed
 from core.exports import safe_cell
 from core.money import minor_units, normalise_currency
 from core.timeutil import utcnow
-from loyalty import codes
+from loyalty import audiences, codes
 from loyalty.models import (
     MAX_BIG,
     NOTE_LENGTH,
@@ -435,6 +440,18 @@ def issue(
     at = at or utcnow()
     batch = _lock_batch(session, batch_id)
     _room(batch, 1)
+    if (
+        paid is None
+        and batch.campaign_id is not None
+        and audiences.is_held_out(session, batch.campaign_id, member.id)
+    ):
+        code = session.scalar(select(Campaign.code).where(Campaign.id == batch.campaign_id))
+        raise Conflict(
+            "coupon.held_out",
+            f"{member.number} is in the holdout group of campaign {code}: held-out members "
+            f"are not given the campaign's coupons ('{batch.name}'), so that what the campaign "
+            "adds can be measured against them.",
+        )
     if batch.eligible_tiers:
         tier_code = session.scalar(select(Tier.code).where(Tier.id == member.tier_id))
         if tier_code not in batch.eligible_tiers:
@@ -503,6 +520,8 @@ class IssuePlan:
     region: str | None
     city: str | None
     issued_before: int
+    segment: str | None = None  # the saved segment it was restricted to, named
+    held_out: int = 0  # members left out: the batch's campaign holds them out
 
 
 def _segment(
@@ -511,10 +530,12 @@ def _segment(
     tier_codes: list[str] | None,
     region: str | None,
     city: str | None,
+    members_in: Select[int] | None = None,
 ) -> tuple[Select[int], list[str]]:
     """The query of member ids a mass issue reaches, and the tiers it means. A blank tier
     choice ("Every member", "Eligible tiers") means no choice; a chosen tier must exist and,
-    when the batch is for some tiers only, be one of them."""
+    when the batch is for some tiers only, be one of them. `members_in`, a query of member
+    ids (a saved segment's, say), restricts it further."""
     for value, column, label in ((region, Member.region, "Region"), (city, Member.city, "City")):
         if value is not None:
             bounds.check_text(value, "batch.segment", bounds.length(column), label)
@@ -540,6 +561,8 @@ def _segment(
         query = query.where(Member.region == region)
     if city:
         query = query.where(Member.city == city)
+    if members_in is not None:
+        query = query.where(Member.id.in_(members_in))
     if batch.per_member_limit is not None:
         held = (
             select(Coupon.member_id)
@@ -549,6 +572,23 @@ def _segment(
         )
         query = query.where(Member.id.not_in(held))
     return query, tiers
+
+
+def _without_held_out(
+    session: Session, batch: Batch, query: Select[int]
+) -> tuple[Select[int], Select[int] | None]:
+    """`query` without the members the batch's campaign holds out, and the query of those
+    it left out (None: the batch has no campaign, so nobody is held out)."""
+    if batch.campaign_id is None:
+        return query, None
+    held = audiences.held_out_ids(session, batch.campaign_id)
+    return query.where(Member.id.not_in(held)), query.where(Member.id.in_(held))
+
+
+def _count(session: Session, query: Select[int] | None) -> int:
+    if query is None:
+        return 0
+    return session.scalar(select(func.count()).select_from(query.subquery())) or 0
 
 
 def _blank(value: str | None) -> str | None:
@@ -563,19 +603,32 @@ def plan_issue(
     tier_codes: list[str] | None = None,
     region: str | None = None,
     city: str | None = None,
+    members_in: Select[int] | None = None,
+    segment: str | None = None,
 ) -> IssuePlan:
     """How many members `issue_to_members` would reach now, for the confirmation step
     (nothing is written). Refuses what the issue would refuse (switched off, public code,
-    over the batch's total limit)."""
+    over the batch's total limit). `members_in` restricts the members to a query of ids
+    (a saved segment's, built by the caller), which `segment` names."""
     actor.require("admin", "marketer", doing="issue coupons")
     batch = session.get(Batch, batch_id) if 1 <= batch_id <= bounds.MAX_ID else None
     if batch is None:
         raise NotFound("batch.not_found", f"No coupon batch {batch_id}.")
     region, city = _blank(region), _blank(city)
-    query, tiers = _segment(session, batch, tier_codes, region, city)
-    count = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    query, tiers = _segment(session, batch, tier_codes, region, city, members_in)
+    query, left_out = _without_held_out(session, batch, query)
+    count = _count(session, query)
     _room(batch, count)
-    return IssuePlan(batch.id, count, tiers, region, city, batch.issued_count)
+    return IssuePlan(
+        batch.id,
+        count,
+        tiers,
+        region,
+        city,
+        batch.issued_count,
+        segment,
+        held_out=_count(session, left_out),
+    )
 
 
 def issue_to_members(
@@ -590,19 +643,24 @@ def issue_to_members(
     at: datetime | None = None,
     expected: int | None = None,
     issued_before: int | None = None,
+    members_in: Select[int] | None = None,
+    segment: str | None = None,
 ) -> int:
     """Issue one coupon to every active member of a tier and/or segment (set-based).
-    Members already holding their per-member limit of the batch are skipped.
+    Members already holding their per-member limit of the batch are skipped, and so are
+    members the batch's campaign holds out (counted in the audit row).
 
     With `expected` and `issued_before` (what `plan_issue` showed the person confirming),
     nothing is issued unless the batch still holds `issued_before` coupons and the segment
-    counts at most `expected` members."""
+    counts at most `expected` members. `members_in` restricts the members to a query of ids
+    (a saved segment's, built by the caller); `segment` names it in the audit row."""
     actor.require("admin", "marketer", doing="issue coupons")
     reason = _reason(reason)
     at = at or utcnow()
     region, city = _blank(region), _blank(city)
     batch = _lock_batch(session, batch_id)
-    query, tiers = _segment(session, batch, tier_codes, region, city)
+    query, tiers = _segment(session, batch, tier_codes, region, city, members_in)
+    query, left_out = _without_held_out(session, batch, query)
     if issued_before is not None and batch.issued_count != issued_before:
         raise Conflict(
             "batch.changed",
@@ -638,7 +696,9 @@ def issue_to_members(
         "coupon_batch.issue",
         "coupon_batch",
         batch.id,
-        after={"members": len(member_ids), "tiers": tiers, "region": region, "city": city},
+        after={"members": len(member_ids), "tiers": tiers, "region": region, "city": city}
+        | ({"segment": segment} if segment is not None else {})
+        | ({"held_out": _count(session, left_out)} if left_out is not None else {}),
     )
     return len(member_ids)
 

@@ -7,8 +7,10 @@ The order, which is also the order of the lines a member sees:
 3. Bonus rules, by priority (lower first) then id. A rule applies when the purchase falls in
    its dates and matches its channel, campaign and product category; the category, if set,
    narrows the spend the rule looks at to that category's lines. Minimum spend is checked on
-   that spend. A multiplier rule adds (multiplier − 1) × the base points of that spend; a
-   fixed rule adds its points. A matching rule with "stop further rules" ends the list.
+   that spend. A rule of a campaign that holds the member out (its holdout group,
+   `loyalty.audiences`) does not apply to them, whatever the purchase carries. A
+   multiplier rule adds (multiplier − 1) × the base points of that spend; a fixed rule adds
+   its points. A matching rule with "stop further rules" ends the list.
    Multipliers never compound: each one works on base points, so the order cannot change
    the total, only which rules a "stop" cuts off.
 4. First purchase bonus (the member's first purchase ever).
@@ -49,6 +51,8 @@ class PurchaseFacts:
     first_purchase: bool = False
     purchases_in_repeat_window: int = 1  # including this one
     repeat_bonus_in_window: bool = False
+    # The campaigns whose holdout the member is in: their bonus rules skip the member.
+    held_out_campaigns: frozenset[int] = frozenset()
 
 
 def _floor(value: Decimal) -> int:
@@ -70,6 +74,8 @@ def rule_matches(rule: BonusRule, facts: PurchaseFacts) -> Decimal | None:
     if rule.channel_id is not None and rule.channel_id != facts.channel_id:
         return None
     if rule.campaign_id is not None and rule.campaign_id != facts.campaign_id:
+        return None
+    if rule.campaign_id is not None and rule.campaign_id in facts.held_out_campaigns:
         return None
     spend = facts.base_amount
     if rule.category:

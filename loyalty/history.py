@@ -11,6 +11,9 @@ Which purchases count as "before" a new purchase at time t, decided once for eve
 - **Tier metric**: recorded purchases with a time in [t − W, t] (W the tier window), plus
   this one: points earned minus reversed, or net spend in the base currency.
 - **Referral**: the member was referred and the referral still waits for a first purchase.
+- **Holdouts**: the campaigns whose frozen audience holds the member out (`loyalty.audiences`),
+  whose bonus rules therefore skip the member. A fact of the member rather than of the
+  purchases, read in the same statement (as a comma-separated list of campaign ids).
 
 "Recorded" means posted before this one. Live, that is arrival order; a CSV import applies its
 rows as if posted one by one in time order (ties in file order), so a file's result does not
@@ -29,13 +32,18 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, cast
 
-from sqlalchemy import Select, Table, bindparam, exists, func, select, type_coerce
+from sqlalchemy import Select, String, Table, bindparam, exists, func, select, true, type_coerce
+from sqlalchemy import cast as sql_cast
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.functions import FunctionElement
 
 from core.money import MoneyAmount
 from core.timeutil import UTCDateTime
 from loyalty.earning import REPEAT_RULE
 from loyalty.models import (
+    CampaignAudience,
     LedgerEntry,
     Program,
     Purchase,
@@ -54,6 +62,7 @@ class Facts:
     repeat_bonus_since: bool  # a repeat bonus credited for a purchase after t − D
     tier_metric: Decimal  # over [t − W, t], this purchase not included
     referral_pending: bool
+    held_out: frozenset[int] = frozenset()  # campaigns whose holdout the member is in
 
 
 def repeat_from(program: Program, at: datetime) -> datetime:
@@ -71,19 +80,48 @@ def params(program: Program, member_id: int, at: datetime) -> dict[str, Any]:
 
 
 def from_row(row: Any) -> Facts:
-    purchases, in_window, bonus_since, metric, referral = row
+    purchases, in_window, bonus_since, metric, referral, held_out = row
     return Facts(
         int(purchases),
         int(in_window),
         bool(bonus_since),
         Decimal(metric or 0),
         bool(referral),
+        held_out_of(held_out),
     )
+
+
+def held_out_of(listed: str | None) -> frozenset[int]:
+    """The campaign ids of the statement's comma-separated list (None: none)."""
+    if not listed:
+        return frozenset()
+    return frozenset(int(part) for part in str(listed).split(","))
 
 
 _purchases = cast(Table, Purchase.__table__)
 _entries = cast(Table, LedgerEntry.__table__)
 _referrals = cast(Table, Referral.__table__)
+_audiences = cast(Table, CampaignAudience.__table__)
+
+
+class _Listed(FunctionElement[str]):
+    """Values joined with commas: `string_agg` on PostgreSQL, `group_concat` elsewhere. The
+    separator is written into the SQL, not bound: the fast path sends the compiled text as is.
+    (`func.aggregate_strings` binds it.)"""
+
+    type = String()
+    inherit_cache = True
+    name = "listed"
+
+
+@compiles(_Listed)
+def _listed(element: _Listed, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"group_concat({compiler.process(element.clauses, **kw)}, ',')"
+
+
+@compiles(_Listed, "postgresql")
+def _listed_pg(element: _Listed, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"string_agg({compiler.process(element.clauses, **kw)}, ',')"
 
 
 def _statement(metric: ColumnElement[Any]) -> Select[Any]:
@@ -121,6 +159,12 @@ def _statement(metric: ColumnElement[Any]) -> Select[Any]:
             _referrals.c.state == ReferralState.PENDING.value,
         )
         .correlate(None),
+        select(_Listed(sql_cast(_audiences.c.campaign_id, String())))
+        .where(
+            _audiences.c.member_id == bindparam("member_id"),
+            _audiences.c.held_out == true(),
+        )
+        .scalar_subquery(),
     )
 
 
@@ -149,15 +193,29 @@ class Recorded:
     load every purchase from the earliest window start the import needs, then `add` each
     purchase as it is planned."""
 
-    __slots__ = ("bonuses", "count", "counts", "metrics", "referral_pending", "times")
+    __slots__ = (
+        "bonuses",
+        "count",
+        "counts",
+        "held_out",
+        "metrics",
+        "referral_pending",
+        "times",
+    )
 
-    def __init__(self, count: int = 0, referral_pending: bool = False) -> None:
+    def __init__(
+        self,
+        count: int = 0,
+        referral_pending: bool = False,
+        held_out: frozenset[int] = frozenset(),
+    ) -> None:
         self.count = count  # all recorded purchases, loaded or not
         self.times: list[datetime] = []  # the loaded ones, by time
         self.counts: list[bool] = []  # not fully refunded
         self.metrics: list[Decimal] = []
         self.bonuses: list[datetime] = []  # times of repeat bonuses credited
         self.referral_pending = referral_pending
+        self.held_out = held_out  # campaigns whose holdout the member is in
 
     def load(self, at: datetime, not_refunded: bool, metric: Decimal) -> None:
         """A purchase already in the database (`count` includes it)."""
@@ -177,6 +235,7 @@ class Recorded:
             any(b > since for b in self.bonuses),
             sum(window, Decimal(0)),
             self.referral_pending,
+            self.held_out,
         )
 
     def add(

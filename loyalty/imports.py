@@ -68,6 +68,7 @@ from core.money import CURRENCIES, parse_amount
 from core.timeutil import utcnow
 from loyalty import codes, coupons, earning, history, plans, purchases, referrals, tiers
 from loyalty.models import (
+    CampaignAudience,
     LedgerEntry,
     Lot,
     Member,
@@ -616,7 +617,8 @@ def _recorded(
     earliest: datetime,
 ) -> dict[int, history.Recorded]:
     """Each member's recorded purchases as `history.Recorded`: counts, the purchases from
-    the earliest window any row needs, repeat bonuses, a referral waiting."""
+    the earliest window any row needs, repeat bonuses, a referral waiting, and the campaigns
+    holding the member out."""
     recorded = {mid: history.Recorded() for mid in member_ids}
     since = min(history.repeat_from(program, earliest), tiers.window_start(program, earliest))
     metric = (
@@ -654,6 +656,16 @@ def _recorded(
             )
         ):
             recorded[mid].referral_pending = True
+        held_out: dict[int, set[int]] = {}
+        for mid, campaign_id in session.execute(
+            select(CampaignAudience.member_id, CampaignAudience.campaign_id).where(
+                _in(session, CampaignAudience.member_id, chunk),
+                CampaignAudience.held_out.is_(True),
+            )
+        ):
+            held_out.setdefault(mid, set()).add(campaign_id)
+        for mid, campaigns in held_out.items():
+            recorded[mid].held_out = frozenset(campaigns)
     for one in recorded.values():
         one.bonuses.sort()
     return recorded

@@ -188,7 +188,13 @@ def cohort_flows(session: Session, zone: ZoneInfo, until: date) -> pd.DataFrame:
         .group_by(cohort, moved, LedgerEntry.type)
     )
     for at, when, kind, points in drawn:
-        flows[(_as_date(at), _as_date(when))][_DRAWN[kind]] += int(points)
+        cohort_month, moved_month = _as_date(at), _as_date(when)
+        name = _DRAWN[kind]
+        if name != "redeemed" and moved_month < cohort_month:
+            # A refund or negative adjustment recorded late but dated before the lot it drew
+            # from was credited: the points were owed until then and the lot settled them.
+            moved_month = cohort_month
+        flows[(cohort_month, moved_month)][name] += int(points)
 
     expired = session.execute(
         select(cohort, moved, func.sum(LedgerEntry.points))

@@ -343,6 +343,23 @@ class BonusRule(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+class CampaignAudience(Base):
+    """A campaign's audience, frozen when its target segment was set with a holdout: each
+    member of the segment at that moment, in the treated arm or held out
+    (`loyalty.audiences`, `analytics.segments.set_campaign_target`). Held-out members are not
+    issued the campaign's coupons and its bonus rules skip them on every purchase path."""
+
+    __tablename__ = "campaign_audiences"
+    __table_args__ = (
+        Index("ix_campaign_audiences_campaign_held_out", "campaign_id", "held_out"),
+        Index("ix_campaign_audiences_member_id", "member_id"),  # a member's holdouts
+    )
+
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id"), primary_key=True)
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"), primary_key=True)
+    held_out: Mapped[bool] = mapped_column(Boolean)
+
+
 class PurchaseState(StrEnum):
     COMPLETED = "completed"
     PARTLY_REFUNDED = "partly_refunded"

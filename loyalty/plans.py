@@ -367,6 +367,7 @@ def purchase(
         first_purchase=facts.purchases == 0,
         purchases_in_repeat_window=facts.in_repeat_window + 1,  # this one counts too
         repeat_bonus_in_window=facts.repeat_bonus_since,
+        held_out_campaigns=facts.held_out,
     )
     credits = earning.earn(
         program, tier, settings.rules, earning_facts, campaign_names=settings.campaign_names

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from sqlalchemy.orm import Session
@@ -19,6 +19,7 @@ from core.timeutil import utcnow
 
 if TYPE_CHECKING:
     from attribution.runs import Comparison
+    from web.api.lift import LiftOut
 
 app = typer.Typer(help="Retain: campaign ROI and member loyalty.", no_args_is_help=True)
 user_app = typer.Typer(help="Staff accounts.", no_args_is_help=True)
@@ -386,14 +387,25 @@ def report_roi(
             " markov, shapley, ordered-shapley)",
         ),
     ] = "direct",
+    without_loyalty_cost: Annotated[
+        bool,
+        typer.Option(
+            "--without-loyalty-cost",
+            help="Cost is approved receipts only: leave out the loyalty cost (coupon"
+            " discounts, bonus points and rewards at the value per point)",
+        ),
+    ] = False,
 ) -> None:
     """The ROI (input-output ratio) report as CSV or XLSX. --from and --to select documents
     by their own dates (receipts, revenue, purchases, refunds); --running-from and
     --running-to select campaigns by their run dates. --basis chooses the revenue
-    (`attribution.roi`): an attribution model's credits replace the linked purchases'."""
+    (`attribution.roi`): an attribution model's credits replace the linked purchases'.
+    The cost counts the loyalty cost (`loyalty.campaign_costs`) beside approved receipts, as
+    the page does by default; --without-loyalty-cost leaves it out."""
     from attribution import roi as basis_roi
     from campaigns import exports, report_data
     from campaigns.reports import GROUPS
+    from loyalty import campaign_costs
 
     if group_by not in GROUPS:
         _fail(RetainError("report.group_by", f"--group-by must be one of {', '.join(GROUPS)}."))
@@ -402,19 +414,24 @@ def report_roi(
     settings = get_settings()
     with _session(settings) as session:
         try:
+            f = report_data.ReportFilter(
+                start=start.date() if start else None,
+                end=end.date() if end else None,
+                running_from=running_from.date() if running_from else None,
+                running_to=running_to.date() if running_to else None,
+            )
             report, attributed = basis_roi.roi(
                 session,
                 settings.base_currency,
-                report_data.ReportFilter(
-                    start=start.date() if start else None,
-                    end=end.date() if end else None,
-                    running_from=running_from.date() if running_from else None,
-                    running_to=running_to.date() if running_to else None,
-                ),
+                f,
                 group_by,  # type: ignore[arg-type]
                 zone=settings.zone,
                 basis=basis,
             )
+            if not without_loyalty_cost:
+                report = campaign_costs.include(
+                    session, report, f, settings.zone, base=settings.base_currency
+                )
         except RetainError as exc:
             _fail(exc)
     header = None if attributed is None else f"{basis_roi.BASIS_NAMES[basis]} attribution"
@@ -655,6 +672,183 @@ def attribution_import(file: CsvFile) -> None:
     )
 
 
+class _LiftGroup(typer.core.TyperGroup):
+    """`retain lift CODE` shows a campaign's lift; `retain lift sample-size …` is the
+    calculator: a first word that is no subcommand is the campaign code."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:  # click's Context
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            args = ["show", *args]
+        return super().parse_args(ctx, args)
+
+
+lift_app = typer.Typer(
+    cls=_LiftGroup,
+    help="Incremental lift: what a campaign added against its holdout (retain lift CODE).",
+    no_args_is_help=True,
+)
+app.add_typer(lift_app, name="lift")
+
+
+@lift_app.command("show", hidden=True)
+def lift_show(
+    campaign_code: Annotated[str, typer.Argument(metavar="CAMPAIGN_CODE")],
+    fmt: Annotated[str, typer.Option("--format", help="text or json")] = "text",
+) -> None:
+    """A campaign's lift against its holdout: both groups, lift, incremental conversions,
+    revenue, ROAS and ROI, the z-test, the bootstrap interval and the verdict."""
+    import json
+
+    from campaigns import planning
+    from core.errors import ValidationFailed
+    from web.api.lift import lift_out
+
+    if fmt not in ("text", "json"):
+        _fail(ValidationFailed("lift.format", "Use --format text or json."))
+    settings = get_settings()
+    try:
+        with _session(settings) as session:
+            campaign = planning.by_code(session, campaign_code)
+            answer = lift_out(session, settings, campaign.id)
+    except RetainError as exc:
+        _fail(exc)
+        return
+    if fmt == "json":
+        typer.echo(json.dumps(answer.model_dump(mode="json"), ensure_ascii=False, indent=2))
+        return
+    typer.echo(_lift_text(answer))
+
+
+def _lift_text(answer: LiftOut) -> str:
+    from decimal import Decimal
+
+    c, currency = answer.campaign, answer.currency
+    lines = [f"{c.code} · {c.name}: {c.starts_on} – {c.ends_on}, money in {currency}"]
+    why = {
+        "no_target": "No saved target segment: nobody was held out. Set one with a holdout "
+        "share before the campaign starts.",
+        "no_holdout": "The target segment holds nobody out: nothing to compare against.",
+        "no_audience": "The segment had no members when the holdout was set.",
+        "not_started": f"The campaign starts on {c.starts_on}: nothing to compare yet "
+        f"({answer.treated.members:,} get the campaign, {answer.holdout.members:,} held out).",
+    }
+    if answer.state != "measured":
+        lines.append(why[answer.state])
+        return "\n".join(lines)
+    share = Decimal(answer.holdout_share or 0) * 100
+    lines.append(f"Counted through {answer.through}; {share:.0f}% of the segment held out.")
+
+    def rate(value: float | None) -> str:
+        return "—" if value is None else f"{value * 100:.2f}%"
+
+    def money(value: Decimal | None) -> str:
+        return "—" if value is None else f"{Decimal(value):,}"
+
+    rows = [("group", "members", "converters", "conversion", "revenue", "per member")]
+    for label, arm in (("got the campaign", answer.treated), ("held out", answer.holdout)):
+        rows.append(
+            (
+                label,
+                f"{arm.members:,}",
+                f"{arm.converters or 0:,}",
+                rate(arm.conversion_rate),
+                money(arm.revenue),
+                money(arm.revenue_per_member),
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        cells = [row[0].ljust(widths[0])]
+        cells += [v.rjust(w) for v, w in zip(row[1:], widths[1:], strict=True)]
+        lines.append("  ".join(cells))
+    test, interval, cost = answer.z_test, answer.revenue_interval, answer.cost
+    figures = [
+        ("lift", "—" if answer.lift is None else f"{answer.lift * 100:+.1f}%"),
+        (
+            "incremental conversions",
+            "—"
+            if answer.incremental_conversions is None
+            else f"{answer.incremental_conversions:+,.1f}",
+        ),
+        ("incremental revenue", money(answer.incremental_revenue)),
+        (
+            "incremental ROAS",
+            "—" if answer.incremental_roas is None else str(answer.incremental_roas),
+        ),
+        (
+            "incremental ROI",
+            "—" if answer.incremental_roi_pct is None else f"{answer.incremental_roi_pct}%",
+        ),
+        (
+            "cost",
+            "—"
+            if cost is None
+            else f"{money(cost.total)} (receipts {money(cost.receipts)}, "
+            f"loyalty {money(cost.loyalty)})",
+        ),
+        ("z", "—" if test is None else f"{test.z:+.4f}"),
+        ("p-value", "—" if test is None else f"{test.p_value:.4f}"),
+        (
+            "interval (per member)",
+            "—"
+            if interval is None
+            else f"{money(interval.low)} … {money(interval.high)} "
+            f"({interval.confidence * 100:g}%, {interval.resamples:,} resamples)",
+        ),
+    ]
+    lines.append("")
+    width = max(len(name) for name, _ in figures)
+    lines += [f"{name.ljust(width)}  {value}" for name, value in figures]
+    for field, reason in answer.reasons.items():
+        lines.append(f"  ({field}: {reason})")
+    if answer.verdict is not None:
+        lines += ["", f"Verdict: {answer.verdict.message}"]
+    return "\n".join(lines)
+
+
+@lift_app.command("sample-size")
+def lift_sample_size(
+    baseline: Annotated[float, typer.Option(help="Baseline conversion rate, e.g. 0.11")],
+    lift: Annotated[float, typer.Option(help="Minimum detectable relative lift, e.g. 0.2")],
+    power: Annotated[float, typer.Option(help="Power, 0.5 to below 1")] = 0.8,
+    alpha: Annotated[float, typer.Option(help="Significance level, above 0 to 0.5")] = 0.05,
+    holdout_share: Annotated[float, typer.Option(help="Share held out, above 0 to 0.5")] = 0.5,
+    fmt: Annotated[str, typer.Option("--format", help="text or json")] = "text",
+) -> None:
+    """Members a holdout test needs to detect a lift this large (fractions, not %)."""
+    import json
+
+    from core.errors import ValidationFailed
+    from web.api.lift import sample_size_checked
+
+    if fmt not in ("text", "json"):
+        _fail(ValidationFailed("lift.format", "Use --format text or json."))
+    try:
+        found = sample_size_checked(baseline, lift, power, alpha, holdout_share)
+    except RetainError as exc:
+        _fail(exc)
+        return
+    if fmt == "json":
+        answer = {
+            "baseline": baseline,
+            "lift": lift,
+            "power": power,
+            "alpha": alpha,
+            "holdout_share": holdout_share,
+            "holdout": found.holdout,
+            "treated": found.treated,
+            "total": found.total,
+        }
+        typer.echo(json.dumps(answer, indent=2))
+        return
+    typer.echo(
+        f"To detect a lift of {lift * 100:g}% over a baseline of {baseline * 100:g}% "
+        f"with {power * 100:g}% power at the {alpha * 100:g}% level, holding out "
+        f"{holdout_share * 100:g}%: {found.holdout:,} held out and {found.treated:,} who get "
+        f"the campaign, {found.total:,} in all."
+    )
+
+
 def main() -> None:
     app()
 
@@ -703,3 +897,189 @@ def value_fit(
         typer.echo(json.dumps(report.as_dict(), indent=2, default=str))
     else:
         typer.echo(report.text())
+
+
+@value_app.command("run")
+def value_run(
+    as_of: Annotated[
+        datetime | None,
+        typer.Option(
+            "--as-of",
+            formats=["%Y-%m-%d"],
+            help="The last day counted (default: yesterday in the configured zone)",
+        ),
+    ] = None,
+    period_days: Annotated[
+        int, typer.Option(help="The pyramid's and the loyalty types' period, ending --as-of")
+    ] = 365,
+    margin: Annotated[str, typer.Option(help="Gross margin on net purchases (0.3 = 30%)")] = "0.3",
+    point_value: Annotated[
+        str | None, typer.Option(help="What one point costs (default: the program's value)")
+    ] = None,
+    service_cost: Annotated[
+        str, typer.Option(help="Yearly cost of serving one member, in the base currency")
+    ] = "0",
+    top_share: Annotated[
+        str, typer.Option(help="Share of the positive value the most valuable hold (0.5)")
+    ] = "0.5",
+    growth_factor: Annotated[
+        str, typer.Option(help="Most growable: predicted margin above this × value")
+    ] = "1.5",
+    horizon_months: Annotated[int, typer.Option(help="Lifetime value's horizon in months")] = 12,
+    discount_rate: Annotated[
+        str, typer.Option(help="Yearly discount rate of lifetime value (0.1 = 10%)")
+    ] = "0.1",
+    fmt: Annotated[str, typer.Option("--format", help="text or json")] = "text",
+) -> None:
+    """Compute and store a customer value run against the configured database: every
+    member's pyramid layer, RFM segment, loyalty type and lifetime value in six parts. Prints
+    the layer table and the members per segment and type (the pages and the API show the
+    same run)."""
+    import json
+    from decimal import Decimal
+
+    from analytics import runs
+    from core.errors import ValidationFailed
+    from core.money import parse_amount
+    from web.api.value import run_out
+    from web.pages import value as pages
+
+    if fmt not in ("text", "json"):
+        _fail(ValidationFailed("value.format", "Use --format text or json."))
+    settings = get_settings()
+    try:
+        params = runs.ValueParams(
+            as_of=as_of.date() if as_of else None,
+            period_days=period_days,
+            margin=parse_amount(margin, "--margin"),
+            point_value=None if point_value is None else parse_amount(point_value, "--point-value"),
+            yearly_service_cost=parse_amount(service_cost, "--service-cost"),
+            top_share=parse_amount(top_share, "--top-share"),
+            growth_factor=parse_amount(growth_factor, "--growth-factor"),
+            horizon_months=horizon_months,
+            yearly_discount_rate=parse_amount(discount_rate, "--discount-rate"),
+        )
+        with _session(settings) as session:
+            stored = runs.run(
+                session, Actor.cli(), params, base=settings.base_currency, zone=settings.zone
+            )
+            answer = run_out(session, stored)
+            session.commit()
+    except RetainError as exc:
+        _fail(exc)
+        return
+    if fmt == "json":
+        typer.echo(json.dumps(answer.model_dump(mode="json"), ensure_ascii=False, indent=2))
+        return
+    currency = answer.currency
+    typer.secho(
+        f"Stored run {answer.id}: {answer.members:,} member(s) as of {answer.as_of} "
+        f"({answer.period_days} days), money in {currency}.",
+        bold=True,
+    )
+    headers = ("layer", "members", "share", f"value ({currency})", "value share", "average")
+    table = [
+        (
+            pages.LAYER_NAMES[row.layer],
+            f"{row.members:,}",
+            _share_text(row.member_share),
+            f"{Decimal(row.value):,}",
+            _share_text(row.value_share),
+            "—" if row.average_value is None else f"{Decimal(row.average_value):,}",
+        )
+        for row in answer.layers
+    ]
+    table.append(
+        (
+            "All members",
+            f"{sum(r.members for r in answer.layers):,}",
+            "",
+            f"{sum(Decimal(r.value) for r in answer.layers):,}",
+            "",
+            "",
+        )
+    )
+    widths = [max(len(h), *(len(r[i]) for r in table)) for i, h in enumerate(headers)]
+    for line in (headers, *table):
+        cells = [line[0].ljust(widths[0])]
+        cells += [v.rjust(w) for v, w in zip(line[1:], widths[1:], strict=True)]
+        typer.echo("  ".join(cells).rstrip())
+    typer.echo("\nRFM segments:")
+    for segment, members in answer.rfm_segments.items():
+        typer.echo(f"  {segment:<20} {members:>10,}")
+    typer.echo("\nLoyalty types:")
+    for kind, members in answer.loyalty_types.items():
+        typer.echo(f"  {pages.TYPE_NAMES[kind]:<20} {members:>10,}")
+    model = answer.fit.get("model")
+    if model:
+        bg = model["bgnbd"]
+        fitted = ", ".join(f"{name} {pages.fitted(p['value'])}" for name, p in bg["params"].items())
+        typer.echo(f"\nBG/NBD: {fitted}; log-likelihood {pages.fitted(bg['log_likelihood'], 2)}")
+        gg = model.get("gamma_gamma")
+        if gg:
+            spend = ", ".join(
+                f"{name} {pages.fitted(p['value'])}" for name, p in gg["params"].items()
+            )
+            typer.echo(
+                f"Gamma-Gamma: {spend}; log-likelihood {pages.fitted(gg['log_likelihood'], 2)}"
+            )
+        elif model.get("gamma_gamma_note"):
+            typer.echo(f"Gamma-Gamma not fitted: {model['gamma_gamma_note']}")
+    else:
+        typer.echo(f"\nNo model fitted: {answer.fit.get('note', '')}")
+
+
+def _share_text(value: float | None) -> str:
+    from decimal import Decimal
+
+    if value is None:
+        return "—"
+    return f"{Decimal(str(value)) * 100:.1f}%"
+
+
+@app.command("liability")
+def liability_report(
+    until: Annotated[
+        str | None,
+        typer.Option(help="The month measured, YYYY-MM (default: the last full month)"),
+    ] = None,
+    method: Annotated[
+        str, typer.Option(help="The redemption curve's method: additive or chain_ladder")
+    ] = "additive",
+    fmt: Annotated[str, typer.Option("--format", help="text, csv or json")] = "text",
+    journal: Annotated[
+        bool, typer.Option("--journal", help="Print the month's journal lines instead")
+    ] = False,
+) -> None:
+    """The points liability (IFRS 15) from the ledger: the monthly roll-forward of the 12
+    months ending --until, in points and in the base currency, with each month's expected
+    redemption rate (as the page /finance/liability shows it), or with --journal that
+    month's journal lines. CSV has the exports' columns; JSON is the API's answer."""
+    from web.api import liability as api
+    from web.pages import liability as pages
+
+    if fmt not in ("text", "csv", "json"):
+        _fail(RetainError("liability.format", "--format must be text, csv or json."))
+    settings = get_settings()
+    today = datetime.now(settings.zone).date()
+    try:
+        month = pages.default_month(today) if until is None else pages.parse_month(until, today)
+        chosen = pages.parse_method(method)
+        with _session(settings) as session:
+            view = pages.build(session, settings.zone, settings.base_currency, month, chosen)
+    except RetainError as exc:
+        _fail(exc)
+        return
+    if fmt == "json":
+        answer = api.journal_out(view) if journal else api.liability_out(view)
+        typer.echo(answer.model_dump_json(indent=2))
+        return
+    if fmt == "csv":
+        spec = pages.JOURNAL_HEADERS if journal else pages.ROLL_FORWARD_HEADERS
+        frame = view.journal if journal else view.rows
+        headers = pages.headers_of(spec, view.report.base)
+        rows = pages.table_rows(frame, spec, view.places)
+        typer.echo(pages.to_csv(headers, rows, bom=False).decode(), nl=False)
+        return
+    for line in pages.text_report(view, journal=journal):
+        typer.echo(line)

@@ -14,7 +14,14 @@ from core.accounts import users
 from core.audit import Actor
 from core.errors import PermissionDenied
 from core.settings import Settings
-from web import demo_attribution, demo_campaigns, demo_loyalty, demo_value
+from web import (
+    demo_attribution,
+    demo_campaigns,
+    demo_liability,
+    demo_lift,
+    demo_loyalty,
+    demo_value,
+)
 
 DEMO_PASSWORD = "retain-demo"  # noqa: S105 - a published demo password, demo mode only
 DEMO_STAFF = (
@@ -49,7 +56,9 @@ def load(session: Session, settings: Settings, today: date | None = None) -> Dem
     today = today or datetime.now(settings.zone).date()
     result.campaigns = demo_campaigns.load(session, today)
     result.members = demo_loyalty.load(session, today, settings.zone, settings.base_currency)
+    demo_liability.load(session, today, settings.zone, settings.base_currency)
     demo_attribution.load(session, today, settings.zone, settings.base_currency)
+    demo_lift.load(session, today, settings.zone, settings.base_currency)
     demo_value.load(session, today, settings.zone, settings.base_currency)
     if result.campaigns:
         demo_campaigns.close_old_months(session, today)

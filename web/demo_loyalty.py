@@ -24,6 +24,7 @@ from loyalty.models import Member, MemberAccount
 from loyalty.purchases import PurchaseInput, RefundInput
 
 MEMBERS = 2_000
+CATEGORIES = ["tea", "teaware", "snacks", "gifts"]
 DEMO_MEMBER_EMAIL = "member@demo.retain"
 DEMO_MEMBER_PASSWORD = "retain-demo"  # noqa: S105 - a published demo password, demo mode only
 SURNAMES = [
@@ -230,16 +231,41 @@ def load(session: Session, today: date, zone: ZoneInfo, base: str) -> int:
 
     rows = ["source,external_id,occurred_at,amount,member_number,campaign_code,channel"]
     count = 0
+    # Every fourth member's first and last purchases carry lines with a category, posted
+    # through the service (the import has no lines): the last one in another category is
+    # the cross-selling of customer value's CLV3.
+    first_sales: list[tuple[Member, datetime, Decimal, str]] = []
+    last_sales: list[tuple[Member, datetime, Decimal, str]] = []
     for n, member in enumerate(people):
         # Spending is skewed: most members buy now and then, a few a lot (the pyramid).
         spend_level = rng.lognormvariate(7.2, 1.0)
-        visits = max(0, int(rng.gauss(8, 5))) if n else 24
         start = max(member.joined_at, year_ago)
-        for _ in range(visits):
-            when = start + timedelta(
-                minutes=rng.randint(0, int((now - start).total_seconds() // 60))
-            )
+        if n == 0:  # the demo member: a rich history all year
+            span = max(1, int((now - start).total_seconds() // 60))
+            times = sorted(start + timedelta(minutes=rng.randint(0, span)) for _ in range(24))
+        else:
+            # Purchases as the BG/NBD model tells them: each member buys at their own rate
+            # (purchases a week, gamma across members) and after each purchase may drop out
+            # for good (a chance that is beta across members).
+            rate = rng.gammavariate(0.9, 1 / 6)
+            dropout = rng.betavariate(0.8, 3.0)
+            times, when = [], start
+            while rate > 0:
+                when += timedelta(weeks=rng.expovariate(rate))
+                if when > now:
+                    break
+                times.append(when)
+                if rng.random() < dropout:
+                    break
+        visits = len(times)
+        categorised = n % 4 == 1 and visits >= 2
+        for i, when in enumerate(times):
             amount = Decimal(max(20, int(rng.gauss(spend_level / 6, spend_level / 12))))
+            if categorised and i in (0, len(times) - 1):
+                first, later = rng.sample(CATEGORIES, 2)
+                sales = first_sales if i == 0 else last_sales
+                sales.append((member, when, amount, first if i == 0 else later))
+                continue
             day = when.astimezone(zone).date()
             running = [c for c in campaigns if c.starts_on <= day <= c.ends_on]
             # About one purchase in five comes from a campaign (its code or its coupon).
@@ -249,9 +275,30 @@ def load(session: Session, today: date, zone: ZoneInfo, base: str) -> int:
                 f"shop,D{count:06d},{when.astimezone(UTC).isoformat()},{amount:.2f},"
                 f"{member.number},{code},{rng.choice(['in_store', 'wechat', 'douyin'])}"
             )
+
+    def sell(sales: list[tuple[Member, datetime, Decimal, str]], prefix: str) -> None:
+        for k, (member, when, amount, category) in enumerate(sales):
+            purchases.record(
+                session,
+                actor,
+                PurchaseInput(
+                    source="shop",
+                    external_id=f"{prefix}{k:05d}",
+                    occurred_at=when,
+                    amount=amount,
+                    currency=base,
+                    member_id=member.id,
+                    lines=(purchases.Line(f"{category.upper()}-1", 1, amount, category),),
+                ),
+                base_currency=base,
+                zone=zone,
+            )
+
+    sell(first_sales, "C")
     report = imports.import_purchases(
         _session_factory(session), actor, ("\n".join(rows) + "\n").encode(), base=base, zone=zone
     )
+    sell(last_sales, "L")
     # Guests, coupon purchases and refunds, through the services.
     for n in range(150):
         when = now - timedelta(days=rng.randint(1, 300), hours=rng.randint(0, 12))

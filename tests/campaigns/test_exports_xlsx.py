@@ -51,32 +51,34 @@ def table(sheet: Worksheet, header_row: int) -> dict[str, dict[str, Any]]:
 
 def test_the_title_block_says_what_the_table_is() -> None:
     sheet = sheet_of(exports.to_xlsx(april(), compared(), TITLE))
-    assert [sheet.cell(row, 1).value for row in range(1, 9)] == [
+    assert [sheet.cell(row, 1).value for row in range(1, 10)] == [
         "ROI report by campaign",
         "Period: 2026-04-01 – 2026-04-30",
         "Filters: Channel: WeChat; Campaign status: active",
         "Base currency: CNY",
+        "Loyalty cost: not included (cost is approved receipts only)",
         "Compared with the previous period: 2026-03-01 – 2026-03-31",
         "Sorted by Revenue, descending",
         "Generated at 2026-05-14 09:05 (Asia/Shanghai)",
         None,  # a blank row, then the table
     ]
     assert sheet["A1"].font.bold and sheet["A1"].font.size == 14
-    assert sheet.cell(9, 1).value == "Code" and sheet.cell(9, 1).font.bold
+    assert sheet.cell(10, 1).value == "Code" and sheet.cell(10, 1).font.bold
 
 
 def test_a_title_without_a_period_filters_or_comparison() -> None:
     title = exports.TitleBlock(start=None, end=None, filters=(), generated_at=AT)
     sheet = sheet_of(exports.to_xlsx(april(), None, title))
-    assert [sheet.cell(row, 1).value for row in range(1, 7)] == [
+    assert [sheet.cell(row, 1).value for row in range(1, 8)] == [
         "ROI report by campaign",
         "Period: all dates",
         "Filters: none",
         "Base currency: CNY",
+        "Loyalty cost: not included (cost is approved receipts only)",
         "Generated at 2026-05-14 09:05 (Asia/Shanghai)",
         None,
     ]
-    assert sheet.freeze_panes == "A8" and sheet.cell(7, 1).value == "Code"
+    assert sheet.freeze_panes == "A9" and sheet.cell(8, 1).value == "Code"
     only_from = exports.TitleBlock(start=date(2026, 4, 1), end=None, filters=(), generated_at=AT)
     assert only_from.period == "from 2026-04-01"
 
@@ -85,17 +87,17 @@ def test_frozen_header_and_autofilter_over_the_rows() -> None:
     sheet = sheet_of(exports.to_xlsx(april(), compared(), TITLE))
     # Code, Name, 12 figures and 2 × 4 comparison columns: 22 columns, A…V.
     assert sheet.max_column == 22
-    assert sheet.freeze_panes == "A10"  # everything above row 10 stays in view
-    # The header row 9 and the rows LONG, SPRING, EXPO (10–12); the total (13) stays out,
+    assert sheet.freeze_panes == "A11"  # everything above row 11 stays in view
+    # The header row 10 and the rows LONG, SPRING, EXPO (11–13); the total (14) stays out,
     # so sorting in Excel keeps it at the bottom.
-    assert sheet.auto_filter.ref == "A9:V12"
-    assert sheet.cell(13, 1).value == "Total" and sheet.cell(13, 1).font.bold
+    assert sheet.auto_filter.ref == "A10:V13"
+    assert sheet.cell(14, 1).value == "Total" and sheet.cell(14, 1).font.bold
     plain = sheet_of(exports.to_xlsx(april()))  # no title: the header is the first row
     assert plain.freeze_panes == "A2" and plain.auto_filter.ref == "A1:N3"
 
 
 def test_number_formats_and_value_types() -> None:
-    rows = table(sheet_of(exports.to_xlsx(april(), compared(), TITLE)), 9)
+    rows = table(sheet_of(exports.to_xlsx(april(), compared(), TITLE)), 10)
     spring, total = rows["SPRING"], rows["Total"]
     # Percentages as fractions: 220.0% is 2.2, shown 0.0%.
     assert D(str(spring["ROI %"].value)) == D("2.2")
@@ -135,9 +137,9 @@ def test_column_widths_follow_the_content_up_to_a_cap() -> None:
     )
     report.rows[0].key["name"] = long_name
     sheet = sheet_of(exports.to_xlsx(report, None, TITLE))
-    assert sheet.freeze_panes == "A9"  # six lines of title, a blank row, the header in row 8
+    assert sheet.freeze_panes == "A10"  # seven lines of title, a blank row, the header in row 9
     width = {}
-    for index, cell in enumerate(sheet[8], start=1):
+    for index, cell in enumerate(sheet[9], start=1):
         width[cell.value] = sheet.column_dimensions[get_column_letter(index)].width
     assert width["Code"] == 8  # "SPRING" and "Total" are short: the narrowest width
     assert width["Name"] == exports.WIDEST  # capped

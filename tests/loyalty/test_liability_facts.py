@@ -196,3 +196,25 @@ def test_months_are_local(shop: Shop, hours: int) -> None:
     assert first == (date(2026, 2, 1) if hours == 16 else date(2026, 1, 1))
     flows = liability_facts.cohort_flows(shop.db, ZONE, UNTIL)
     assert liability.month_of(flows["cohort"].iloc[0]) == first
+
+
+def test_a_refund_recorded_late_but_dated_before_a_later_lot_is_owed_until_it(
+    shop: Shop,
+) -> None:
+    """Buy in January, spend it all in February, buy in March, then record a refund of the
+    January purchase dated in February: it draws on the March lot (the points were owed
+    until then). The report runs and still is the ledger in points every month."""
+    reward = make_reward(shop, cost=700)
+    dan = shop.join("Dan", at=at(1, 5))
+    shop.buy(dan, "500", at=at(1, 10), ext="DAN-1")
+    shop.jobs(at(1, 18), "unlock_pending")
+    catalog.redeem(shop.db, ACTOR, dan.id, reward.id, key="d1", at=at(2, 2))
+    shop.buy(dan, "900", at=at(3, 1), ext="DAN-2")
+    shop.jobs(at(3, 10), "unlock_pending")
+    shop.refund("DAN-1", None, at=at(2, 20))
+    made = liability_facts.report(shop.db, ZONE, UNTIL, base=BASE, min_history=1)
+    rows = made.frame.to_dict("records")
+    assert rows
+    for row in rows:
+        end = liability_facts.month_end(row["month"], ZONE)
+        assert row["closing_points"] == ledger_points_before(shop.db, end), row["month"]

@@ -2,7 +2,8 @@
 
 A random program (earn rate, tier ladder and multipliers, bonus rules of every kind, first
 purchase, repeat and referral rewards, return window, expiry policy, tier metric), three
-members (one in debt, one referred by another) and a random sequence of steps (purchases,
+members (one in debt, one referred by another, some held out of the campaign: its bonus rules
+skip them and its coupons are not given to them) and a random sequence of steps (purchases,
 back-dated ones too, with channels, campaigns, category lines and coupons; retries; partial and
 full refunds; reward redemptions; nightly job runs) are applied three ways, each in its own
 savepoint of one transaction:
@@ -42,7 +43,7 @@ from campaigns.models import Campaign, Channel
 from core.accounts import users
 from core.audit import Actor
 from core.errors import RetainError
-from loyalty import coupons, imports, jobs, purchases, rewards
+from loyalty import audiences, coupons, imports, jobs, purchases, rewards
 from loyalty import program as program_settings
 from loyalty.models import (
     BonusRule,
@@ -160,6 +161,7 @@ class Scenario:
     debt: int
     steps: list[Step]
     shuffle: int  # the seed an import shuffles its rows with
+    held_out: tuple[str, ...] = ()  # members the campaign holds out (`loyalty.audiences`)
 
 
 def _rule(n: int) -> st.SearchStrategy[dict[str, Any]]:
@@ -239,6 +241,7 @@ scenarios = st.builds(
     debt=st.sampled_from([0, 150, 600]),
     steps=_steps,
     shuffle=st.integers(0, 1000),
+    held_out=st.sampled_from([(), (), ("A",), ("B",), ("A", "C")]),
 )
 
 
@@ -312,7 +315,16 @@ def _setup(run: Run, scenario: Scenario) -> None:
             at=joined,
             zone=ZONE,
         )
+    # The campaign's audience, frozen with its holdout: every path reads it as a fact.
+    audiences.freeze(
+        db,
+        campaign.id,
+        [m.id for m in run.members.values()],
+        [label in scenario.held_out for label in run.members],
+    )
     for label, member in run.members.items():
+        if label in scenario.held_out:  # held out: not given the campaign's coupons
+            continue
         run.coupons[label] = [
             coupons.issue(db, ACTOR, run.world.batch_id, member, reason="Mailing", at=joined).code
             for _ in range(2)
@@ -903,3 +915,45 @@ def test_three_purchases_at_one_time(world: World, monkeypatch: pytest.MonkeyPat
     buy = Buy("A", 0, Decimal("5.00"))
     scenario = _scenario([buy, buy, buy], repeat_count=2, repeat_days=1, first_purchase_bonus=0)
     compare(world, scenario, monkeypatch)
+
+
+def test_a_held_out_member_earns_no_campaign_bonus_on_any_path(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A and B buy under the campaign's code; the campaign's rule gives 100 points, but A is
+    in its holdout: B gets them, A does not, whichever path posts the purchase (the rule
+    without a campaign applies to both)."""
+    rule = {
+        "name": "Rule 0",
+        "priority": 1,
+        "channel": None,
+        "campaign": True,
+        "category": None,
+        "min_spend": None,
+        "multiplier": None,
+        "fixed_points": 100,
+        "stop_further": False,
+        "dates": None,
+    }
+    everyone = rule | {"name": "Rule 1", "campaign": False, "fixed_points": 10}
+    scenario = Scenario(
+        _plain(first_purchase_bonus=0, repeat_bonus=0),
+        [(10000, Decimal(1)), (15000, Decimal(2))],
+        [rule, everyone],
+        0,
+        [
+            Buy("A", 0, Decimal("50.00"), campaign=True),
+            Buy("B", 0, Decimal("50.00"), campaign=True),
+            SEPARATOR,
+            Buy("A", 30, Decimal("60.00"), campaign=True),
+        ],
+        0,
+        held_out=("A",),
+    )
+    runs = compare(world, scenario, monkeypatch)
+    for run in runs.values():
+        rules = {
+            member: sorted(e[8] for e in run.written["entries"] if e[1] == member and e[8])
+            for member in ("A", "B")
+        }
+        assert rules == {"A": ["Rule 1", "Rule 1"], "B": ["Rule 0", "Rule 1"]}, run.path

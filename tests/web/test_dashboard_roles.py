@@ -219,7 +219,7 @@ def test_marketer_sees_this_month_and_quarter_and_the_best_and_worst(
     html = page_as(client, "marketer@example.com")
     month, q = text(html, "dash-period-month"), text(html, "dash-period-quarter")
     for label, value in (
-        ("Approved cost", "1,100.00"),
+        ("Total cost", "1,100.00"),
         ("Budget", "18,000.00"),
         ("Budget used", "6.1%"),
         ("Revenue", "8,150.00"),
@@ -229,8 +229,10 @@ def test_marketer_sees_this_month_and_quarter_and_the_best_and_worst(
         ("Awaiting approval", "300.00"),
     ):
         assert f"{label} {value}" in month, (label, month)
+    # Nothing given away by these campaigns: the total is the receipts alone, and says so.
+    assert "approved receipts 1,100.00 plus loyalty cost 0.00" in month
     for label, value in (
-        ("Approved cost", "3,500.00"),
+        ("Total cost", "3,500.00"),
         ("Budget", "18,000.00"),
         ("Budget used", "19.4%"),
         ("Revenue", "9,550.00"),

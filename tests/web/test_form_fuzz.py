@@ -23,6 +23,7 @@ from fastapi.routing import iter_route_contexts
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
+from analytics import segments
 from campaigns import planning, receipts
 from campaigns.receipts import ReceiptInput
 from core.accounts import api_keys, users
@@ -64,7 +65,8 @@ STAFF_START = [
     "/dashboard", "/campaigns", "/campaigns/new", "/receipts/new", "/finance/queue",
     "/finance/periods", "/finance/rates", "/imports", "/channels", "/loyalty/program",
     "/loyalty/coupons", "/loyalty/rewards", "/admin/users", "/admin/api-keys", "/members",
-    "/reports/roi", "/attribution",
+    "/reports/roi", "/attribution", "/value", "/value/rfm", "/value/clv", "/value/types",
+    "/value/members", "/audience", "/segments", "/segments/new",
 ]  # fmt: skip
 PORTAL_START = ["/my", "/my/rewards", "/my/profile", "/my/coupons", "/my/history"]
 PUBLIC_START = ["/signin", "/my/signin", "/my/signup", "/my/password"]
@@ -84,6 +86,7 @@ class _Forms(HTMLParser):
         self.page, self.forms, self.links = page, list[Form](), set[str]()
         self._form: Form | None = None
         self._select: str | None = None
+        self._also: list[str] = []  # other actions posting this form: hx-post, formaction
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         a = {k: v or "" for k, v in attrs}
@@ -95,8 +98,11 @@ class _Forms(HTMLParser):
             self._form.files = "multipart" in a.get("enctype", "")
             self._form.method = a.get("method", "get").lower()
             self.forms.append(self._form)
+            self._also = [a["hx-post"]] if a.get("hx-post") else []
         elif form is None:
             return
+        elif tag in ("button", "input") and a.get("formaction"):
+            self._also.append(a["formaction"])
         elif tag == "option" and self._select is not None:
             if "selected" in a or not form.fields.get(self._select):
                 form.fields[self._select] = a.get("value", "")
@@ -109,8 +115,13 @@ class _Forms(HTMLParser):
                 form.fields[a["name"]] = "" if unchecked else a.get("value", "")
 
     def handle_endtag(self, tag: str) -> None:
-        if tag == "form":
-            self._form = None
+        if tag == "form" and self._form is not None:
+            form = self._form
+            for action in dict.fromkeys(self._also):
+                self.forms.append(
+                    Form(urljoin(self.page, action), dict(form.fields), form.files, "post")
+                )
+            self._form, self._also = None, []
         elif tag == "select":
             self._select = None
 
@@ -213,6 +224,7 @@ def seeded(db: Session, make_user: Callable[..., User], make_member: Callable[..
     )
     rewards.save(db, actor, name="Ten off", points_cost=10, batch_id=batch.id)
     make_member("mei@example.com")
+    segments.save(db, actor, "Shanghai", "", {"regions": ["Shanghai"]})
     db.commit()
 
 

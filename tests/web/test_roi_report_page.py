@@ -412,7 +412,7 @@ def test_april_against_march(client: TestClient, shop: dict[str, Campaign]) -> N
     assert bravo["Revenue, change"]["text"] == "+800.00"
     assert bravo["Input-output ratio, change"]["text"] == "—"
     assert bravo["Input-output ratio, change"]["title"] == (
-        "Previous period: No approved cost yet, so there is no ratio."
+        "Previous period: No cost yet, from receipts or loyalty, so there is no ratio."
     )
     echo = report.row("ECHO")  # April only
     assert echo["Revenue, previous period"]["text"] == "—"
@@ -487,28 +487,30 @@ def test_the_compared_exports(
     )
     sheet = load_workbook(io.BytesIO(answer.content)).active
     assert sheet is not None
-    title = [sheet.cell(row, 1).value for row in range(1, 8)]
+    title = [sheet.cell(row, 1).value for row in range(1, 9)]
     assert title == [
         "ROI report by campaign",
         "Period: 2026-04-01 – 2026-04-30",
         "Filters: Channel: WeChat",
         "Base currency: CNY",
+        "Loyalty cost: included in the total cost (coupon discounts, bonus points and rewards"
+        " at the value per point)",
         "Compared with the previous period: 2026-03-01 – 2026-03-31",
         "Sorted by Revenue, descending",
         "Generated at 2026-05-14 09:30 (Asia/Shanghai)",
     ]
-    assert sheet.freeze_panes == "A10" and sheet.cell(9, 1).value == "Code"
-    header = [c.value for c in sheet[9]]
-    alpha = dict(zip(header, [c for c in sheet[10]], strict=True))
+    assert sheet.freeze_panes == "A11" and sheet.cell(10, 1).value == "Code"
+    header = [c.value for c in sheet[10]]
+    alpha = dict(zip(header, [c for c in sheet[11]], strict=True))
     assert alpha["Revenue, change"].value == 500
     assert alpha["Revenue, change"].number_format == "#,##0.00"
     assert D(str(alpha["ROI %, change (pp)"].value)) == D("0.5")  # +50.0 points as a fraction
     assert alpha["ROI %, change (pp)"].number_format == "+0.0%;-0.0%;0.0%"
     assert D(str(alpha["ROI %"].value)) == D("2")  # 200.0%
-    assert sheet.auto_filter.ref == f"A9:{get_column_letter(len(header))}12"  # not the total
+    assert sheet.auto_filter.ref == f"A10:{get_column_letter(len(header))}13"  # not the total
 
 
-@pytest.mark.parametrize("name", ["sort", "dir", "compare"])
+@pytest.mark.parametrize("name", ["sort", "dir", "compare", "loyalty_cost"])
 def test_bad_values_in_the_new_parameters_are_never_a_500(
     client: TestClient, shop: dict[str, Campaign], name: str
 ) -> None:

@@ -172,7 +172,8 @@ def test_the_exports_say_the_basis(
     assert by_code["SPRING"]["Revenue (Linear attribution)"] == "850.00"
     assert by_code["MAIL"]["Revenue (Linear attribution)"] == "150.00"
     plain = client.get("/reports/roi.csv", params=MARCH).content.decode("utf-8-sig")
-    assert plain.splitlines()[0].split(",")[6] == "Revenue"  # the default is unchanged
+    # The default is unchanged: after budget, approved, loyalty, total, paid and pending cost.
+    assert plain.splitlines()[0].split(",")[8] == "Revenue"
 
     book = load_workbook(
         io.BytesIO(client.get("/reports/roi.xlsx", params=MARCH | {"basis": "linear"}).content)
@@ -239,7 +240,7 @@ def test_the_api_takes_a_revenue_basis_and_refuses_junk(
         error = refused.json()["error"]
         if len(junk) < 40:
             assert error["code"] == "report.revenue_basis"
-            assert "choose one of: direct, first, last, linear" in error["message"]
+            assert "choose one of: direct, incremental, first, last, linear" in error["message"]
     not_stored = client.get("/api/v1/reports/roi", params={"revenue_basis": "markov"})
     assert not_stored.status_code == 409
     error = not_stored.json()["error"]
@@ -250,7 +251,7 @@ def test_the_api_takes_a_revenue_basis_and_refuses_junk(
     schema = client.get("/api/openapi.json").json()
     parameters = schema["paths"]["/api/v1/reports/roi"]["get"]["parameters"]
     (basis,) = [p for p in parameters if p["name"] == "revenue_basis"]
-    assert basis["schema"]["enum"] == ["direct", *runs.MODELS]
+    assert basis["schema"]["enum"] == ["direct", "incremental", *runs.MODELS]
     assert basis["schema"]["default"] == "direct"
 
 

@@ -87,6 +87,18 @@ def roi_drill_down(page: Any, base: str) -> str:
     return "roi-drill-down"
 
 
+def segment_builder(page: Any, base: str) -> str:
+    """Tick an age band: the live count (htmx on change, no inline script) answers."""
+    page.goto(f"{base}/segments/new")
+    before = page.get_attribute("#match-count", "data-count")
+    with page.expect_response(lambda r: r.url.endswith("/segments/match")):
+        page.locator("input[name='age_bands']").first.check()
+    page.wait_for_function(
+        "before => document.querySelector('#match-count')?.dataset.count !== before", arg=before
+    )
+    return "segment-builder-count"
+
+
 @on_phone
 def member_page(page: Any, base: str) -> str:
     """Find the demo member and open their page."""
@@ -109,6 +121,14 @@ WALKS: dict[str, tuple[str, list[Step]]] = {
             visit("/reports/roi?group_by=channel&compare=1&from=2026-10-01&to=2026-12-31"),
             roi_drill_down,
             visit("/attribution"),
+            visit("/value", phone=True),
+            visit("/value/rfm"),
+            visit("/value/clv"),
+            visit("/value/types"),
+            visit("/audience", phone=True),
+            visit("/segments"),
+            visit("/segments/new", phone=True),
+            segment_builder,
             visit("/members"),
             member_page,
             visit("/members/new", phone=True),

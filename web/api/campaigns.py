@@ -41,6 +41,7 @@ from campaigns.schemas import (
 from core import bounds
 from core.accounts.models import Role
 from core.errors import PermissionDenied, ValidationFailed
+from loyalty import campaign_costs
 from web.api.auth import Caller, require
 from web.api.responses import errors
 from web.deps import AppSettings, Db
@@ -401,7 +402,10 @@ REPORT_FORMATS: dict[int | str, dict[str, Any]] = {
         " saying that finance can enter it under Finance → Exchange rates (/finance/rates);"
         " `details` carries currency, date, fixed_by and fix_url."
         "\n\n`revenue_basis` chooses the revenue. `direct` (the default): revenue records and"
-        " purchases that carried the campaign's code or coupon. An attribution model (`first`,"
+        " purchases that carried the campaign's code or coupon. `incremental`: for campaigns with"
+        " a holdout group, the revenue the campaign added over its window (its members'"
+        " purchases beyond the holdout's rate; days within the period), the others directly"
+        " linked. An attribution model (`first`,"
         " `last`, `linear`, `time-decay`, `position`, `markov`, `shapley`,"
         " `ordered-shapley`): revenue records as they are, and instead of the linked purchases"
         " the purchase revenue that model credited to each campaign in the newest stored run"
@@ -413,6 +417,15 @@ REPORT_FORMATS: dict[int | str, dict[str, Any]] = {
         " (`report.revenue_basis`). The JSON answer says `revenue_basis` and, for a model,"
         " `attribution_runs` (the stored runs' ids); the CSV and XLSX name the basis in the"
         " revenue column's header."
+        "\n\n`loyalty_cost` (default `true`) counts what the loyalty program gave away for each"
+        " campaign in the period, each on its own date: its coupons' discounts, its bonus rules'"
+        " points and the points spent on its rewards, at the value per point, less what refunds"
+        " took back. Each row then has `loyalty_cost`, `total_cost` (approved receipts + loyalty"
+        " cost) and `loyalty_cost_parts` (`coupons`, `bonus_points`, `rewards`), and the"
+        " input-output ratio, ROI, profit, budget used and cost per order use the total cost;"
+        " ROAS stays on media receipts. `loyalty_cost=false` answers the report on approved"
+        " receipts only, as before. The JSON says `loyalty_cost`; the CSV and XLSX carry the"
+        " same columns, and the XLSX title block says whether loyalty cost is included."
     ),
     responses={**REPORT_FORMATS, **errors(409)},
 )
@@ -443,24 +456,29 @@ def roi_report(
             json_schema_extra={"enum": list(basis_roi.BASES)},
         ),
     ] = basis_roi.DIRECT,
+    loyalty_cost: Annotated[
+        bool,
+        Query(
+            description="Count the loyalty cost (coupon discounts, bonus points and rewards at"
+            " the value per point) in the total cost; false: approved receipts only."
+        ),
+    ] = True,
 ) -> Response:
     basis = basis_roi.check_basis(revenue_basis)
-    report, attributed = basis_roi.roi(
-        db,
-        settings.base_currency,
-        report_data.ReportFilter(
-            start=start,
-            end=end,
-            channel=channel,
-            status=status,
-            owner_id=owner_id,
-            running_from=running_from,
-            running_to=running_to,
-        ),
-        group_by,
-        zone=settings.zone,
-        basis=basis,
+    f = report_data.ReportFilter(
+        start=start,
+        end=end,
+        channel=channel,
+        status=status,
+        owner_id=owner_id,
+        running_from=running_from,
+        running_to=running_to,
     )
+    report, attributed = basis_roi.roi(
+        db, settings.base_currency, f, group_by, zone=settings.zone, basis=basis
+    )
+    if loyalty_cost:
+        report = campaign_costs.include(db, report, f, settings.zone, base=settings.base_currency)
     header = None if attributed is None else f"{basis_roi.BASIS_NAMES[basis]} attribution"
     if format == "csv":
         return Response(
@@ -474,7 +492,11 @@ def roi_report(
             media_type=XLSX,
             headers={"Content-Disposition": 'attachment; filename="roi.xlsx"'},
         )
-    body: dict[str, Any] = {**report.as_json(), "revenue_basis": basis}
+    body: dict[str, Any] = {
+        **report.as_json(),
+        "revenue_basis": basis,
+        "loyalty_cost": report.loyalty_cost,
+    }
     if attributed is not None:
         body["attribution_runs"] = [run.id for run in attributed.runs]
     return JSONResponse(body)

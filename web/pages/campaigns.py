@@ -33,6 +33,7 @@ from web.actions import act
 from web.deps import AppSettings, Db, actor_for, require_roles
 from web.forms import FormFields
 from web.pages.reports import chart_data, filter_day, filter_id, filter_text, fix_of
+from web.pages.segments import target_context
 from web.rendering import N_, render, t
 
 router = APIRouter(prefix="/campaigns")
@@ -477,6 +478,7 @@ def _detail(db: Session, settings: AppSettings, user: User, campaign_id: int) ->
         "is_finance": Role.FINANCE in user.roles,
         "can_enter": user.has_any(Role.MARKETER, Role.FINANCE),
         "currencies": currency_choices(db, settings.base_currency),
+        **target_context(db, campaign.id),  # the "Target segment" box
     }
 
 

@@ -12,6 +12,7 @@ from fastapi.responses import Response, StreamingResponse
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from analytics import segments
 from campaigns.models import Campaign
 from core import bounds
 from core.accounts.models import Role, User
@@ -31,6 +32,7 @@ from web.deps import AppSettings, Db, actor_for, require_roles
 from web.forms import FormFields
 from web.pages.campaigns import currency_choices
 from web.pages.program import also_chinese, amount_field, day_field, together, whole_field
+from web.pages.segments import restriction
 from web.rendering import render, t
 
 router = APIRouter(prefix="/loyalty")
@@ -139,6 +141,7 @@ def _batch_page(
             "campaign": campaign,
             "count": coupons.counts(db, [batch.id]).get(batch.id, coupons.BatchCounts()),
             "tiers": _issue_tiers(db, batch),
+            "saved_segments": segments.names(db),
             "can_plan": user.has_any(Role.ADMIN, Role.MARKETER),
             "failed": failed,
             "form": form or {},
@@ -251,6 +254,7 @@ def generate(
 
 
 ISSUE_CODES = {"batch.tiers": "tiers", "batch.segment": FORM}
+ISSUE_FIELDS = ("tiers", "region", "city", "segment_id")
 
 
 @router.post("/coupons/{batch_id}/issue")
@@ -265,6 +269,7 @@ def issue(request: Request, user: Planner, db: Db, batch_id: BatchId, raw: FormF
         "region": str(raw.get("region", "")),
         "city": str(raw.get("city", "")),
     }
+    saved = str(raw.get("segment_id", ""))  # a saved segment, restricting the issue
     if "confirm" in raw:
         problems = Problems()
         expected = problems.check(
@@ -284,6 +289,7 @@ def issue(request: Request, user: Planner, db: Db, batch_id: BatchId, raw: FormF
                 actor,
                 batch.id,
                 **segment,
+                **restriction(request, db, saved)[0],
                 reason="Issued by staff",
                 expected=expected,
                 issued_before=before,
@@ -301,9 +307,11 @@ def issue(request: Request, user: Planner, db: Db, batch_id: BatchId, raw: FormF
                 count=f"{issued:,}",
             ),
             then=lambda issued: f"/loyalty/coupons/{batch.id}",
-            again=lambda errors: _confirm_page(request, db, user, batch.id, segment, errors),
+            again=lambda errors: _confirm_page(
+                request, db, user, batch.id, segment, errors, saved=saved
+            ),
         )
-    return _confirm_page(request, db, user, batch.id, segment)
+    return _confirm_page(request, db, user, batch.id, segment, saved=saved)
 
 
 def _confirm_page(
@@ -313,15 +321,23 @@ def _confirm_page(
     batch_id: int,
     segment: dict[str, Any],
     errors: dict[str, str] | None = None,
+    *,
+    saved: str = "",
 ) -> Response:
     """How many members the segment reaches, asking to confirm (with why the last
     confirmation was refused); a segment that cannot be planned goes back to the batch page
     with each problem beside its field."""
     batch = _batch(db, batch_id)
-    form = {"tiers": segment["tier_codes"], "region": segment["region"], "city": segment["city"]}
+    form = {
+        "tiers": segment["tier_codes"],
+        "region": segment["region"],
+        "city": segment["city"],
+        "segment_id": saved,
+    }
     # Planning writes nothing: a refusal is the batch page's issue form again.
     try:
-        plan = coupons.plan_issue(db, actor_for(request, user), batch.id, **segment)
+        restricted, saved_segment = restriction(request, db, saved)
+        plan = coupons.plan_issue(db, actor_for(request, user), batch.id, **segment, **restricted)
     except (NotAuthenticated, PermissionDenied):
         raise
     except ValidationFailed as exc:
@@ -332,7 +348,7 @@ def _confirm_page(
             batch_id,
             failed="issue",
             form=form,
-            errors=problems_of(exc, ("tiers", "region", "city"), ISSUE_CODES),
+            errors=problems_of(exc, ISSUE_FIELDS, ISSUE_CODES),
             status_code=422,
         )
     except RetainError as exc:  # the batch's state refuses an issue (switched off, full)
@@ -357,6 +373,7 @@ def _confirm_page(
             "plan": plan,
             "tier_names": [tiers.get(code, code) for code in plan.tiers],
             "chosen": [t for t in segment["tier_codes"] if t.strip()],
+            "saved_segment": saved_segment,
             "problem": problem,
         },
         status_code=409 if problem else 200,

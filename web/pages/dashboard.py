@@ -2,7 +2,9 @@
 
 - marketer: cost against budget, revenue, input-output ratio and ROI for this month and this
   quarter (the ROI report over documents dated in them), the quarter's best and worst
-  campaigns by ROI, and budget alerts;
+  campaigns by ROI, and budget alerts, all from the ROI report as its page shows it by
+  default, with loyalty cost (`loyalty.campaign_costs`: ratios, ROI and budget used on the
+  total cost), so the figures match the report they link to;
 - finance: money awaiting approval and payment by age (`campaigns.queue`), recent months'
   close, and budget alerts;
 - marketer and admin: loyalty activity over the last twelve months (`loyalty.activity`);
@@ -26,13 +28,14 @@ from sqlalchemy.orm import Session
 
 from campaigns import periods, queue, report_data
 from campaigns.models import Campaign
-from campaigns.reports import RoiRow
+from campaigns.reports import RoiReport, RoiRow
 from core import audit
 from core.accounts.models import ApiKey, Role, User, UserStatus
 from core.errors import PermissionDenied, RetainError
 from core.settings import Settings
 from core.timeutil import utcnow
 from loyalty import activity as loyalty_activity
+from loyalty import campaign_costs
 from loyalty import reports as loyalty_reports
 from web.deps import AppSettings, Db, StaffUser
 from web.health import database_ok
@@ -99,13 +102,18 @@ class BudgetAlerts:
     fix: dict[str, str] | None = None
 
 
+def _roi(db: Session, settings: Settings, f: report_data.ReportFilter) -> RoiReport:
+    """The ROI report as its page shows it by default: with the loyalty cost."""
+    report = loyalty_reports.roi(db, settings.base_currency, f, zone=settings.zone)
+    return campaign_costs.include(db, report, f, settings.zone, base=settings.base_currency)
+
+
 def budget_alerts(db: Session, settings: Settings) -> BudgetAlerts:
-    """Live campaigns whose approved cost has passed 90% or 100% of their budget. When the
-    report cannot be computed (e.g. a missing exchange rate), that is said, never "none"."""
+    """Live campaigns whose total cost (approved receipts and loyalty cost, as the ROI report's
+    budget used) has passed 90% or 100% of their budget. When the report cannot be computed
+    (e.g. a missing exchange rate), that is said, never "none"."""
     try:
-        report = loyalty_reports.roi(
-            db, settings.base_currency, report_data.ReportFilter(statuses=LIVE), zone=settings.zone
-        )
+        report = _roi(db, settings, report_data.ReportFilter(statuses=LIVE))
     except RetainError as exc:
         return BudgetAlerts(problem=exc.message, fix=fix_of(exc))
     alerts = []
@@ -158,8 +166,8 @@ class Marketing:
 
 
 def _ranked(db: Session, rows: list[RoiRow]) -> tuple[list[Ranked], list[Ranked]]:
-    """The best and worst `RANKED` campaigns by ROI (those with approved cost: ROI needs
-    it), ties by code; a campaign is never both."""
+    """The best and worst `RANKED` campaigns by ROI (those with a cost: ROI needs it), ties
+    by code; a campaign is never both."""
     rankable = [r for r in rows if isinstance(r.values["roi_pct"], Decimal)]
     rankable.sort(key=lambda r: (-Decimal(str(r.values["roi_pct"])), r.key["code"]))
     best = rankable[:RANKED]
@@ -182,12 +190,7 @@ def marketing(request: Request, db: Session, settings: Settings, day: date) -> M
     )
     try:
         reports = [
-            loyalty_reports.roi(
-                db,
-                settings.base_currency,
-                report_data.ReportFilter(start=start, end=end),
-                zone=settings.zone,
-            )
+            _roi(db, settings, report_data.ReportFilter(start=start, end=end))
             for _, _, start, end in spans
         ]
     except RetainError as exc:  # e.g. a missing exchange rate: say which, who fixes it, where

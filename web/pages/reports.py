@@ -12,7 +12,15 @@ holds what the page showed, in its order.
 carried the campaign's code or coupon) or an attribution model's, read from stored runs by
 campaign for the report's period (`attribution.roi`: the model's credited value replaces the
 linked purchase revenue; revenue records stay). When the run is not stored the page says so
-and links to the attribution page, where it can be computed."""
+and links to the attribution page, where it can be computed.
+
+`loyalty_cost` chooses the cost: by default (on) the approved receipts plus what the loyalty
+program gave away for each campaign in the period (`loyalty.campaign_costs`: coupon
+discounts, bonus points and rewards at the value per point), added to the report made on any
+basis; `loyalty_cost=0` shows approved receipts only, the report as it was before. The form's
+checkbox sends `loyalty_cost=0` from a hidden field before it and `1` when ticked (the last
+value counts), so unticking it works without JavaScript; the page, the XLSX title block and
+the file name say which."""
 
 from __future__ import annotations
 
@@ -26,11 +34,11 @@ from fastapi.responses import Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from attribution import lift_data
 from attribution import roi as basis_roi
-from attribution.roi import BASIS_NAMES, DIRECT, Attributed, NotComputed
+from attribution.roi import BASIS_NAMES, DIRECT, INCREMENTAL, Attributed, NotComputed
 from campaigns import exports, report_data, report_periods
 from campaigns.comparison import (
-    COMPARED,
     NOT_IN_CURRENT,
     NOT_IN_PREVIOUS,
     PARTS,
@@ -45,6 +53,7 @@ from campaigns.reports import (
     COLUMNS,
     GROUPS,
     KEY_LABELS,
+    LABELS,
     GroupBy,
     RoiReport,
     TableRow,
@@ -54,6 +63,7 @@ from core import bounds
 from core.accounts.models import Role, User
 from core.errors import RetainError, ValidationFailed
 from core.money import format_decimal, minor_units
+from loyalty import campaign_costs
 from web.deps import AppSettings, Db, require_roles
 from web.rendering import render, t
 
@@ -125,17 +135,20 @@ def chart_data(report: RoiReport, by_month: RoiReport | None) -> dict[str, Any]:
     def number(value: object) -> float | None:
         return None if value is None else float(str(value))
 
+    # The cost the ratios divide by: with loyalty cost, the total cost.
+    cost = "total_cost" if report.loyalty_cost else "approved_cost"
     labels = [r.key.get("code") or next(iter(r.key.values())) for r in report.rows]
     data: dict[str, Any] = {
         "labels": labels,
         "ratio": [number(r.values["io_ratio"]) for r in report.rows],
         "budget": [number(r.values["budget"]) for r in report.rows],
-        "cost": [number(r.values["approved_cost"]) for r in report.rows],
+        "cost": [number(r.values[cost]) for r in report.rows],
     }
     if by_month is not None:
+        month_cost = "total_cost" if by_month.loyalty_cost else "approved_cost"
         data["months"] = [r.key["month"] for r in by_month.rows]
         data["month_revenue"] = [number(r.values["revenue"]) for r in by_month.rows]
-        data["month_cost"] = [number(r.values["approved_cost"]) for r in by_month.rows]
+        data["month_cost"] = [number(r.values[month_cost]) for r in by_month.rows]
     return data
 
 
@@ -171,7 +184,7 @@ def fix_of(exc: RetainError) -> dict[str, str] | None:
 
 
 # Every column a report can be sorted by: a group's, a figure, a comparison column.
-SORTABLE = frozenset(KEY_LABELS) | frozenset(COLUMNS) | frozenset(PARTS)
+SORTABLE = frozenset(KEY_LABELS) | frozenset(LABELS) | frozenset(PARTS)
 DIRECTIONS = ("asc", "desc")
 PARTS_SHOWN: tuple[Part, ...] = ("previous", "change")
 
@@ -192,6 +205,7 @@ class RoiView:
     comparison: Comparison | None = None  # sorted as the report
     compare_note: str | None = None  # why a comparison asked for is not shown
     basis: str = DIRECT  # the revenue basis: directly linked, or an attribution model
+    loyalty: bool = True  # count the loyalty cost in the cost (the default)
     attributed: Attributed | None = None  # the stored runs an attributed basis read
     links: dict[str, str] = field(default_factory=dict)  # the understood parameters
 
@@ -200,6 +214,20 @@ class RoiView:
         merged: dict[str, str | None] = {**self.links, **changes}
         query = urlencode({k: v for k, v in merged.items() if v})
         return "/reports/roi" + (f"?{query}" if query else "")
+
+
+# What `loyalty_cost` may say: on (the default, also when absent) or off.
+LOYALTY_SWITCH = {"": True, "1": True, "on": True, "true": True, "0": False, "false": False}
+
+
+def _with_loyalty(
+    db: Db, settings: AppSettings, view: RoiView, report: RoiReport, f: report_data.ReportFilter
+) -> RoiReport:
+    """`report` with the loyalty cost of its campaigns in `f`'s period, when the view counts
+    it; else the report as it is."""
+    if not view.loyalty:
+        return report
+    return campaign_costs.include(db, report, f, settings.zone, base=settings.base_currency)
 
 
 def _sort_of(params: dict[str, str], request: Request, problems: list[str]) -> tuple[str, bool]:
@@ -229,6 +257,13 @@ def _parse(request: Request) -> RoiView:
         basis = DIRECT
     view = RoiView(filters, group_by, problems, compare=params.get("compare") in ("1", "on"))
     view.basis = basis
+    loyalty = params.get("loyalty_cost", "")
+    if loyalty not in LOYALTY_SWITCH:
+        problems.append(
+            t(request, "'%(value)s' is not a loyalty cost choice (1 or 0)", value=_shown(loyalty))
+        )
+        loyalty = ""
+    view.loyalty = LOYALTY_SWITCH[loyalty]
     view.sort, view.descending = sort or None, descending
     f = filters
     view.links = {
@@ -244,6 +279,7 @@ def _parse(request: Request) -> RoiView:
         "sort": sort,
         "dir": "desc" if sort and descending else "",
         "basis": "" if basis == DIRECT else basis,
+        "loyalty_cost": "" if view.loyalty else "0",
     }
     return view
 
@@ -287,16 +323,18 @@ def _compute(db: Db, settings: AppSettings, request: Request, view: RoiView) -> 
         zone=settings.zone,
         basis=view.basis,
     )
+    report = _with_loyalty(db, settings, view, report, view.filters)
     view.unsorted = report
     periods = _previous(request, view)
     comparison = None
     if periods is not None:
         period, before = periods
+        earlier_filters = replace(view.filters, start=before.start, end=before.end)
         try:
             earlier, _ = basis_roi.roi(
                 db,
                 settings.base_currency,
-                replace(view.filters, start=before.start, end=before.end),
+                earlier_filters,
                 view.group_by,
                 zone=settings.zone,
                 basis=view.basis,
@@ -310,6 +348,7 @@ def _compute(db: Db, settings: AppSettings, request: Request, view: RoiView) -> 
                 model=t(request, BASIS_NAMES[view.basis]),
             )
         else:
+            earlier = _with_loyalty(db, settings, view, earlier, earlier_filters)
             comparison = compare(
                 report,
                 earlier,
@@ -317,7 +356,10 @@ def _compute(db: Db, settings: AppSettings, request: Request, view: RoiView) -> 
                 before,
                 months_apart=report_periods.months_apart(period, before),
             )
-    columns = {*report.key_columns, *COLUMNS, *(PARTS if comparison else ())}
+    parts = (
+        [column_id(c, p) for c in comparison.compared for p in PARTS_SHOWN] if comparison else []
+    )
+    columns = {*report.key_columns, *report.columns, *parts}
     if view.sort not in columns:  # e.g. sorted by code, then grouped by channel
         view.sort, view.descending = None, False
         view.links.update(sort="", dir="")
@@ -351,9 +393,10 @@ def _header(
 def _headers(view: RoiView) -> list[dict[str, Any]]:
     assert view.report is not None
     found = [_header(view, k, KEY_LABELS.get(k, k), None, False) for k in view.report.key_columns]
-    for column, label in COLUMNS.items():
+    compared = view.comparison.compared if view.comparison is not None else ()
+    for column, label in view.report.headers.items():
         found.append(_header(view, column, label, None, True))
-        if view.comparison is not None and column in COMPARED:
+        if column in compared:
             for part in PARTS_SHOWN:
                 found.append(_header(view, column_id(column, part), label, part, True))
     return found
@@ -497,7 +540,7 @@ def _by_month(db: Db, settings: AppSettings, view: RoiView) -> RoiReport | None:
         if view.basis == DIRECT:
             raise
         return None
-    return report
+    return _with_loyalty(db, settings, view, report, view.filters)
 
 
 def _attributed(found: Attributed | None, base: str) -> dict[str, Any] | None:
@@ -518,11 +561,29 @@ def _attributed(found: Attributed | None, base: str) -> dict[str, Any] | None:
     }
 
 
+def _holdout_campaigns(db: Db, view: RoiView) -> list[dict[str, Any]] | None:
+    """On the incremental basis, the campaigns measured against a holdout (with their lift
+    page); None on any other basis."""
+    if view.basis != INCREMENTAL:
+        return None
+    held = lift_data.campaigns_with_holdout(db, None)
+    rows = db.execute(
+        select(Campaign.id, Campaign.code).where(Campaign.id.in_(held)).order_by(Campaign.code)
+    ).all()
+    return [{"code": code, "href": f"/campaigns/{cid}/lift"} for cid, code in rows]
+
+
 def basis_words(view: RoiView) -> str | None:
     """An attributed revenue basis in words, for the XLSX title block (English, as the rest
     of it); None for the default, directly linked, whose file stays as it always was."""
     if view.basis == DIRECT:
         return None
+    if view.basis == INCREMENTAL:
+        return (
+            "Incremental: for campaigns with a holdout group, what their members bought beyond"
+            " the holdout's rate over the campaign window; other campaigns directly linked;"
+            " revenue records kept"
+        )
     runs = ""
     if view.attributed is not None:
         runs = ", ".join(f"#{r.id}" for r in view.attributed.runs[:12])
@@ -535,6 +596,8 @@ def basis_words(view: RoiView) -> str | None:
 
 def revenue_header(view: RoiView) -> str | None:
     """What the exports' revenue column says of an attributed basis (None: the default)."""
+    if view.basis == INCREMENTAL:
+        return "Incremental revenue"
     return None if view.basis == DIRECT else f"{BASIS_NAMES[view.basis]} attribution"
 
 
@@ -546,6 +609,8 @@ def roi_page(request: Request, user: Staff, db: Db, settings: AppSettings, clock
         "params": dict(request.query_params),
         "columns": COLUMNS,
         "view": view,
+        "loyalty_off_href": view.href(loyalty_cost="0"),
+        "loyalty_on_href": view.href(loyalty_cost=None),
         "problems": view.problems,
         "presets": _presets(view, clock.date()),
         "breadcrumb": _breadcrumb(view, options),
@@ -581,6 +646,7 @@ def roi_page(request: Request, user: Staff, db: Db, settings: AppSettings, clock
             row_notes=_row_notes(comparison),
             chart=chart_data(charted, by_month),
             attributed=_attributed(view.attributed, settings.base_currency),
+            holdout_campaigns=_holdout_campaigns(db, view),
         )
     query = urlencode({k: v for k, v in view.links.items() if v})
     context["export_query"] = f"?{query}" if query else ""
@@ -626,6 +692,8 @@ def roi_export(
     name = f"roi-by-{view.group_by}-{clock:%Y%m%d}"
     if view.basis != DIRECT:
         name += f"-{view.basis}"
+    if not view.loyalty:
+        name += "-without-loyalty-cost"
     if fmt == "csv":
         return Response(
             exports.to_csv(view.report, view.comparison, revenue_header(view)),
