@@ -263,7 +263,7 @@ class LedgerEntry(Base):
     # Shown to the member as is: "Double points — Spring campaign".
     reason: Mapped[str] = mapped_column(String(200))
     rule: Mapped[str] = mapped_column(String(64))  # base, tier, bonus_rule:7, first_purchase…
-    bonus_rule_id: Mapped[int | None] = mapped_column(ForeignKey("bonus_rules.id"))
+    bonus_rule_id: Mapped[int | None] = mapped_column(ForeignKey("bonus_rules.id"), index=True)
     source_type: Mapped[str | None] = mapped_column(String(24))  # purchase, refund, reward…
     source_id: Mapped[int | None] = mapped_column(BigInteger)
     lot_id: Mapped[int | None] = mapped_column(BigInteger)  # the lot an earning created
@@ -503,7 +503,7 @@ class Coupon(Base):
     valid_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     issued_reason: Mapped[str] = mapped_column(String(100), default="")
     # The redeem entry that paid for it, when a member bought it with points.
-    reward_entry_id: Mapped[int | None] = mapped_column(ForeignKey("ledger_entries.id"))
+    reward_entry_id: Mapped[int | None] = mapped_column(ForeignKey("ledger_entries.id"), index=True)
     redeemed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 

@@ -99,6 +99,25 @@ def segment_builder(page: Any, base: str) -> str:
     return "segment-builder-count"
 
 
+def incremental_roi_and_lift(page: Any, base: str) -> str:
+    """The ROI report on the incremental basis names the campaign with a holdout; its lift
+    page opens from there."""
+    page.goto(f"{base}/reports/roi?basis=incremental")
+    with page.expect_navigation():
+        page.locator("#basis-incremental a[href$='/lift']").first.click()
+    assert "/lift" in page.url
+    return "campaign-lift"
+
+
+def liability_method(page: Any, base: str) -> str:
+    """Choosing the chain ladder reloads the liability with it (a script, not inline)."""
+    page.goto(f"{base}/finance/liability")
+    with page.expect_navigation():
+        page.select_option("#liability-filters select[name='method']", "chain_ladder")
+    assert "method=chain_ladder" in page.url
+    return "liability-chain-ladder"
+
+
 @on_phone
 def member_page(page: Any, base: str) -> str:
     """Find the demo member and open their page."""
@@ -120,6 +139,7 @@ WALKS: dict[str, tuple[str, list[Step]]] = {
             visit("/reports/roi", phone=True),
             visit("/reports/roi?group_by=channel&compare=1&from=2026-10-01&to=2026-12-31"),
             roi_drill_down,
+            incremental_roi_and_lift,
             visit("/attribution"),
             visit("/value", phone=True),
             visit("/value/rfm"),
@@ -147,6 +167,8 @@ WALKS: dict[str, tuple[str, list[Step]]] = {
             visit("/finance/periods"),
             visit("/finance/rates"),
             visit("/imports"),
+            visit("/finance/liability", phone=True),
+            liability_method,
         ],
     ),
     "admin": (
