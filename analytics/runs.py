@@ -240,6 +240,38 @@ def _predictions(
     return predicted, out
 
 
+def pyramid_inputs(
+    ids: pd.Index,
+    joined: Any,
+    period: pd.DataFrame,
+    costs: pd.DataFrame,
+    window: facts.Window,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """`pyramid.member_value`'s two frames for the period: each member's costs and days in the
+    program (from joining, within the period), and their sales before coupon discounts (the
+    coupon counts once, as a cost). `period`: the daily facts of the period; `costs`:
+    `facts.period_costs` indexed like `ids`; `joined`: each member's local joining day."""
+    starts = (pd.to_datetime(joined) - pd.Timestamp(window.period_start)).days.to_numpy()
+    days = (window.period_days - np.maximum(starts, 0)).clip(0, window.period_days)
+    members = pd.DataFrame(
+        {
+            "member_id": ids,
+            "coupon_discounts": costs["coupon_ticks"].to_numpy() / facts.TICKS,
+            "points_redeemed": costs["points_redeemed"].to_numpy(),
+            "bonus_points": costs["bonus_points"].to_numpy(),
+            "days": days.astype(np.float64),
+        }
+    )
+    spend = period.groupby("customer_id")["ticks"].sum().reindex(ids, fill_value=0)
+    sales = pd.DataFrame(
+        {
+            "member_id": ids,
+            "net_purchases": (spend + costs["coupon_ticks"]).to_numpy() / facts.TICKS,
+        }
+    )
+    return members, sales
+
+
 def compute(session: Session, params: ValueParams, *, base: str, zone: ZoneInfo) -> Computed:
     as_of = _as_of(params, zone)
     point_value = (
@@ -264,24 +296,10 @@ def compute(session: Session, params: ValueParams, *, base: str, zone: ZoneInfo)
     first_amount = grouped["ticks"].first().reindex(ids, fill_value=0)  # sorted by day
 
     period = daily[in_period]
-    period_spend = period.groupby("customer_id")["ticks"].sum().reindex(ids, fill_value=0)
 
     # The pyramid.
     joined = pd.to_datetime(people["joined"]).dt.date.to_numpy()
-    member_days = np.array(
-        [params.period_days - max(0, (j - window.period_start).days) for j in joined],
-        dtype=np.float64,
-    ).clip(0, params.period_days)
-    pyramid_members = pd.DataFrame(
-        {
-            "member_id": ids,
-            "coupon_discounts": costs["coupon_ticks"].to_numpy() / facts.TICKS,
-            "points_redeemed": costs["points_redeemed"].to_numpy(),
-            "bonus_points": costs["bonus_points"].to_numpy(),
-            "days": member_days,
-        }
-    )
-    before_coupons = (period_spend + costs["coupon_ticks"]).to_numpy() / facts.TICKS
+    pyramid_members, sales = pyramid_inputs(ids, joined, period, costs, window)
     if params.category_margins:
         sales = facts.category_spend(session, window, period_only=True).rename(
             columns={"ticks": "net_purchases"}
@@ -292,8 +310,6 @@ def compute(session: Session, params: ValueParams, *, base: str, zone: ZoneInfo)
         )
         sales = pd.concat([sales, coupons[coupons["net_purchases"] != 0]])
         sales = sales[sales["member_id"].isin(ids)]
-    else:
-        sales = pd.DataFrame({"member_id": ids, "net_purchases": before_coupons})
     rules = pyramid.ValueRules(
         margin=float(params.margin),
         period_days=params.period_days,

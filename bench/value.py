@@ -628,28 +628,8 @@ def pyramid_and_rfm(
 
     def the_pyramid() -> pd.DataFrame:
         in_period = (daily["date"].dt.date >= window.period_start).to_numpy()
-        period = daily[in_period]
-        spend = period.groupby("customer_id")["ticks"].sum().reindex(ids, fill_value=0)
         joined = pd.to_datetime(people["joined"]).dt.date.to_numpy()
-        member_days = np.array(
-            [PARAMS.period_days - max(0, (j - window.period_start).days) for j in joined],
-            dtype=np.float64,
-        ).clip(0, PARAMS.period_days)
-        members = pd.DataFrame(
-            {
-                "member_id": ids,
-                "coupon_discounts": costs["coupon_ticks"].to_numpy() / facts.TICKS,
-                "points_redeemed": costs["points_redeemed"].to_numpy(),
-                "bonus_points": costs["bonus_points"].to_numpy(),
-                "days": member_days,
-            }
-        )
-        sales = pd.DataFrame(
-            {
-                "member_id": ids,
-                "net_purchases": (spend + costs["coupon_ticks"]).to_numpy() / facts.TICKS,
-            }
-        )
+        members, sales = runs.pyramid_inputs(ids, joined, daily[in_period], costs, window)
         rules = pyramid.ValueRules(
             margin=float(PARAMS.margin),
             period_days=PARAMS.period_days,

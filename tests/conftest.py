@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import os
 import re
+import warnings
 from collections import Counter
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine
@@ -19,6 +22,7 @@ from sqlalchemy.orm import Session
 from core import migrations
 from core.db import make_engine
 from core.pgserver import PostgresUnavailable, ThrowawayPostgres
+from core.settings import get_settings
 
 CI = os.environ.get("CI", "").lower() == "true"
 BACKENDS = ["sqlite", "postgresql"]
@@ -101,3 +105,47 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
                 if counts[(backend, o)]
             ]
             terminalreporter.write_line(f"{backend}: {', '.join(parts) or 'no tests'}")
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[tuple[Any, bool]]:
+    """(client, processes) of a 2-worker LocalCluster for the Dask tests, one per test
+    module: worker processes if the machine allows, else threads (and a warning that says
+    so). If neither starts, the tests fail with the reason: never skip."""
+    from distributed import Client, LocalCluster
+
+    errors: list[str] = []
+    for processes in (True, False):
+        try:
+            cluster = LocalCluster(  # type: ignore[no-untyped-call]
+                n_workers=2,
+                threads_per_worker=1,
+                processes=processes,
+                dashboard_address=None,
+                silence_logs=40,
+            )
+        except Exception as exc:  # any failure to start is reported below
+            errors.append(f"processes={processes}: {type(exc).__name__}: {exc}")
+            continue
+        if not processes:
+            warnings.warn(
+                "LocalCluster could not start worker processes here; the Dask tests ran on "
+                f"2 worker threads instead ({errors[0]})",
+                stacklevel=1,
+            )
+        with cluster, Client(cluster) as dask_client:  # type: ignore[no-untyped-call]
+            yield dask_client, processes
+        return
+    pytest.fail("Dask could not start a LocalCluster: " + "; ".join(errors), pytrace=False)
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A fresh data directory for the command line, its SQLite database inside: the settings
+    from the environment, as `retain` reads them."""
+    monkeypatch.setenv("RETAIN_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("RETAIN_DATABASE_URL", raising=False)
+    monkeypatch.delenv("RETAIN_ENV", raising=False)
+    get_settings.cache_clear()
+    yield tmp_path
+    get_settings.cache_clear()

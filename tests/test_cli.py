@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -22,16 +21,6 @@ from loyalty.models import Member
 from web.cli import app
 
 runner = CliRunner()
-
-
-@pytest.fixture
-def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    monkeypatch.setenv("RETAIN_DATA_DIR", str(tmp_path))
-    monkeypatch.delenv("RETAIN_DATABASE_URL", raising=False)
-    monkeypatch.delenv("RETAIN_ENV", raising=False)
-    get_settings.cache_clear()
-    yield tmp_path
-    get_settings.cache_clear()
 
 
 def invoke(*args: str, input: str | None = None) -> str:

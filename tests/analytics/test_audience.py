@@ -245,7 +245,7 @@ def _run(db: Session, as_of: date) -> ValueRun:
     return run
 
 
-def _score(
+def score_member(
     db: Session, run: ValueRun, member: Member, value: str, layer: str, segment: str, kind: str
 ) -> None:
     zero = D(0)
@@ -278,11 +278,11 @@ def test_the_latest_value_run_adds_value_layers_segments_and_types(shop: Audienc
     shop.member("C", region="North")  # not scored
     d = shop.member("D", region="South")
     old = _run(shop.db, date(2026, 10, 31))
-    _score(shop.db, old, a, "999.00", "most_valuable", "Champions", "super_value")
+    score_member(shop.db, old, a, "999.00", "most_valuable", "Champions", "super_value")
     latest = _run(shop.db, date(2026, 11, 30))
-    _score(shop.db, latest, a, "120.50", "most_valuable", "Champions", "super_value")
-    _score(shop.db, latest, b, "-20.25", "negative", "Lost", "price")
-    _score(shop.db, latest, d, "10.00", "low_contribution", "Champions", "odd_type")
+    score_member(shop.db, latest, a, "120.50", "most_valuable", "Champions", "super_value")
+    score_member(shop.db, latest, b, "-20.25", "negative", "Lost", "price")
+    score_member(shop.db, latest, d, "10.00", "low_contribution", "Champions", "odd_type")
     shop.db.commit()
 
     frame = shop.profile()

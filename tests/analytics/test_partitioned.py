@@ -11,8 +11,6 @@ frames and from Parquet; and the BG/NBD and Gamma-Gamma fitted to either are the
 from __future__ import annotations
 
 import os
-import warnings
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -72,38 +70,6 @@ def dask_frame(log: pd.DataFrame, parts: int) -> Any:
 def assert_same(got: pd.DataFrame, want: pd.DataFrame) -> None:
     assert len(want) > 0
     pd.testing.assert_frame_equal(got, want, check_exact=True)
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[tuple[Any, bool]]:
-    """(client, processes) of a 2-worker LocalCluster: worker processes if the machine
-    allows, else threads (and a warning that says so). If neither starts, the tests fail
-    with the reason: never skip."""
-    from distributed import Client, LocalCluster
-
-    errors: list[str] = []
-    for processes in (True, False):
-        try:
-            cluster = LocalCluster(  # type: ignore[no-untyped-call]
-                n_workers=2,
-                threads_per_worker=1,
-                processes=processes,
-                dashboard_address=None,
-                silence_logs=40,
-            )
-        except Exception as exc:  # any failure to start is reported below
-            errors.append(f"processes={processes}: {type(exc).__name__}: {exc}")
-            continue
-        if not processes:
-            warnings.warn(
-                "LocalCluster could not start worker processes here; the Dask tests ran on "
-                f"2 worker threads instead ({errors[0]})",
-                stacklevel=1,
-            )
-        with cluster, Client(cluster) as dask_client:  # type: ignore[no-untyped-call]
-            yield dask_client, processes
-        return
-    pytest.fail("Dask could not start a LocalCluster: " + "; ".join(errors), pytrace=False)
 
 
 # --- On one machine (Dask's default scheduler) ----------------------------------------------

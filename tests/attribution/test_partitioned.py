@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import warnings
-from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -215,38 +213,6 @@ def test_every_one_machine_route_equals_path_stats_exactly(text_ids: bool, tmp_p
 
 
 # --- Dask on two worker processes -----------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[tuple[Any, bool]]:
-    """(client, processes) of a 2-worker LocalCluster: worker processes if the machine
-    allows, else threads (and a warning that says so). If neither starts, the tests fail
-    with the reason: never skip."""
-    from distributed import Client, LocalCluster
-
-    errors: list[str] = []
-    for processes in (True, False):
-        try:
-            cluster = LocalCluster(  # type: ignore[no-untyped-call]
-                n_workers=2,
-                threads_per_worker=1,
-                processes=processes,
-                dashboard_address=None,
-                silence_logs=40,
-            )
-        except Exception as exc:  # any failure to start is reported below
-            errors.append(f"processes={processes}: {type(exc).__name__}: {exc}")
-            continue
-        if not processes:
-            warnings.warn(
-                "LocalCluster could not start worker processes here; the Dask tests ran on "
-                f"2 worker threads instead ({errors[0]})",
-                stacklevel=1,
-            )
-        with cluster, Client(cluster) as dask_client:  # type: ignore[no-untyped-call]
-            yield dask_client, processes
-        return
-    pytest.fail("Dask could not start a LocalCluster: " + "; ".join(errors), pytrace=False)
 
 
 def test_dask_on_two_workers_gives_the_single_machine_numbers_to_the_last_digit(

@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -105,16 +104,6 @@ def test_every_model_on_a_file_and_the_options(tmp_path: Path) -> None:
     broken.write_text("path,total_conversions\nemail > ,x\n")
     result = runner.invoke(app, ["attribution", "run", "--paths", str(broken)])
     assert result.exit_code == 1 and "Line 2" in result.output
-
-
-@pytest.fixture
-def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    monkeypatch.setenv("RETAIN_DATA_DIR", str(tmp_path))
-    monkeypatch.delenv("RETAIN_DATABASE_URL", raising=False)
-    monkeypatch.delenv("RETAIN_ENV", raising=False)
-    get_settings.cache_clear()
-    yield tmp_path
-    get_settings.cache_clear()
 
 
 def test_runs_from_the_database_are_stored_and_touchpoints_derived_and_imported(

@@ -25,12 +25,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from analytics.audience import DIMENSIONS
-from analytics.models import MemberScore, ValueRun
+from analytics.models import ValueRun
 from attribution.models import Touchpoint
 from campaigns.models import Campaign, Channel
 from core.accounts.models import User
 from core.audit import Actor
 from loyalty.models import Member
+from tests.analytics.test_audience import score_member
 from tests.campaigns.conftest import Staff, make_campaign
 from tests.loyalty.conftest import Shop
 from tests.web.conftest import member_sign_in, sign_in
@@ -109,34 +110,13 @@ class World:
         )
         self.db.add(run)
         self.db.flush()
-        zero = D(0)
         scores = (
             ("a", "80.00", "most_valuable", "Champions", "super_value"),
             ("b", "-5.00", "negative", "Lost", "price"),
             ("c", "12.00", "low_contribution", "Champions", "inertia"),
         )
         for key, value, layer, segment, kind in scores:
-            self.db.add(
-                MemberScore(
-                    run_id=run.id,
-                    member_id=self.members[key].id,
-                    net_purchases=zero,
-                    cost_to_serve=zero,
-                    value=D(value),
-                    layer=layer,
-                    purchases=1,
-                    monetary=zero,
-                    rfm_segment=segment,
-                    loyalty_type=kind,
-                    clv1=zero,
-                    clv2=zero,
-                    clv3=zero,
-                    clv4=zero,
-                    clv5=zero,
-                    clv6=zero,
-                    clv_total=zero,
-                )
-            )
+            score_member(self.db, run, self.members[key], value, layer, segment, kind)
         self.db.commit()
         return run
 

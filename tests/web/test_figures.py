@@ -27,7 +27,7 @@ from core.accounts.models import User
 from core.audit import Actor
 from tests.campaigns.conftest import file_receipt
 from tests.campaigns.test_attachments import PDF
-from tests.test_cli import data_dir, invoke  # noqa: F401 - the fixture, for the CLI test
+from tests.test_cli import invoke
 from tests.web.conftest import csrf_from, sign_in
 
 D = Decimal
@@ -189,7 +189,7 @@ def test_the_report_selects_campaigns_by_run_dates_on_every_surface(
     assert typo.status_code == 422 and "running_from" in typo.json()["error"]["message"]
 
 
-def test_the_command_line_report_takes_the_campaign_filter(data_dir: Path) -> None:  # noqa: F811
+def test_the_command_line_report_takes_the_campaign_filter(data_dir: Path) -> None:
     invoke("migrate")
     out = data_dir / "roi.csv"
     written = invoke(

@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 
 from loyalty import liability_facts
 from tests.loyalty.conftest import BASE, ZONE
+from tests.test_cli import invoke
 from tests.web.test_liability_page import MARCH, fifteen_months
 from web import cli
 from web.cli import app
@@ -28,12 +29,6 @@ runner = CliRunner()
 def shared(db: Session, monkeypatch: pytest.MonkeyPatch) -> Session:
     monkeypatch.setattr(cli, "_session", lambda settings: contextlib.nullcontext(db))
     return db
-
-
-def invoke(*args: str) -> str:
-    result = runner.invoke(app, list(args))
-    assert result.exit_code == 0, result.output
-    return result.output
 
 
 def test_the_roll_forward_as_text_csv_and_json(shared: Session) -> None:

@@ -4,13 +4,11 @@ against a migrated database, the calculator, and refusals with exit code 1."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import pytest
 from typer.testing import CliRunner
 
 from analytics import segments
@@ -21,27 +19,12 @@ from core.audit import Actor
 from core.db import make_engine, make_session_factory
 from core.settings import get_settings
 from loyalty import audiences, members, purchases
+from tests.test_cli import invoke
 from web.cli import app
 
 runner = CliRunner()
 ZONE = ZoneInfo("Asia/Shanghai")
 ACTOR = Actor.cli("test")
-
-
-def invoke(*args: str) -> str:
-    result = runner.invoke(app, list(args))
-    assert result.exit_code == 0, result.output
-    return result.output
-
-
-@pytest.fixture
-def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    monkeypatch.setenv("RETAIN_DATA_DIR", str(tmp_path))
-    monkeypatch.delenv("RETAIN_DATABASE_URL", raising=False)
-    monkeypatch.delenv("RETAIN_ENV", raising=False)
-    get_settings.cache_clear()
-    yield tmp_path
-    get_settings.cache_clear()
 
 
 def test_the_lift_of_a_campaign_as_text_and_json(data_dir: Path) -> None:

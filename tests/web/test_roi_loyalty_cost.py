@@ -15,7 +15,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -249,16 +249,6 @@ def test_the_dashboard_counts_it_as_the_report_does(
     html = client.get("/dashboard").text
     alerts = html[html.index('id="budget-alerts"') :]
     assert "GIVE" in alerts and "106.7%" in alerts and "over budget" in alerts
-
-
-@pytest.fixture
-def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    monkeypatch.setenv("RETAIN_DATA_DIR", str(tmp_path))
-    monkeypatch.delenv("RETAIN_DATABASE_URL", raising=False)
-    monkeypatch.delenv("RETAIN_ENV", raising=False)
-    get_settings.cache_clear()
-    yield tmp_path
-    get_settings.cache_clear()
 
 
 def test_the_command_line_counts_it_unless_told(data_dir: Path) -> None:

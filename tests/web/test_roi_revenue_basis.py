@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -278,16 +278,6 @@ def test_the_run_read_is_the_default_settings_for_the_period(
     assert [(p.period_from, p.period_to) for p in refused.value.missing] == [
         (date(2026, 3, 1), date(2026, 3, 31))
     ]
-
-
-@pytest.fixture
-def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    monkeypatch.setenv("RETAIN_DATA_DIR", str(tmp_path))
-    monkeypatch.delenv("RETAIN_DATABASE_URL", raising=False)
-    monkeypatch.delenv("RETAIN_ENV", raising=False)
-    get_settings.cache_clear()
-    yield tmp_path
-    get_settings.cache_clear()
 
 
 def test_the_command_line_takes_a_basis(data_dir: Path) -> None:

@@ -4,7 +4,6 @@ and print the layer table, the members per segment and per type (issue 14)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -19,27 +18,12 @@ from core.audit import Actor
 from core.db import make_engine, make_session_factory
 from core.settings import get_settings
 from loyalty import members, purchases
+from tests.test_cli import invoke
 from web.cli import app
 
 runner = CliRunner()
 ZONE = ZoneInfo("Asia/Shanghai")
 JOINED = datetime(2025, 1, 5, 4, tzinfo=UTC)
-
-
-def invoke(*args: str) -> str:
-    result = runner.invoke(app, list(args))
-    assert result.exit_code == 0, result.output
-    return result.output
-
-
-@pytest.fixture
-def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    monkeypatch.setenv("RETAIN_DATA_DIR", str(tmp_path))
-    monkeypatch.delenv("RETAIN_DATABASE_URL", raising=False)
-    monkeypatch.delenv("RETAIN_ENV", raising=False)
-    get_settings.cache_clear()
-    yield tmp_path
-    get_settings.cache_clear()
 
 
 def test_a_run_is_stored_and_its_tables_printed(data_dir: Path) -> None:

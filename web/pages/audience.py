@@ -28,13 +28,12 @@ from sqlalchemy import select
 
 from analytics import audience
 from analytics.audience import LAYER_PREFIX, RFM_PREFIX, TYPE_PREFIX, UNKNOWN
-from campaigns import report_periods
 from campaigns.models import Campaign
 from core.accounts.models import Role, User
 from core.errors import RetainError, ValidationFailed
 from core.money import format_decimal, minor_units
 from web.deps import AppSettings, Db, require_roles
-from web.pages.reports import Now, filter_day, filter_id
+from web.pages.reports import Now, filter_day, filter_id, period_presets
 from web.rendering import N_, render, t
 
 router = APIRouter()
@@ -354,30 +353,6 @@ def chart_data(
     }
 
 
-def _presets(view: AudienceView, today: date) -> list[dict[str, Any]]:
-    found = []
-    for name, period in report_periods.presets(today):
-        found.append(
-            {
-                "name": name,
-                "period": str(period),
-                "href": view.href(
-                    **{"from": period.start.isoformat(), "to": period.end.isoformat()}
-                ),
-                "current": (view.start, view.end) == (period.start, period.end),
-            }
-        )
-    found.append(
-        {
-            "name": "all_dates",
-            "period": "",
-            "href": view.href(**{"from": None, "to": None}),
-            "current": not (view.start or view.end),
-        }
-    )
-    return found
-
-
 def _campaign_choices(db: Db, chosen: int | None) -> list[Any]:
     """The newest campaigns for the list, and the chosen one when it is older than those."""
     columns = (Campaign.id, Campaign.code, Campaign.name, Campaign.starts_on, Campaign.ends_on)
@@ -448,7 +423,7 @@ def audience_page(
             for d in audience.DIMENSIONS
         ],
         "dimension_label": t(request, DIMENSION_LABELS[view.dimension]),
-        "presets": _presets(view, today),
+        "presets": period_presets(view.href, view.start, view.end, today),
         "campaigns": _campaign_choices(db, view.campaign_id),
         "table": profile_table(request, view, shown, places),
         "response": response_table(request, view, response),

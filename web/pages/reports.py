@@ -24,6 +24,7 @@ the file name say which."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Annotated, Any
@@ -454,26 +455,27 @@ def _breadcrumb(view: RoiView, options: dict[str, Any]) -> list[dict[str, Any]]:
     return crumbs
 
 
-def _presets(view: RoiView, today: date) -> list[dict[str, Any]]:
-    f = view.filters
+def period_presets(
+    href: Callable[..., str], start: date | None, end: date | None, today: date
+) -> list[dict[str, Any]]:
+    """The period preset links of a page with `from`/`to` (this month, last quarter, …, all
+    dates), each with its link (`href(from=…, to=…)`) and whether it is the period shown."""
     found = []
     for name, period in report_periods.presets(today):
         found.append(
             {
                 "name": name,
                 "period": str(period),
-                "href": view.href(
-                    **{"from": period.start.isoformat(), "to": period.end.isoformat()}
-                ),
-                "current": (f.start, f.end) == (period.start, period.end),
+                "href": href(**{"from": period.start.isoformat(), "to": period.end.isoformat()}),
+                "current": (start, end) == (period.start, period.end),
             }
         )
     found.append(
         {
             "name": "all_dates",
             "period": "",
-            "href": view.href(**{"from": None, "to": None}),
-            "current": not (f.start or f.end),
+            "href": href(**{"from": None, "to": None}),
+            "current": not (start or end),
         }
     )
     return found
@@ -612,7 +614,7 @@ def roi_page(request: Request, user: Staff, db: Db, settings: AppSettings, clock
         "loyalty_off_href": view.href(loyalty_cost="0"),
         "loyalty_on_href": view.href(loyalty_cost=None),
         "problems": view.problems,
-        "presets": _presets(view, clock.date()),
+        "presets": period_presets(view.href, view.filters.start, view.filters.end, clock.date()),
         "breadcrumb": _breadcrumb(view, options),
         **options,
     }

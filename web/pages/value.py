@@ -679,15 +679,28 @@ def _pct_float(value: Decimal | None) -> float | None:
     return None if value is None else float((value * 100).quantize(Decimal("0.01")))
 
 
-@router.get("/value")
-def pyramid_page(request: Request, user: Reader, db: Db, settings: AppSettings) -> Response:
+def _run_page(
+    request: Request,
+    db: Db,
+    settings: AppSettings,
+    user: User,
+    template: str,
+    context_of: Callable[[Request, Db, AppSettings, User, Any], dict[str, Any]],
+) -> Response:
+    """A page of one run (chosen by `run`, compared with `compare`); 422 when a query value
+    was refused (the page still shows, with the default)."""
     view = choose_runs(request, db, dict(request.query_params))
     return render(
         request,
-        "analytics/value_pyramid.html",
-        pyramid_context(request, db, settings, user, view),
+        f"analytics/{template}.html",
+        context_of(request, db, settings, user, view),
         status_code=422 if view.problems else 200,
     )
+
+
+@router.get("/value")
+def pyramid_page(request: Request, user: Reader, db: Db, settings: AppSettings) -> Response:
+    return _run_page(request, db, settings, user, "value_pyramid", pyramid_context)
 
 
 @dataclass
@@ -949,13 +962,7 @@ def rfm_context(
 
 @router.get("/value/rfm")
 def rfm_page(request: Request, user: Reader, db: Db, settings: AppSettings) -> Response:
-    view = choose_runs(request, db, dict(request.query_params))
-    return render(
-        request,
-        "analytics/value_rfm.html",
-        rfm_context(request, db, settings, user, view),
-        status_code=422 if view.problems else 200,
-    )
+    return _run_page(request, db, settings, user, "value_rfm", rfm_context)
 
 
 # --- Lifetime value ----------------------------------------------------------------------------
@@ -1280,13 +1287,7 @@ def types_context(
 
 @router.get("/value/types")
 def types_page(request: Request, user: Reader, db: Db, settings: AppSettings) -> Response:
-    view = choose_runs(request, db, dict(request.query_params))
-    return render(
-        request,
-        "analytics/value_types.html",
-        types_context(request, db, settings, user, view),
-        status_code=422 if view.problems else 200,
-    )
+    return _run_page(request, db, settings, user, "value_types", types_context)
 
 
 # --- Members of a layer, segment, cell or type ---------------------------------------------------
