@@ -40,3 +40,16 @@ def test_imports_point_one_way(package: str) -> None:
 
 def test_the_check_sees_imports() -> None:
     assert "fastapi" in imported_roots(ROOT / "web" / "app.py")
+
+
+def test_every_package_is_installed() -> None:
+    """`pip install -e .` maps only the packages pyproject names: one left out imports in
+    the tests (the repository is on the path) but not from the installed `retain`."""
+    import tomllib
+
+    root = Path(__file__).parents[1]
+    include = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"][
+        "packages"
+    ]["find"]["include"]
+    packages = {p.parent.name for p in root.glob("*/__init__.py")} - {"tests", "bench"}
+    assert sorted(p for p in packages if f"{p}*" not in include) == []

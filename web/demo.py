@@ -57,9 +57,11 @@ def load(session: Session, settings: Settings, today: date | None = None) -> Dem
     result.campaigns = demo_campaigns.load(session, today)
     result.members = demo_loyalty.load(session, today, settings.zone, settings.base_currency)
     demo_liability.load(session, today, settings.zone, settings.base_currency)
-    demo_attribution.load(session, today, settings.zone, settings.base_currency)
     demo_lift.load(session, today, settings.zone, settings.base_currency)
     demo_value.load(session, today, settings.zone, settings.base_currency)
+    # Last: the touchpoints are derived from every coupon and purchase the others made, so
+    # the stored attribution runs cover all of the demo's data.
+    demo_attribution.load(session, today, settings.zone, settings.base_currency)
     if result.campaigns:
         demo_campaigns.close_old_months(session, today)
     return result
