@@ -149,7 +149,8 @@ def test_campaign_receipt_approval_and_roi(server: str, page: Any, tmp_path: Pat
     page.click("text=Sign out")
 
     sign_in_as(page, server, "finance@demo.retain")
-    page.click("text=Finance queue")
+    page.click("nav .nav-group summary:has-text('Finance')")  # the top bar's Finance menu
+    page.click("nav .nav-group a:has-text('Finance queue')")
     assert "Ocean Engine" in page.inner_text("main")
     page.goto(receipt_url)
     page.click("#receipt-actions button:has-text('Approve')")
