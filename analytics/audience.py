@@ -84,6 +84,7 @@ from core import bounds
 from core.errors import NotFound, ValidationFailed
 from core.exports import safe_cell
 from core.money import minor_units
+from core.text import N_
 from loyalty.models import Batch, Coupon, Member, Purchase, PurchaseState
 from loyalty.reports import local_day
 
@@ -161,22 +162,24 @@ def check_dimension(dimension: str) -> Dimension:
         shown = dimension[:40].encode("utf-8", "backslashreplace").decode("utf-8")
         raise ValidationFailed(
             "audience.dimension",
-            f"'{shown}' is not a dimension to group members by; use one of "
-            f"{', '.join(DIMENSIONS)}.",
+            "'%(shown)s' is not a dimension to group members by; use one of %(dimensions)s.",
+            shown=shown,
+            dimensions=", ".join(DIMENSIONS),
         )
     return dimension
 
 
 def check_period(start: date | None, end: date | None) -> None:
     if start is not None:
-        bounds.check_day(start, "audience.from", label="From")
+        bounds.check_day(start, "audience.from", label=N_("From"))
     if end is not None:
-        bounds.check_day(end, "audience.to", label="To")
+        bounds.check_day(end, "audience.to", label=N_("To"))
     if start is not None and end is not None and start > end:
         raise ValidationFailed(
             "audience.period",
-            f"From ({start.isoformat()}) is after To ({end.isoformat()}); choose a From on or"
-            " before To.",
+            "From (%(start)s) is after To (%(end)s); choose a From on or before To.",
+            start=start.isoformat(),
+            end=end.isoformat(),
         )
 
 
@@ -256,7 +259,11 @@ def _run(session: Session, run_id: int | None) -> ValueRun | None:
         return latest_run(session)
     run = session.get(ValueRun, bounds.check_id(run_id, "audience.run"))
     if run is None:
-        raise NotFound("audience.run", f"No value run #{run_id}; the value page lists the runs.")
+        raise NotFound(
+            "audience.run",
+            "No value run #%(run_id)s; the value page lists the runs.",
+            run_id=run_id,
+        )
     return run
 
 
@@ -432,7 +439,8 @@ def _campaigns(
         if not found:
             raise NotFound(
                 "audience.campaign",
-                f"No campaign #{campaign_id}; choose one from the campaigns list.",
+                "No campaign #%(campaign_id)s; choose one from the campaigns list.",
+                campaign_id=campaign_id,
             )
     else:
         overlap: list[ColumnElement[bool]] = []
@@ -626,7 +634,9 @@ def sorted_frame(frame: pd.DataFrame, column: str, *, descending: bool = False) 
     way."""
     if column not in frame.columns:
         raise ValidationFailed(
-            "audience.sort", f"'{column[:40]}' is not a column of this table to sort by."
+            "audience.sort",
+            "'%(column)s' is not a column of this table to sort by.",
+            column=column[:40],
         )
     values = list(frame[column])
     known = [i for i in range(len(frame)) if frame["group"].iloc[i] != UNKNOWN]

@@ -133,10 +133,6 @@ class BgNbdFit:
     message: str
 
 
-def _invalid(code: str, message: str) -> ValidationFailed:
-    return ValidationFailed(f"value.{code}", message)
-
-
 def _float(values: ArrayLike) -> FloatArray:
     return np.asarray(values, dtype=np.float64)
 
@@ -148,20 +144,30 @@ def check_summaries(
     0 ≤ t_x ≤ T, and t_x = 0 when x = 0."""
     x, tx, age = np.broadcast_arrays(_float(frequency), _float(recency), _float(T))
     if not (np.isfinite(x).all() and np.isfinite(tx).all() and np.isfinite(age).all()):
-        raise _invalid("summaries", "Frequency, recency and age must be finite numbers.")
+        raise ValidationFailed(
+            "value.summaries", "Frequency, recency and age must be finite numbers."
+        )
     if (x < 0).any() or (x != np.floor(x)).any():
-        raise _invalid("summaries", "Frequency must be a whole number of repeat purchases ≥ 0.")
+        raise ValidationFailed(
+            "value.summaries", "Frequency must be a whole number of repeat purchases ≥ 0."
+        )
     if (tx < 0).any() or (tx > age).any():
-        raise _invalid("summaries", "Recency must be between 0 and the customer's age T.")
+        raise ValidationFailed(
+            "value.summaries", "Recency must be between 0 and the customer's age T."
+        )
     if ((x == 0) & (tx != 0)).any():
-        raise _invalid("summaries", "Recency must be 0 for a customer with no repeat purchase.")
+        raise ValidationFailed(
+            "value.summaries", "Recency must be 0 for a customer with no repeat purchase."
+        )
     return x.astype(np.float64), tx.astype(np.float64), age.astype(np.float64)
 
 
 def _check_params(params: BgNbdParams) -> None:
     values = params.as_array()
     if not (np.isfinite(values).all() and (values > 0).all()):
-        raise _invalid("params", "BG/NBD parameters r, α, a, b must be positive numbers.")
+        raise ValidationFailed(
+            "value.params", "BG/NBD parameters r, α, a, b must be positive numbers."
+        )
 
 
 # --- Likelihood ------------------------------------------------------------------------------
@@ -312,7 +318,9 @@ def maximise(
         if best is None or found.value < best.value:
             best = found
     if best is None:
-        raise _invalid("fit", "The likelihood could not be evaluated at any starting point.")
+        raise ValidationFailed(
+            "value.fit", "The likelihood could not be evaluated at any starting point."
+        )
     return best
 
 
@@ -353,18 +361,24 @@ def fit(
     x, tx, age = x.ravel(), tx.ravel(), age.ravel()
     w = np.ones_like(x) if weights is None else np.broadcast_to(_float(weights), x.shape).ravel()
     if not np.isfinite(w).all() or (w < 0).any():
-        raise _invalid("weights", "Weights must be finite and not negative.")
+        raise ValidationFailed("value.weights", "Weights must be finite and not negative.")
     total = float(w.sum())
     if total <= 0:
-        raise _invalid("no_customers", "There are no customers to fit the BG/NBD model to.")
+        raise ValidationFailed(
+            "value.no_customers", "There are no customers to fit the BG/NBD model to."
+        )
     if float((w * x).sum()) <= 0:
-        raise _invalid(
-            "no_repeat",
-            "No customer made a repeat purchase in the calibration period: "
-            "the BG/NBD model cannot be fitted.",
+        raise ValidationFailed(
+            "value.no_repeat",
+            (
+                "No customer made a repeat purchase in the calibration period: the "
+                "BG/NBD model cannot be fitted."
+            ),
         )
     if float((w * age).sum()) <= 0:
-        raise _invalid("no_time", "Every customer's age T is 0: move the calibration end later.")
+        raise ValidationFailed(
+            "value.no_time", "Every customer's age T is 0: move the calibration end later."
+        )
     (x, tx, age), w = compress_rows(x, tx, age, weights=w)
     scale = float((w * age).sum() / w.sum())
     tx_s, age_s = tx / scale, age / scale
@@ -561,7 +575,7 @@ def alive_expectation(
 def _check_t(t: ArrayLike) -> FloatArray:
     tt = _float(t)
     if not np.isfinite(tt).all() or (tt < 0).any():
-        raise _invalid("horizon", "The time t must be a finite number ≥ 0.")
+        raise ValidationFailed("value.horizon", "The time t must be a finite number ≥ 0.")
     return tt
 
 

@@ -110,28 +110,42 @@ PricePremium = Literal["signed", "floored"]
 _PRECISION = 100
 
 
-def _invalid(code: str, message: str) -> ValidationFailed:
-    return ValidationFailed(f"value.{code}", message)
-
-
 def _check_places(places: int) -> None:
     if isinstance(places, bool) or not isinstance(places, int) or not 0 <= places <= 6:
-        raise _invalid("places", "The number of decimal places must be a whole number 0–6.")
+        raise ValidationFailed(
+            "value.places", "The number of decimal places must be a whole number 0–6."
+        )
 
 
 def _money(value: Any, column: str, *, floats: bool = False) -> Fraction:
     """An exact money value from a Decimal or an int (and a float where `floats`)."""
     if isinstance(value, bool):
-        raise _invalid(column, f"Column {column} holds a boolean, not an amount.")
+        raise ValidationFailed(
+            f"value.{column}", "Column %(column)s holds a boolean, not an amount.", column=column
+        )
     if isinstance(value, Decimal | int) or (floats and isinstance(value, float)):
         if isinstance(value, float) and not math.isfinite(value):
-            raise _invalid(column, f"Column {column} holds {value}, not an amount.")
+            raise ValidationFailed(
+                f"value.{column}",
+                "Column %(column)s holds %(value)s, not an amount.",
+                column=column,
+                value=value,
+            )
         if isinstance(value, Decimal) and not value.is_finite():
-            raise _invalid(column, f"Column {column} holds {value}, not an amount.")
+            raise ValidationFailed(
+                f"value.{column}",
+                "Column %(column)s holds %(value)s, not an amount.",
+                column=column,
+                value=value,
+            )
         return Fraction(value)
     kind = "Decimal, int or float" if floats else "Decimal or int"
-    raise _invalid(
-        column, f"Column {column} must hold amounts ({kind}), not {type(value).__name__}."
+    raise ValidationFailed(
+        f"value.{column}",
+        "Column %(column)s must hold amounts (%(kind)s), not %(type)s.",
+        column=column,
+        kind=kind,
+        type=type(value).__name__,
     )
 
 
@@ -150,19 +164,24 @@ def _column(members: pd.DataFrame, column: str, *, floats: bool = False) -> list
 def _check_columns(members: pd.DataFrame) -> None:
     missing = [c for c in INPUT_COLUMNS if c not in members.columns]
     if missing:
-        raise _invalid(
-            "columns",
-            f"The members lack column(s) {', '.join(missing)}; "
-            f"expected {', '.join(INPUT_COLUMNS)}.",
+        raise ValidationFailed(
+            "value.columns",
+            "The members lack column(s) %(missing)s; expected %(input_columns)s.",
+            missing=", ".join(missing),
+            input_columns=", ".join(INPUT_COLUMNS),
         )
 
 
 def _check_share(share: Fraction | Decimal) -> Fraction:
     if isinstance(share, Decimal) and not share.is_finite():
-        raise _invalid("average_share", "The average full-price share must be a number.")
+        raise ValidationFailed(
+            "value.average_share", "The average full-price share must be a number."
+        )
     exact = Fraction(share)
     if not 0 <= exact <= 1:
-        raise _invalid("average_share", "The average full-price share must be within 0–1.")
+        raise ValidationFailed(
+            "value.average_share", "The average full-price share must be within 0–1."
+        )
     return exact
 
 
@@ -189,15 +208,16 @@ def clv_parts(
     _check_places(places)
     _check_columns(members)
     if price_premium not in ("signed", "floored"):
-        raise _invalid("price_premium", "CLV6 is either 'signed' or 'floored'.")
+        raise ValidationFailed("value.price_premium", "CLV6 is either 'signed' or 'floored'.")
     cols = {c: _column(members, c) for c in MONEY_COLUMNS}
     predicted = _column(members, PREDICTED_COLUMN, floats=True)
     for spend, full in zip(cols["spend"], cols["full_price_spend"], strict=True):
         if spend < 0:
-            raise _invalid("spend", "A member's spend must not be below 0.")
+            raise ValidationFailed("value.spend", "A member's spend must not be below 0.")
         if not 0 <= full <= spend:
-            raise _invalid(
-                "full_price_spend", "A member's full-price spend must be within 0 and their spend."
+            raise ValidationFailed(
+                "value.full_price_spend",
+                "A member's full-price spend must be within 0 and their spend.",
             )
     average = (
         average_full_price_share(members) if average_share is None else _check_share(average_share)
@@ -242,7 +262,12 @@ def split_category_spend(
     ):
         missing = [c for c in needed if c not in frame.columns]
         if missing:
-            raise _invalid("columns", f"{name} lacks column(s) {', '.join(missing)}.")
+            raise ValidationFailed(
+                "value.columns",
+                "%(name)s lacks column(s) %(missing)s.",
+                name=name,
+                missing=", ".join(missing),
+            )
     first = set(zip(first_categories["member_id"], first_categories["category"], strict=True))
     totals: dict[Hashable, list[Decimal]] = {}
     with localcontext(prec=_PRECISION):
@@ -277,7 +302,7 @@ def by_segment(parts: pd.DataFrame, segments: pd.Series, *, places: int = 2) -> 
     columns = [*PARTS, TOTAL]
     aligned = segments.reindex(parts.index)
     if aligned.isna().any():
-        raise _invalid("segment", "Every member needs a segment; one has none.")
+        raise ValidationFailed("value.segment", "Every member needs a segment; one has none.")
     rows: list[dict[str, object]] = []
     keys: list[Hashable] = []
     with localcontext(prec=_PRECISION):

@@ -39,7 +39,7 @@ import math
 import re
 from dataclasses import dataclass
 from datetime import date
-from typing import Any, NoReturn
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -50,6 +50,7 @@ from analytics.summaries import UNIT_NAMES, DateLike, Unit, check_unit, summaris
 from core.bounds import check_amount, check_day, text_problem
 from core.errors import ValidationFailed
 from core.money import parse_amount
+from core.text import N_
 
 COLUMNS = ("customer_id", "date", "amount")
 OPTIONAL = ("category",)
@@ -57,10 +58,6 @@ MAX_ERRORS = 200
 MAX_ID_LENGTH = 100
 MAX_CATEGORY_LENGTH = 100
 _DAY = re.compile(r"([0-9]{4})-?([0-9]{2})-?([0-9]{2})", re.ASCII)
-
-
-def _failed(code: str, message: str, errors: list[dict[str, Any]] | None = None) -> NoReturn:
-    raise ValidationFailed(code, message, {"errors": errors or []})
 
 
 def _parse_day(text: str) -> date:
@@ -86,7 +83,7 @@ def _row_problems(
     day: date | None = None
     raw_date = values["date"].strip()
     try:
-        day = check_day(_parse_day(raw_date), "date", "The date")
+        day = check_day(_parse_day(raw_date), "date", N_("The date"))
     except ValueError:
         shown = raw_date if len(raw_date) <= 24 else raw_date[:23] + "…"
         problems.append(("date", f"date '{shown}' is not a day like 1997-09-30 or 19970930."))
@@ -98,7 +95,7 @@ def _row_problems(
             parse_amount(values["amount"], "amount"),
             "amount",
             sign="non-negative",
-            label="The amount",
+            label=N_("The amount"),
         )
         amount = float(number)
     except ValidationFailed as exc:
@@ -163,19 +160,26 @@ def parse_transactions_csv(text: str) -> pd.DataFrame:
     except csv.Error as exc:
         errors.append({"line": reader.line_num or 1, "column": None, "message": f"{exc}."})
     if header is None:
-        _failed(
-            "transactions.empty", "The file is empty: expected a header customer_id,date,amount."
+        raise ValidationFailed(
+            "transactions.empty",
+            "The file is empty: expected a header customer_id,date,amount.",
+            {"errors": []},
         )
     if errors:
-        shown = "; ".join(f"line {e['line']}: {e['message']}" for e in errors[:5])
-        more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
-        _failed(
+        raise ValidationFailed(
             "transactions.invalid",
-            f"{len(errors)} problem(s) in the transactions file: {shown}{more}",
-            errors,
+            N_("%(count)s problem(s) in the transactions file: %(list)s (and %(more)s more)")
+            if len(errors) > 5
+            else N_("%(count)s problem(s) in the transactions file: %(list)s"),
+            {"errors": errors},
+            count=len(errors),
+            list="; ".join(f"line {e['line']}: {e['message']}" for e in errors[:5]),
+            more=len(errors) - 5,
         )
     if not customers:
-        _failed("transactions.empty", "The file has a header but no transactions.")
+        raise ValidationFailed(
+            "transactions.empty", "The file has a header but no transactions.", {"errors": []}
+        )
     frame = pd.DataFrame(
         {
             "customer_id": pd.Series(customers, dtype=object),
@@ -192,22 +196,53 @@ def _check_header(header: list[str], line: int) -> None:
     unknown = [h for h in header if h not in COLUMNS + OPTIONAL]
     missing = [c for c in COLUMNS if c not in header]
     repeated = sorted({h for h in header if header.count(h) > 1})
-    expected = "expected customer_id, date, amount and optionally category"
-    if unknown or missing or repeated:
-        parts = []
-        if missing:
-            parts.append(f"missing column(s) {', '.join(missing)}")
-        if unknown:
-            shown = ", ".join(repr(u[:24]) for u in unknown[:5])
-            parts.append(f"unknown column(s) {shown}")
-        if repeated:
-            parts.append(f"repeated column(s) {', '.join(repeated)}")
-        message = f"Line {line}: {'; '.join(parts)} ({expected})."
-        _failed(
+    m, u, r = bool(missing), bool(unknown), bool(repeated)
+    if m or u or r:
+        # One whole sentence for each combination of the three problems.
+        error = ValidationFailed(
             "transactions.columns",
-            message,
-            [{"line": line, "column": None, "message": message}],
+            N_(
+                "Line %(line)s: missing column(s) %(missing)s; unknown column(s) %(unknown)s; "
+                "repeated column(s) %(repeated)s (expected customer_id, date, amount and "
+                "optionally category)."
+            )
+            if m and u and r
+            else N_(
+                "Line %(line)s: missing column(s) %(missing)s; unknown column(s) %(unknown)s "
+                "(expected customer_id, date, amount and optionally category)."
+            )
+            if m and u
+            else N_(
+                "Line %(line)s: missing column(s) %(missing)s; repeated column(s) "
+                "%(repeated)s (expected customer_id, date, amount and optionally category)."
+            )
+            if m and r
+            else N_(
+                "Line %(line)s: unknown column(s) %(unknown)s; repeated column(s) "
+                "%(repeated)s (expected customer_id, date, amount and optionally category)."
+            )
+            if u and r
+            else N_(
+                "Line %(line)s: missing column(s) %(missing)s (expected customer_id, date, "
+                "amount and optionally category)."
+            )
+            if m
+            else N_(
+                "Line %(line)s: unknown column(s) %(unknown)s (expected customer_id, date, "
+                "amount and optionally category)."
+            )
+            if u
+            else N_(
+                "Line %(line)s: repeated column(s) %(repeated)s (expected customer_id, "
+                "date, amount and optionally category)."
+            ),
+            line=line,
+            missing=", ".join(missing),
+            unknown=", ".join(repr(h[:24]) for h in unknown[:5]),
+            repeated=", ".join(repeated),
         )
+        error.details = {"errors": [{"line": line, "column": None, "message": error.message}]}
+        raise error
 
 
 # --- The fit ----------------------------------------------------------------------------------
@@ -357,13 +392,14 @@ def fit_transactions(
     wrong, nobody bought by the calibration end, or nobody bought twice (the BG/NBD then
     has no maximum)."""
     checked_unit = check_unit(unit)
-    cal = to_day(calibration_end, "The calibration end")
-    hold = None if holdout_end is None else to_day(holdout_end, "The holdout end")
+    cal = to_day(calibration_end, N_("The calibration end"))
+    hold = None if holdout_end is None else to_day(holdout_end, N_("The holdout end"))
     summaries = summarise(frame, cal, hold, checked_unit)
     if summaries.empty:
         raise ValidationFailed(
             "value.no_customers",
-            f"No customer bought on or before the calibration end {cal.isoformat()}.",
+            "No customer bought on or before the calibration end %(cal)s.",
+            cal=cal.isoformat(),
         )
     x = summaries["frequency"].to_numpy(dtype=np.float64)
     fitted = bgnbd.fit(x, summaries["recency"].to_numpy(), summaries["T"].to_numpy())

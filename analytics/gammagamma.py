@@ -98,27 +98,29 @@ class GammaGammaFit:
     message: str
 
 
-def _invalid(code: str, message: str) -> ValidationFailed:
-    return ValidationFailed(f"value.{code}", message)
-
-
 def _check_params(params: GammaGammaParams) -> None:
     values = params.as_array()
     if not (np.isfinite(values).all() and (values > 0).all()):
-        raise _invalid("params", "Gamma-Gamma parameters p, q, γ must be positive numbers.")
+        raise ValidationFailed(
+            "value.params", "Gamma-Gamma parameters p, q, γ must be positive numbers."
+        )
 
 
 def _repeat_buyers(frequency: ArrayLike, monetary: ArrayLike) -> tuple[FloatArray, FloatArray]:
     x, m = (np.asarray(v, dtype=np.float64) for v in np.broadcast_arrays(frequency, monetary))
     x, m = x.ravel(), m.ravel()
     if not np.isfinite(x).all() or (x < 0).any() or (x != np.floor(x)).any():
-        raise _invalid("summaries", "Frequency must be a whole number of repeat purchases ≥ 0.")
+        raise ValidationFailed(
+            "value.summaries", "Frequency must be a whole number of repeat purchases ≥ 0."
+        )
     repeat = x > 0
     if not (np.isfinite(m[repeat]).all() and (m[repeat] > 0).all()):
-        raise _invalid(
-            "monetary",
-            "The mean spend of every repeat buyer must be a number above 0 "
-            "(the Gamma-Gamma model has no zero or negative spend).",
+        raise ValidationFailed(
+            "value.monetary",
+            (
+                "The mean spend of every repeat buyer must be a number above 0 (the "
+                "Gamma-Gamma model has no zero or negative spend)."
+            ),
         )
     return x, m
 
@@ -169,11 +171,11 @@ def fit(
     w = np.ones_like(x) if weights is None else np.broadcast_to(np.asarray(weights, float), x.shape)
     w = np.asarray(w, dtype=np.float64).ravel()
     if not np.isfinite(w).all() or (w < 0).any():
-        raise _invalid("weights", "Weights must be finite and not negative.")
+        raise ValidationFailed("value.weights", "Weights must be finite and not negative.")
     keep = (x > 0) & (w > 0)
     if not keep.any():
-        raise _invalid(
-            "no_repeat",
+        raise ValidationFailed(
+            "value.no_repeat",
             "No customer made a repeat purchase: the Gamma-Gamma model cannot be fitted.",
         )
     (x, m), w = compress_rows(x[keep], m[keep], weights=w[keep])
@@ -223,11 +225,13 @@ def conditional_expected_spend(
     _check_params(params)
     x, m = (np.asarray(v, dtype=np.float64) for v in np.broadcast_arrays(frequency, monetary))
     if not np.isfinite(x).all() or (x < 0).any():
-        raise _invalid("summaries", "Frequency must be a number ≥ 0.")
+        raise ValidationFailed("value.summaries", "Frequency must be a number ≥ 0.")
     p, q, gamma = params.p, params.q, params.gamma
     repeat = x > 0
     if not (np.isfinite(m[repeat]).all() and (m[repeat] > 0).all()):
-        raise _invalid("monetary", "The mean spend of every repeat buyer must be above 0.")
+        raise ValidationFailed(
+            "value.monetary", "The mean spend of every repeat buyer must be above 0."
+        )
     xm = np.where(repeat, x * np.where(repeat, m, 0.0), 0.0)
     denominator = p * x + q - 1.0
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -240,7 +244,9 @@ def period_length(period: Period, unit: Unit) -> float:
     """The length of a discounting period in the model's time unit: a month is 365.25/12
     days (4.348 weeks), a week 7 days."""
     if period not in PERIOD_DAYS:
-        raise _invalid("period", f"Unknown period {period!r}: use month or week.")
+        raise ValidationFailed(
+            "value.period", "Unknown period %(period)s: use month or week.", period=repr(period)
+        )
     return PERIOD_DAYS[period] / UNIT_DAYS[check_unit(unit)]
 
 
@@ -260,11 +266,17 @@ def customer_lifetime_value(
     `period_length` (in the model's time unit), at `discount_rate` per period (see the
     module docstring)."""
     if isinstance(periods, bool) or not isinstance(periods, int) or periods < 1:
-        raise _invalid("periods", "The horizon must be a whole number of periods ≥ 1.")
+        raise ValidationFailed(
+            "value.periods", "The horizon must be a whole number of periods ≥ 1."
+        )
     if not np.isfinite(discount_rate) or discount_rate <= -1:
-        raise _invalid("discount_rate", "The discount rate must be a number above −1 (−100%).")
+        raise ValidationFailed(
+            "value.discount_rate", "The discount rate must be a number above −1 (−100%)."
+        )
     if not np.isfinite(period_length) or period_length <= 0:
-        raise _invalid("period_length", "The period length must be a positive number.")
+        raise ValidationFailed(
+            "value.period_length", "The period length must be a positive number."
+        )
     per_purchase = conditional_expected_spend(spend, frequency, monetary)
     value = np.zeros(np.shape(per_purchase))
     previous = np.zeros_like(value)

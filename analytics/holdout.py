@@ -71,7 +71,8 @@ def holdout_report(
     if missing:
         raise ValidationFailed(
             "value.holdout",
-            f"The summaries lack {', '.join(missing)}: summarise with a holdout end first.",
+            "The summaries lack %(missing)s: summarise with a holdout end first.",
+            missing=", ".join(missing),
         )
     if isinstance(max_frequency, bool) or not isinstance(max_frequency, int) or max_frequency < 1:
         raise ValidationFailed("value.max_frequency", "The last bin must be a whole number ≥ 1.")

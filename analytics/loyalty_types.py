@@ -100,10 +100,6 @@ BoolArray = npt.NDArray[np.bool_]
 IntArray = npt.NDArray[np.int64]
 
 
-def _invalid(code: str, message: str) -> ValidationFailed:
-    return ValidationFailed(f"value.{code}", message)
-
-
 @dataclass(frozen=True)
 class LoyaltyThresholds:
     """The thresholds of the loyalty types (see the module docstring); change one with
@@ -124,41 +120,67 @@ class LoyaltyThresholds:
         for f in fields(self):
             value = getattr(self, f.name)
             if isinstance(value, bool) or not isinstance(value, int | Decimal):
-                raise _invalid(f.name, f"{f.name} must be a whole number or a Decimal.")
+                raise ValidationFailed(
+                    f"value.{f.name}", "%(name)s must be a whole number or a Decimal.", name=f.name
+                )
             if isinstance(value, int):
                 if not 0 <= value <= _MAX_COUNT:
-                    raise _invalid(f.name, f"{f.name} must be a whole number 0–{_MAX_COUNT}.")
+                    raise ValidationFailed(
+                        f"value.{f.name}",
+                        "%(name)s must be a whole number 0–%(most)s.",
+                        name=f.name,
+                        most=_MAX_COUNT,
+                    )
                 continue
             exponent = value.as_tuple().exponent
             if not value.is_finite() or not isinstance(exponent, int) or -exponent > _MAX_PLACES:
-                raise _invalid(f.name, f"{f.name} must be a number with at most 6 decimals.")
+                raise ValidationFailed(
+                    f"value.{f.name}",
+                    "%(name)s must be a number with at most 6 decimals.",
+                    name=f.name,
+                )
             upper = Decimal(1) if f.name.endswith("_share") else Decimal(1000)
             if not 0 <= value <= upper:
-                raise _invalid(f.name, f"{f.name} must be within 0–{upper}.")
+                raise ValidationFailed(
+                    f"value.{f.name}",
+                    "%(name)s must be within 0–%(upper)s.",
+                    name=f.name,
+                    upper=upper,
+                )
 
 
 def _counts(members: pd.DataFrame) -> dict[str, IntArray]:
     missing = [c for c in INPUT_COLUMNS if c not in members.columns]
     if missing:
-        raise _invalid(
-            "columns",
-            f"The members lack column(s) {', '.join(missing)}; "
-            f"expected {', '.join(INPUT_COLUMNS)}.",
+        raise ValidationFailed(
+            "value.columns",
+            "The members lack column(s) %(missing)s; expected %(input_columns)s.",
+            missing=", ".join(missing),
+            input_columns=", ".join(INPUT_COLUMNS),
         )
     out: dict[str, IntArray] = {}
     for c in INPUT_COLUMNS:
         column = members[c]
         whole = pd.api.types.is_integer_dtype(column.dtype) and not column.isna().any()
         if not (whole or len(column) == 0):
-            raise _invalid(c, f"Column {c} must hold whole numbers.")
+            raise ValidationFailed(
+                f"value.{c}", "Column %(column)s must hold whole numbers.", column=c
+            )
         values = column.to_numpy(dtype=np.int64)
         if ((values < 0) | (values > _MAX_COUNT)).any():
-            raise _invalid(c, f"Column {c} must hold whole numbers 0–{_MAX_COUNT}.")
+            raise ValidationFailed(
+                f"value.{c}",
+                "Column %(column)s must hold whole numbers 0–%(most)s.",
+                column=c,
+                most=_MAX_COUNT,
+            )
         out[c] = values
     purchases = out["purchases"]
     for c in ("repeat_purchases", "discounted_purchases", "campaign_purchases"):
         if (out[c] > purchases).any():
-            raise _invalid(c, f"Column {c} must not exceed the member's purchases.")
+            raise ValidationFailed(
+                f"value.{c}", "Column %(column)s must not exceed the member's purchases.", column=c
+            )
     return out
 
 
@@ -217,7 +239,7 @@ def counts(types: pd.Series) -> pd.Series:
     """Members per type, every type listed (0 where none), in `TYPES` order."""
     unknown = set(types.dropna().unique()) - set(TYPES)
     if unknown or types.isna().any():
-        raise _invalid("loyalty_type", "Every member needs one of the loyalty types.")
+        raise ValidationFailed("value.loyalty_type", "Every member needs one of the loyalty types.")
     tally = types.astype(object).value_counts()
     return pd.Series(
         [int(tally.get(kind, 0)) for kind in TYPES],
@@ -236,7 +258,7 @@ def movement(before: pd.Series, after: pd.Series) -> pd.DataFrame:
     for types in (before, after):
         counts(types)  # checks the values
         if types.index.has_duplicates:
-            raise _invalid("member", "A member appears twice in one period.")
+            raise ValidationFailed("value.member", "A member appears twice in one period.")
     labels = [*TYPES, ABSENT]
     members = before.index.union(after.index)
     old = before.astype(object).reindex(members).fillna(ABSENT)

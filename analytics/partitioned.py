@@ -19,8 +19,8 @@ customers' rows in exactly the order the whole log has them.
 **Errors.** The dates, the unit and the columns are checked on the driver before any work
 (by `summarise` itself on the empty frame Dask carries as metadata, so the messages are the
 same). A bad row (an empty id, a date that is not a date) is found by the worker holding it;
-it comes back as the same `ValidationFailed` code and message (`PartitionRefused` carries
-them across processes, since `ValidationFailed` does not survive pickling with its code).
+it comes back as the same `ValidationFailed`, code, message and params (a `RetainError`
+pickles whole across processes).
 
 **Inputs.** `summarise_dask` takes a ``dask.dataframe.DataFrame`` or a pandas frame (cut into
 partitions by ``from_pandas``; the result's index then has the frame's id dtype, where Dask
@@ -68,15 +68,6 @@ ROW_POSITION = "_retain_position"  # its place in that partition
 PathLike = str | os.PathLike[str]
 
 
-class PartitionRefused(Exception):
-    """A `ValidationFailed` raised on a worker, in a form that pickles with its code."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(code, message)
-        self.code = code
-        self.message = message
-
-
 def _number_rows(part: pd.DataFrame, partition_info: dict[str, Any] | None = None) -> pd.DataFrame:
     """The three columns of a partition and where each row stands in the whole log."""
     number = 0 if partition_info is None else int(partition_info["number"])
@@ -104,10 +95,7 @@ def summarise_partition(
     their order in the whole log (module docstring)."""
     order = np.lexsort((part[ROW_POSITION].to_numpy(), part[ROW_PART].to_numpy()))
     rows = part.iloc[order].drop(columns=[ROW_PART, ROW_POSITION])
-    try:
-        result = summarise(rows, calibration_end, holdout_end, unit)
-    except ValidationFailed as exc:
-        raise PartitionRefused(exc.code, exc.message) from None
+    result = summarise(rows, calibration_end, holdout_end, unit)
     if result.empty:  # an empty frame's index has no dtype to speak of
         return _meta(id_dtype, holdout_end is not None)
     return result
@@ -129,7 +117,9 @@ def summaries(
         isinstance(npartitions, bool) or not isinstance(npartitions, int) or npartitions < 1
     ):
         raise ValidationFailed(
-            "value.parts", f"The number of partitions must be a whole number ≥ 1: {npartitions!r}."
+            "value.parts",
+            "The number of partitions must be a whole number ≥ 1: %(npartitions)s.",
+            npartitions=repr(npartitions),
         )
     summarise(transactions._meta, calibration_end, holdout_end, unit)  # checks, on the driver
     id_dtype = transactions._meta["customer_id"].dtype
@@ -174,11 +164,8 @@ def summarise_dask(
     else:
         frame = transactions
     lazy = summaries(frame, calibration_end, holdout_end, unit, npartitions=npartitions)
-    try:
-        # None: the current default scheduler
-        result = lazy.compute(scheduler=client)  # type: ignore[no-untyped-call]
-    except PartitionRefused as exc:
-        raise ValidationFailed(exc.code, exc.message) from None
+    # None: the current default scheduler. A worker's ValidationFailed comes back whole.
+    result = lazy.compute(scheduler=client)  # type: ignore[no-untyped-call]
     if not isinstance(result, pd.DataFrame):
         raise TypeError(f"the Dask graph returned {type(result).__name__}, not a DataFrame")
     if result.empty:
@@ -213,7 +200,8 @@ def summarise_parquet(
     except (ValueError, KeyError) as exc:
         raise ValidationFailed(
             "value.columns",
-            f"The Parquet data cannot be read as customer_id, date, amount: {exc}",
+            "The Parquet data cannot be read as customer_id, date, amount: %(error)s",
+            error=str(exc),
         ) from None
     return summarise_dask(
         frame, calibration_end, holdout_end, unit, client=client, npartitions=npartitions

@@ -85,6 +85,7 @@ import pandas as pd
 
 from analytics.rfm import transition_matrix
 from core.errors import ValidationFailed
+from core.text import N_
 
 MOST_VALUABLE = "most_valuable"
 MOST_GROWABLE = "most_growable"
@@ -111,14 +112,28 @@ DAYS_PER_YEAR = 365
 FloatArray = npt.NDArray[np.float64]
 
 
-def _invalid(code: str, message: str) -> ValidationFailed:
-    return ValidationFailed(f"value.{code}", message)
-
-
-def _finite(value: float, label: str, low: float, high: float = math.inf) -> None:
+def _finite(
+    value: float, label: str, low: float, high: float = math.inf, *, category: str | None = None
+) -> None:
+    """`value` is a number within [`low`, `high`]; else refused, naming `label` (a category's
+    own margin names the category)."""
     if not (math.isfinite(value) and low <= value <= high):
-        bound = f"between {low:g} and {high:g}" if math.isfinite(high) else f"at least {low:g}"
-        raise _invalid("rules", f"{label} must be a number {bound}, not {value!r}.")
+        named = {"label": label, "value": repr(value), "low": f"{low:g}", "high": f"{high:g}"}
+        if category is not None:
+            raise ValidationFailed(
+                "value.rules",
+                "The gross margin of %(category)s must be a number between %(low)s and "
+                "%(high)s, not %(value)s.",
+                category=repr(category),
+                **named,
+            )
+        raise ValidationFailed(
+            "value.rules",
+            N_("%(label)s must be a number between %(low)s and %(high)s, not %(value)s.")
+            if math.isfinite(high)
+            else N_("%(label)s must be a number at least %(low)s, not %(value)s."),
+            **named,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,13 +151,13 @@ class ValueRules:
     yearly_service_cost: float = 0.0
 
     def __post_init__(self) -> None:
-        _finite(self.margin, "The gross margin", 0.0, 1.0)
+        _finite(self.margin, N_("The gross margin"), 0.0, 1.0)
         for category, rate in self.category_margins.items():
-            _finite(rate, f"The gross margin of {category!r}", 0.0, 1.0)
-        _finite(self.value_per_point, "The value per point", 0.0)
-        _finite(self.yearly_service_cost, "The yearly service cost", 0.0)
+            _finite(rate, N_("The gross margin"), 0.0, 1.0, category=category)
+        _finite(self.value_per_point, N_("The value per point"), 0.0)
+        _finite(self.yearly_service_cost, N_("The yearly service cost"), 0.0)
         if isinstance(self.period_days, bool) or self.period_days < 1:
-            raise _invalid("rules", "The period must be at least one day.")
+            raise ValidationFailed("value.rules", "The period must be at least one day.")
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,8 +171,12 @@ class LayerRules:
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.top_share) and 0.0 < self.top_share <= 1.0):
-            raise _invalid("rules", f"The top share must be in (0, 1], not {self.top_share!r}.")
-        _finite(self.growth_factor, "The growth factor", 1.0)
+            raise ValidationFailed(
+                "value.rules",
+                "The top share must be in (0, 1], not %(top_share)s.",
+                top_share=repr(self.top_share),
+            )
+        _finite(self.growth_factor, N_("The growth factor"), 1.0)
 
 
 def _numbers(frame: pd.DataFrame, column: str, low: float | None = None) -> FloatArray:
@@ -166,29 +185,46 @@ def _numbers(frame: pd.DataFrame, column: str, low: float | None = None) -> Floa
             frame[column].to_numpy(dtype=np.float64, na_value=np.nan), dtype=np.float64
         )
     except (ValueError, TypeError) as exc:
-        raise _invalid(column, f"{column} holds a value that is not a number: {exc}") from None
+        raise ValidationFailed(
+            f"value.{column}",
+            "%(column)s holds a value that is not a number: %(error)s",
+            column=column,
+            error=str(exc),
+        ) from None
     if not np.isfinite(values).all():
-        raise _invalid(column, f"{column} must be a finite number on every row.")
+        raise ValidationFailed(
+            f"value.{column}", "%(column)s must be a finite number on every row.", column=column
+        )
     if low is not None and (values < low).any():
-        raise _invalid(column, f"{column} must be at least {low:g} on every row.")
+        raise ValidationFailed(
+            f"value.{column}",
+            "%(column)s must be at least %(low)s on every row.",
+            column=column,
+            low=f"{low:g}",
+        )
     return values
 
 
 def _require(frame: pd.DataFrame, columns: tuple[str, ...], label: str) -> None:
     missing = [c for c in columns if c not in frame.columns]
     if missing:
-        raise _invalid(
-            "columns",
-            f"The {label} lack column(s) {', '.join(missing)}; expected {', '.join(columns)}.",
+        raise ValidationFailed(
+            "value.columns",
+            "The %(label)s lack column(s) %(missing)s; expected %(columns)s.",
+            label=label,
+            missing=", ".join(missing),
+            columns=", ".join(columns),
         )
 
 
 def _member_index(frame: pd.DataFrame) -> pd.Index:
     ids = frame["member_id"]
     if ids.isna().any():
-        raise _invalid("member_id", "Every member needs an id; one is empty.")
+        raise ValidationFailed("value.member_id", "Every member needs an id; one is empty.")
     if ids.duplicated().any():
-        raise _invalid("member_id", "A member appears twice; give one row per member.")
+        raise ValidationFailed(
+            "value.member_id", "A member appears twice; give one row per member."
+        )
     index: pd.Index = pd.Index(ids.to_numpy(), name="member_id")
     return index
 
@@ -198,8 +234,8 @@ def member_value(members: pd.DataFrame, sales: pd.DataFrame, rules: ValueRules) 
     (sorted): the columns of `VALUE_COLUMNS`. Raises ValidationFailed on a missing column, a
     value that is not a finite number (or a negative cost or point count), a repeated member
     or a sale of a member not in ``members``."""
-    _require(members, MEMBER_COLUMNS, "members")
-    _require(sales, SALES_COLUMNS, "sales")
+    _require(members, MEMBER_COLUMNS, N_("members"))
+    _require(sales, SALES_COLUMNS, N_("sales"))
     index = _member_index(members)
     coupons = _numbers(members, "coupon_discounts", 0.0)
     redeemed = _numbers(members, "points_redeemed", 0.0)
@@ -207,7 +243,11 @@ def member_value(members: pd.DataFrame, sales: pd.DataFrame, rules: ValueRules) 
     if "days" in members.columns:
         days = _numbers(members, "days", 0.0)
         if (days > rules.period_days).any():
-            raise _invalid("days", f"days cannot exceed the period ({rules.period_days} days).")
+            raise ValidationFailed(
+                "value.days",
+                "days cannot exceed the period (%(period_days)s days).",
+                period_days=rules.period_days,
+            )
     else:
         days = np.full(len(members), float(rules.period_days))
 
@@ -216,7 +256,9 @@ def member_value(members: pd.DataFrame, sales: pd.DataFrame, rules: ValueRules) 
     if not sales.empty:
         slot = index.get_indexer(pd.Index(sales["member_id"].to_numpy()))
         if (slot < 0).any():
-            raise _invalid("member_id", "A sale belongs to a member who is not in the members.")
+            raise ValidationFailed(
+                "value.member_id", "A sale belongs to a member who is not in the members."
+            )
         amounts = _numbers(sales, "net_purchases")
         rates = np.full(len(sales), rules.margin)
         if "category" in sales.columns and rules.category_margins:
@@ -255,15 +297,19 @@ def assign_layers(values: pd.DataFrame, rules: LayerRules | None = None) -> pd.D
     ``predicted_value`` (NaN allowed: no prediction): those two columns and ``layer``, sorted
     by member id. See the module docstring for the cuts."""
     rules = rules or LayerRules()
-    _require(values, ("value", "predicted_value"), "values")
+    _require(values, ("value", "predicted_value"), N_("values"))
     if values.index.has_duplicates:
-        raise _invalid("member_id", "A member appears twice; give one row per member.")
+        raise ValidationFailed(
+            "value.member_id", "A member appears twice; give one row per member."
+        )
     frame = values[["value", "predicted_value"]].sort_index(kind="stable")
     value = _numbers(frame, "value")
     try:
         predicted = frame["predicted_value"].to_numpy(dtype=np.float64, na_value=np.nan)
     except (ValueError, TypeError) as exc:
-        raise _invalid("predicted_value", f"predicted_value is not a number: {exc}") from None
+        raise ValidationFailed(
+            "value.predicted_value", "predicted_value is not a number: %(error)s", error=str(exc)
+        ) from None
 
     layer = np.full(len(frame), LOW_CONTRIBUTION, dtype=object)
     layer[value < 0] = NEGATIVE
@@ -287,11 +333,11 @@ def assign_layers(values: pd.DataFrame, rules: LayerRules | None = None) -> pd.D
 def layer_summary(layered: pd.DataFrame) -> pd.DataFrame:
     """Per layer (every layer, in `LAYERS` order): ``members``, ``member_share``, ``value``
     (sum), ``value_share`` (of the total positive value) and ``average_value``."""
-    _require(layered, ("value", "layer"), "layered members")
+    _require(layered, ("value", "layer"), N_("layered members"))
     value = _numbers(layered, "value")
     codes = pd.Categorical(layered["layer"], categories=LAYERS).codes
     if (codes < 0).any():
-        raise _invalid("layer", "A layer is not one of the pyramid's layers.")
+        raise ValidationFailed("value.layer", "A layer is not one of the pyramid's layers.")
     counts = np.bincount(codes, minlength=len(LAYERS)).astype(np.int64)
     sums = np.bincount(codes, weights=value, minlength=len(LAYERS))
     total = int(counts.sum())

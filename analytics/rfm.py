@@ -85,6 +85,7 @@ import pandas as pd
 
 from analytics.summaries import DateLike, to_day
 from core.errors import ValidationFailed
+from core.text import N_
 
 REQUIRED_COLUMNS = ("member_id", "last_purchase", "purchases", "monetary")
 SCORE_COLUMNS = ("recency_days", "frequency", "monetary", "r", "f", "m", "segment")
@@ -134,10 +135,6 @@ SEGMENTS: tuple[str, ...] = (*SEGMENT_CODES, NO_PURCHASE)
 IntArray = npt.NDArray[np.int64]
 
 
-def _invalid(code: str, message: str) -> ValidationFailed:
-    return ValidationFailed(f"value.{code}", message)
-
-
 def _lookup_table() -> npt.NDArray[np.intp]:
     """table[r, f, m] = the index in SEGMENTS of the segment of (r, f, m); [0, 0, 0] is No
     Purchase. Checks that the published table gives each of the 125 codes exactly once."""
@@ -160,7 +157,11 @@ _SEGMENT_OF = _lookup_table()
 def segment_of(r: int, f: int, m: int) -> str:
     """The segment of one (R, F, M) score triple: 1–5 each, or 0, 0, 0 for No Purchase."""
     if (r, f, m) != (0, 0, 0) and not all(1 <= s <= 5 for s in (r, f, m)):
-        raise _invalid("rfm_score", f"RFM scores are 1–5 each (or 0, 0, 0), not {r}{f}{m}.")
+        raise ValidationFailed(
+            "value.rfm_score",
+            "RFM scores are 1–5 each (or 0, 0, 0), not %(scores)s.",
+            scores=f"{r}{f}{m}",
+        )
     return SEGMENTS[int(_SEGMENT_OF[r, f, m])]
 
 
@@ -172,7 +173,7 @@ def quintile_scores(values: npt.ArrayLike) -> IntArray:
     if n == 0:
         return np.zeros(0, dtype=np.int64)
     if not np.isfinite(array).all():
-        raise _invalid("rfm_value", "Scores need finite values.")
+        raise ValidationFailed("value.rfm_value", "Scores need finite values.")
     below = np.searchsorted(np.sort(array, kind="stable"), array, side="left").astype(np.int64)
     return 1 + (5 * below) // n
 
@@ -202,8 +203,10 @@ def _last_days(values: pd.Series) -> npt.NDArray[np.float64]:
         else:
             stamps = pd.to_datetime(values)
     except (ValueError, TypeError, OverflowError) as exc:
-        raise _invalid(
-            "last_purchase", f"last_purchase holds a value that is not a date: {exc}"
+        raise ValidationFailed(
+            "value.last_purchase",
+            "last_purchase holds a value that is not a date: %(error)s",
+            error=str(exc),
         ) from None
     if getattr(stamps.dt, "tz", None) is not None:
         stamps = stamps.dt.tz_localize(None)
@@ -221,37 +224,49 @@ def score(members: pd.DataFrame, as_of: DateLike) -> pd.DataFrame:
     ValidationFailed on a missing column or a value it cannot score."""
     missing = [c for c in REQUIRED_COLUMNS if c not in members.columns]
     if missing:
-        raise _invalid(
-            "columns",
-            f"The members lack column(s) {', '.join(missing)}; "
-            f"expected {', '.join(REQUIRED_COLUMNS)}.",
+        raise ValidationFailed(
+            "value.columns",
+            "The members lack column(s) %(missing)s; expected %(required_columns)s.",
+            missing=", ".join(missing),
+            required_columns=", ".join(REQUIRED_COLUMNS),
         )
     if members.empty:
         return empty_scores()
     ids = members["member_id"]
     if ids.isna().any():
-        raise _invalid("member_id", "Every row needs a member id; one is empty.")
+        raise ValidationFailed("value.member_id", "Every row needs a member id; one is empty.")
     if ids.duplicated().any():
-        raise _invalid("member_id", "A member appears twice; give one row per member.")
-    as_of_day = int(np.datetime64(to_day(as_of, "The as-of date"), "D").astype(np.int64))
+        raise ValidationFailed(
+            "value.member_id", "A member appears twice; give one row per member."
+        )
+    as_of_day = int(np.datetime64(to_day(as_of, N_("The as-of date")), "D").astype(np.int64))
 
     last = _last_days(members["last_purchase"])
     try:
         counts = members["purchases"].to_numpy(dtype=np.float64, na_value=np.nan)
         spend = members["monetary"].to_numpy(dtype=np.float64, na_value=np.nan)
     except (ValueError, TypeError) as exc:
-        message = f"purchases/monetary hold a value that is not a number: {exc}"
-        raise _invalid("number", message) from None
+        raise ValidationFailed(
+            "value.number",
+            "purchases/monetary hold a value that is not a number: %(error)s",
+            error=str(exc),
+        ) from None
     if not np.isfinite(counts).all() or (counts < 0).any() or (counts != np.floor(counts)).any():
-        raise _invalid("purchases", "purchases must be a whole number ≥ 0 for every member.")
+        raise ValidationFailed(
+            "value.purchases", "purchases must be a whole number ≥ 0 for every member."
+        )
     if not np.isfinite(spend).all():
-        raise _invalid("monetary", "monetary must be a finite number for every member.")
+        raise ValidationFailed(
+            "value.monetary", "monetary must be a finite number for every member."
+        )
     bought = ~np.isnan(last)
     if (counts[~bought] > 0).any():
-        raise _invalid("last_purchase", "A member with purchases needs a last_purchase date.")
+        raise ValidationFailed(
+            "value.last_purchase", "A member with purchases needs a last_purchase date."
+        )
     recency = as_of_day - last
     if (recency[bought] < 0).any():
-        raise _invalid("last_purchase", "A last_purchase is after the as-of date.")
+        raise ValidationFailed("value.last_purchase", "A last_purchase is after the as-of date.")
 
     r = np.zeros(len(members), dtype=np.int64)
     f = np.zeros(len(members), dtype=np.int64)
@@ -280,13 +295,18 @@ def transition_matrix(before: pd.Series, after: pd.Series, states: Sequence[str]
     Rows: `states` then ``new`` (members only in `after`); columns: `states` then ``gone``
     (members only in `before`). Every state is a row and a column; a state outside `states`
     is refused."""
-    for label, series in (("first", before), ("second", after)):
+    for label, series in ((N_("first"), before), (N_("second"), after)):
         if series.index.has_duplicates:
-            raise _invalid("member_id", f"A member appears twice at the {label} date.")
+            raise ValidationFailed(
+                "value.member_id", "A member appears twice at the %(label)s date.", label=label
+            )
         unknown = set(series.dropna().unique()) - set(states)
         if unknown or series.isna().any():
-            raise _invalid(
-                "state", f"Unknown state(s) at the {label} date: {sorted(map(str, unknown))}."
+            raise ValidationFailed(
+                "value.state",
+                "Unknown state(s) at the %(label)s date: %(states)s.",
+                label=label,
+                states=str(sorted(map(str, unknown))),
             )
     rows = [*states, NEW]
     columns = [*states, GONE]
@@ -323,10 +343,14 @@ def members_of(
         if wanted is None:
             continue
         if not 0 <= wanted <= 5:
-            raise _invalid("rfm_score", f"An RFM score is 0–5, not {wanted}.")
+            raise ValidationFailed(
+                "value.rfm_score", "An RFM score is 0–5, not %(wanted)s.", wanted=wanted
+            )
         keep &= scored[column].to_numpy() == wanted
     if segment is not None:
         if segment not in SEGMENTS:
-            raise _invalid("segment", f"Unknown RFM segment {segment!r}.")
+            raise ValidationFailed(
+                "value.segment", "Unknown RFM segment %(segment)s.", segment=repr(segment)
+            )
         keep &= scored["segment"].to_numpy() == segment
     return scored[keep].sort_index(kind="stable")

@@ -62,6 +62,7 @@ from core import audit
 from core.audit import Actor
 from core.errors import NotFound, ValidationFailed
 from core.money import minor_units
+from core.text import N_
 from core.timeutil import to_zone, utcnow
 from loyalty import program
 
@@ -71,13 +72,22 @@ MAX_HORIZON_MONTHS = 120
 _CHUNK = 5_000
 
 
-def _invalid(code: str, message: str) -> ValidationFailed:
-    return ValidationFailed(f"value.{code}", message)
-
-
 def _share(value: Decimal, label: str, code: str) -> None:
     if not (value.is_finite() and 0 <= value <= 1):
-        raise _invalid(code, f"{label} must be between 0 and 1 (for example 0.3 for 30%).")
+        raise ValidationFailed(
+            f"value.{code}",
+            "%(label)s must be between 0 and 1 (for example 0.3 for 30%%).",
+            label=label,
+        )
+
+
+def _category_share(value: Decimal, category: str) -> None:
+    if not (value.is_finite() and 0 <= value <= 1):
+        raise ValidationFailed(
+            "value.category_margins",
+            "The margin of %(category)s must be between 0 and 1 (for example 0.3 for 30%%).",
+            category=repr(category),
+        )
 
 
 @dataclass(frozen=True)
@@ -102,30 +112,46 @@ class ValueParams:
 
     def __post_init__(self) -> None:
         if not 28 <= self.period_days <= MAX_PERIOD_DAYS:
-            raise _invalid("period_days", f"The period must be 28–{MAX_PERIOD_DAYS} days.")
-        _share(self.margin, "The gross margin", "margin")
+            raise ValidationFailed(
+                "value.period_days",
+                "The period must be 28–%(max_period_days)s days.",
+                max_period_days=MAX_PERIOD_DAYS,
+            )
+        _share(self.margin, N_("The gross margin"), "margin")
         if len(self.category_margins) > 200:
-            raise _invalid("category_margins", "At most 200 category margins.")
+            raise ValidationFailed("value.category_margins", "At most 200 category margins.")
         for category, rate in self.category_margins.items():
             if not 1 <= len(category) <= 64:
-                raise _invalid("category_margins", "A category name is 1–64 characters.")
-            _share(rate, f"The margin of {category!r}", "category_margins")
+                raise ValidationFailed(
+                    "value.category_margins", "A category name is 1–64 characters."
+                )
+            _category_share(rate, category)
         if self.point_value is not None and not (
             self.point_value.is_finite() and 0 <= self.point_value <= 1000
         ):
-            raise _invalid("point_value", "The value per point must be 0–1,000.")
+            raise ValidationFailed("value.point_value", "The value per point must be 0–1,000.")
         if not (self.yearly_service_cost.is_finite() and 0 <= self.yearly_service_cost <= 10**9):
-            raise _invalid("yearly_service_cost", "The yearly service cost must be 0 or more.")
+            raise ValidationFailed(
+                "value.yearly_service_cost", "The yearly service cost must be 0 or more."
+            )
         if not (self.top_share.is_finite() and 0 < self.top_share <= 1):
-            raise _invalid("top_share", "The top share must be above 0 and at most 1.")
+            raise ValidationFailed(
+                "value.top_share", "The top share must be above 0 and at most 1."
+            )
         if not (self.growth_factor.is_finite() and 1 <= self.growth_factor <= 100):
-            raise _invalid("growth_factor", "The growth factor must be 1–100.")
+            raise ValidationFailed("value.growth_factor", "The growth factor must be 1–100.")
         if not 1 <= self.horizon_months <= MAX_HORIZON_MONTHS:
-            raise _invalid("horizon_months", f"The horizon is 1–{MAX_HORIZON_MONTHS} months.")
+            raise ValidationFailed(
+                "value.horizon_months",
+                "The horizon is 1–%(max_horizon_months)s months.",
+                max_horizon_months=MAX_HORIZON_MONTHS,
+            )
         if not (self.yearly_discount_rate.is_finite() and 0 <= self.yearly_discount_rate <= 1):
-            raise _invalid("yearly_discount_rate", "The discount rate must be 0–1 (0.1 = 10%).")
+            raise ValidationFailed(
+                "value.yearly_discount_rate", "The discount rate must be 0–1 (0.1 = 10%)."
+            )
         if not 28 <= self.holdout_days <= 365:
-            raise _invalid("holdout_days", "The holdout is 28–365 days.")
+            raise ValidationFailed("value.holdout_days", "The holdout is 28–365 days.")
 
     def canonical(self, as_of: date, point_value: Decimal) -> dict[str, Any]:
         """JSON form with the defaults resolved (stored on the run)."""
@@ -558,7 +584,7 @@ def latest_run(session: Session) -> ValueRun | None:
 def get_run(session: Session, run_id: int) -> ValueRun:
     stored = session.get(ValueRun, run_id) if 1 <= run_id <= 2**31 - 1 else None
     if stored is None:
-        raise NotFound("value.run_not_found", f"No customer value run {run_id}.")
+        raise NotFound("value.run_not_found", "No customer value run %(run_id)s.", run_id=run_id)
     return stored
 
 

@@ -48,7 +48,7 @@ from dataclasses import dataclass, fields
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
 from functools import partial
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, Select, and_, func, or_, select
@@ -66,6 +66,7 @@ from core.audit import Actor, AuditEntry
 from core.errors import Conflict, Invalid, NotFound, Problems, ValidationFailed
 from core.exports import safe_cell
 from core.money import minor_units, parse_amount
+from core.text import N_, Phrase
 from core.timeutil import utcnow
 from loyalty import audiences
 from loyalty.members import GENDERS as MEMBER_GENDERS
@@ -82,33 +83,40 @@ MAX_PAGE = 500  # members one API page holds
 XLSX_ROWS = 1_048_576  # a worksheet's rows
 KEY_LENGTH = 100  # an API Idempotency-Key
 KEY_DAYS = 1  # a key replays its segment for a day
-NO_RUN = (
-    "Pyramid layer, RFM segment, loyalty type, value, lifetime value and P(alive) come from "
-    "a value run, and none has been computed yet. Compute one first on the Customer value "
-    "page (/value) or with `retain value run`, or leave these conditions out."
-)
-# Fields whose values come from a fixed list: (allowed, what one is called).
-CODED: dict[str, tuple[tuple[str, ...], str]] = {
-    "genders": (GENDERS, "gender"),
-    "age_bands": (age_bands.CODES, "age band"),
-    "statuses": (STATUSES, "member status"),
-    "layers": (pyramid.LAYERS, "pyramid layer"),
-    "rfm_segments": (rfm.SEGMENTS, "RFM segment"),
-    "loyalty_types": (loyalty_types.TYPES, "loyalty type"),
+
+
+def _no_value_run() -> ValidationFailed:
+    return ValidationFailed(
+        "segment.no_value_run",
+        "Pyramid layer, RFM segment, loyalty type, value, lifetime value and P(alive) come from "
+        "a value run, and none has been computed yet. Compute one first on the Customer value "
+        "page (/value) or with `retain value run`, or leave these conditions out.",
+    )
+
+
+NO_RUN = _no_value_run().message
+# Fields whose values come from a fixed list: (allowed, what one is called, plural).
+CODED: dict[str, tuple[tuple[str, ...], Phrase, Phrase]] = {
+    "genders": (GENDERS, N_("gender"), N_("genders")),
+    "age_bands": (age_bands.CODES, N_("age band"), N_("age bands")),
+    "statuses": (STATUSES, N_("member status"), N_("member statuses")),
+    "layers": (pyramid.LAYERS, N_("pyramid layer"), N_("pyramid layers")),
+    "rfm_segments": (rfm.SEGMENTS, N_("RFM segment"), N_("RFM segments")),
+    "loyalty_types": (loyalty_types.TYPES, N_("loyalty type"), N_("loyalty types")),
 }
-# Free-text fields: (column, what one is called, plural).
-TEXTS: dict[str, tuple[Any, str, str]] = {
-    "regions": (Member.region, "region", "regions"),
-    "cities": (Member.city, "city", "cities"),
-    "occupations": (Member.occupation, "occupation", "occupations"),
-    "industries": (Member.industry, "industry", "industries"),
-    "tiers": (Tier.code, "tier", "tiers"),
+# Free-text fields: (column, the label of one value, plural).
+TEXTS: dict[str, tuple[Any, Phrase, Phrase]] = {
+    "regions": (Member.region, N_("A region"), N_("regions")),
+    "cities": (Member.city, N_("A city"), N_("cities")),
+    "occupations": (Member.occupation, N_("An occupation"), N_("occupations")),
+    "industries": (Member.industry, N_("An industry"), N_("industries")),
+    "tiers": (Tier.code, N_("A tier"), N_("tiers")),
 }
-AMOUNTS: dict[str, str] = {
-    "value_min": "The lowest value",
-    "value_max": "The highest value",
-    "clv_min": "The lowest lifetime value",
-    "clv_max": "The highest lifetime value",
+AMOUNTS: dict[str, Phrase] = {
+    "value_min": N_("The lowest value"),
+    "value_max": N_("The highest value"),
+    "clv_min": N_("The lowest lifetime value"),
+    "clv_max": N_("The highest lifetime value"),
 }
 SCORE_FIELDS = (
     "layers",
@@ -181,32 +189,36 @@ def _values(raw: Any, name: str, plural: str) -> list[str]:
     if raw is None:
         return []
     if isinstance(raw, str) or not isinstance(raw, Sequence):
-        raise ValidationFailed(f"segment.{name}", f"Give the {plural} as a list.")
+        raise ValidationFailed(f"segment.{name}", "Give the %(plural)s as a list.", plural=plural)
     if any(not isinstance(v, str) for v in raw):
-        raise ValidationFailed(f"segment.{name}", f"Each of the {plural} is text.")
+        raise ValidationFailed(f"segment.{name}", "Each of the %(plural)s is text.", plural=plural)
     return list(raw)
 
 
 def _texts(raw: Any, name: str) -> tuple[str, ...]:
-    column, one, plural = TEXTS[name]
+    column, label, plural = TEXTS[name]
     longest = bounds.length(column)
     found: list[str] = []
     for value in _values(raw, name, plural):
-        bounds.check_text(value, f"segment.{name}", longest, f"A {one}")
+        bounds.check_text(value, f"segment.{name}", longest, label)
         text = value.strip().lower() if name == "tiers" else value.strip()
         if text and text not in found:
             found.append(text)
     if len(found) > MAX_VALUES:
         raise ValidationFailed(
-            f"segment.{name}", f"Choose at most {MAX_VALUES} {plural}, not {len(found)}."
+            f"segment.{name}",
+            "Choose at most %(most)s %(plural)s, not %(count)s.",
+            most=MAX_VALUES,
+            plural=plural,
+            count=len(found),
         )
     return tuple(sorted(found))
 
 
 def _codes(raw: Any, name: str) -> tuple[str, ...]:
-    allowed, one = CODED[name]
+    allowed, one, plural = CODED[name]
     chosen: set[str] = set()
-    for value in _values(raw, name, f"{one}s"):
+    for value in _values(raw, name, plural):
         text = value.strip()
         if not text:
             continue
@@ -215,55 +227,67 @@ def _codes(raw: Any, name: str) -> tuple[str, ...]:
             shown = shown.encode("utf-8", "backslashreplace").decode("utf-8")
             raise ValidationFailed(
                 f"segment.{name}",
-                f"There is no {one} '{shown}'; choose from {', '.join(allowed)}.",
+                "There is no %(one)s '%(value)s'; choose from %(allowed)s.",
+                one=one,
+                value=shown,
+                allowed=", ".join(allowed),
             )
         chosen.add(text)
     return tuple(code for code in allowed if code in chosen)
 
 
-def _day(raw: Any, label: str) -> date | None:
+def _day(raw: Any, label: Phrase) -> date | None:
     if raw is None or raw == "":
         return None
     if isinstance(raw, datetime):
-        raise ValidationFailed("segment.date", f"{label} is a day, without a time.")
+        raise ValidationFailed("segment.date", "%(label)s is a day, without a time.", label=label)
     if isinstance(raw, str):
         try:
             raw = date.fromisoformat(raw.strip())
         except ValueError:
             raise ValidationFailed(
-                "segment.date", f"{label} must be a date like 2026-03-31."
+                "segment.date", "%(label)s must be a date like 2026-03-31.", label=label
             ) from None
     if not isinstance(raw, date):
-        raise ValidationFailed("segment.date", f"{label} must be a date like 2026-03-31.")
+        raise ValidationFailed(
+            "segment.date", "%(label)s must be a date like 2026-03-31.", label=label
+        )
     return bounds.check_day(raw, "segment.date", label)
 
 
-def _amount(raw: Any, label: str) -> Decimal | None:
+def _amount(raw: Any, label: Phrase) -> Decimal | None:
     if raw is None or (isinstance(raw, str) and not raw.strip()):
         return None
     if isinstance(raw, bool) or not isinstance(raw, str | int | Decimal):
-        raise ValidationFailed("segment.amount", f"{label} must be an amount such as 1234.56.")
+        raise ValidationFailed(
+            "segment.amount", "%(label)s must be an amount such as 1234.56.", label=label
+        )
     amount = parse_amount(raw, label)
     return bounds.check_amount(amount, "segment.amount", sign="any", label=label)
 
 
 def _probability(raw: Any) -> Decimal | None:
-    label = "The lowest P(alive)"
+    label = N_("The lowest P(alive)")
     if raw is None or (isinstance(raw, str) and not raw.strip()):
         return None
     if isinstance(raw, float):
         raw = repr(raw)
     if isinstance(raw, bool) or not isinstance(raw, str | int | Decimal):
-        raise ValidationFailed("segment.p_alive", f"{label} is a number from 0 to 1.")
+        raise ValidationFailed("segment.p_alive", "%(label)s is a number from 0 to 1.", label=label)
     try:
         value = Decimal(raw.strip() if isinstance(raw, str) else raw)
     except InvalidOperation:
         value = Decimal("NaN")
     if not value.is_finite() or not Decimal(0) <= value <= Decimal(1):
-        raise ValidationFailed("segment.p_alive", f"{label} is a number from 0 to 1, like 0.5.")
+        raise ValidationFailed(
+            "segment.p_alive", "%(label)s is a number from 0 to 1, like 0.5.", label=label
+        )
     if value != value.quantize(Decimal(1).scaleb(-P_ALIVE_PLACES)):
         raise ValidationFailed(
-            "segment.p_alive", f"{label} has at most {P_ALIVE_PLACES} decimal places."
+            "segment.p_alive",
+            "%(label)s has at most %(places)s decimal places.",
+            label=label,
+            places=P_ALIVE_PLACES,
         )
     return value
 
@@ -276,7 +300,12 @@ def parse(values: Mapping[str, Any]) -> Criteria:
     unknown = sorted(str(k) for k in values if k not in FIELDS)
     if unknown:
         shown = ", ".join(u[:40] for u in unknown[:5])
-        problems.add("criteria", f"Unknown condition {shown}; use {', '.join(FIELDS)}.")
+        problems.add(
+            "criteria",
+            "Unknown condition %(unknown)s; use %(fields)s.",
+            unknown=shown,
+            fields=", ".join(FIELDS),
+        )
     found: dict[str, Any] = {}
     for name in TEXTS:
         if name in values:
@@ -290,7 +319,7 @@ def parse(values: Mapping[str, Any]) -> Criteria:
             problems.add("consent", "Marketing consent is any, yes or no.", "segment.consent")
         else:
             found["consent"] = consent
-    for name, label in (("joined_from", "Joined from"), ("joined_to", "Joined until")):
+    for name, label in (("joined_from", N_("Joined from")), ("joined_to", N_("Joined until"))):
         found[name] = problems.check(name, partial(_day, values.get(name), label))
     for name, label in AMOUNTS.items():
         found[name] = problems.check(name, partial(_amount, values.get(name), label))
@@ -301,12 +330,14 @@ def parse(values: Mapping[str, Any]) -> Criteria:
     if start and end and end < start:
         problems.add("joined_to", "The last day joined is before the first.", "segment.joined")
     for low, high, what in (
-        ("value_min", "value_max", "value"),
-        ("clv_min", "clv_max", "lifetime value"),
+        ("value_min", "value_max", N_("value")),
+        ("clv_min", "clv_max", N_("lifetime value")),
     ):
         bottom, top = found.get(low), found.get(high)
         if bottom is not None and top is not None and top < bottom:
-            problems.add(high, f"The highest {what} is below the lowest.", "segment.range")
+            problems.add(
+                high, "The highest %(what)s is below the lowest.", "segment.range", what=what
+            )
     problems.raise_any()
     return Criteria(**{k: v for k, v in found.items() if k in FIELDS and v is not None})
 
@@ -408,7 +439,7 @@ def member_ids(session: Session, criteria: Criteria, *, today: date, zone: ZoneI
     if criteria.uses_scores:
         run_id = _latest_run_id(session)
         if run_id is None:
-            raise ValidationFailed("segment.no_value_run", NO_RUN)
+            raise _no_value_run()
         query = query.join(
             MemberScore, and_(MemberScore.member_id == Member.id, MemberScore.run_id == run_id)
         ).where(*_score_conditions(criteria))
@@ -557,7 +588,7 @@ def export_rows(
 def get(session: Session, segment_id: int) -> Segment:
     segment = session.get(Segment, segment_id) if 1 <= segment_id <= bounds.MAX_ID else None
     if segment is None:
-        raise NotFound("segment.not_found", f"There is no saved segment {segment_id}.")
+        raise NotFound("segment.not_found", "There is no saved segment %(id)s.", id=segment_id)
     return segment
 
 
@@ -685,7 +716,9 @@ def save(
     actor.require("admin", "marketer", doing="save segments")
     if key is not None and (not key.strip() or bounds.text_problem(key, KEY_LENGTH)):
         raise ValidationFailed(
-            "segment.key", f"An Idempotency-Key is 1 to {KEY_LENGTH} characters."
+            "segment.key",
+            "An Idempotency-Key is 1 to %(most)s characters.",
+            most=KEY_LENGTH,
         )
     if key is not None and segment_id is None:
         earlier = _keyed(session, key)
@@ -697,7 +730,7 @@ def save(
     def checked_name() -> str:
         if not isinstance(name, str):
             raise ValidationFailed("segment.name", "Give the segment a name.")
-        text = bounds.check_text(name, "segment.name", bounds.length(Segment.name), "The name")
+        text = bounds.check_text(name, "segment.name", bounds.length(Segment.name), N_("The name"))
         if not text.strip():
             raise ValidationFailed("segment.name", "Give the segment a name.")
         return " ".join(text.split())
@@ -709,7 +742,7 @@ def save(
             description,
             "segment.description",
             bounds.length(Segment.description),
-            "The description",
+            N_("The description"),
         ).strip()
 
     clean_name = problems.check("name", checked_name)
@@ -721,18 +754,23 @@ def save(
         try:
             chosen = parse(criteria)
         except Invalid as exc:
-            for field, message in exc.fields.items():
-                problems.add(field, message, exc.codes.get(field))
+            for field, error in exc.errors.items():
+                problems.refuse(field, error)
     tiers = chosen.tiers if chosen is not None else _tiers_anyway(criteria)
     if tiers and "tiers" not in problems:
         known = set(session.scalars(select(Tier.code).where(Tier.code.in_(tiers))))
         unknown = [t for t in tiers if t not in known]
         if unknown:
-            problems.add("tiers", f"There is no tier {', '.join(unknown)}.", "segment.tiers")
+            problems.add(
+                "tiers",
+                "There is no tier %(tiers)s.",
+                "segment.tiers",
+                tiers=", ".join(unknown),
+            )
     problems.raise_any()
     assert clean_name is not None and clean_description is not None and chosen is not None
     if chosen.uses_scores and _latest_run_id(session) is None:
-        raise ValidationFailed("segment.no_value_run", NO_RUN)
+        raise _no_value_run()
     clash = session.scalar(
         select(Segment.name).where(
             func.lower(Segment.name) == clean_name.lower(), Segment.id != (segment_id or 0)
@@ -740,7 +778,9 @@ def save(
     )
     if clash is not None:
         raise Conflict(
-            "segment.name_taken", f"A segment is already named '{clash}'; choose another name."
+            "segment.name_taken",
+            "A segment is already named '%(name)s'; choose another name.",
+            name=clash,
         )
     before = snapshot(segment) if segment is not None else None
     created = segment is None
@@ -756,7 +796,9 @@ def save(
             session.flush()
     except IntegrityError:
         raise Conflict(
-            "segment.name_taken", f"A segment is already named '{clean_name}'; choose another name."
+            "segment.name_taken",
+            "A segment is already named '%(name)s'; choose another name.",
+            name=clean_name,
         ) from None
     after = snapshot(segment)
     if created:
@@ -782,11 +824,20 @@ def delete_segment(session: Session, actor: Actor, segment_id: int) -> Segment:
     campaigns = targets_of(session, segment.id)
     if campaigns:
         listed = ", ".join(f"{code} ({name})" for _, code, name in campaigns[:5])
-        more = f" and {len(campaigns) - 5} more" if len(campaigns) > 5 else ""
         raise Conflict(
             "segment.targeted",
-            f"'{segment.name}' is the target segment of campaign {listed}{more}; choose "
-            "another target there (or none) before deleting it.",
+            N_(
+                "'%(name)s' is the target segment of campaign %(campaigns)s and %(more)s more; "
+                "choose another target there (or none) before deleting it."
+            )
+            if len(campaigns) > 5
+            else N_(
+                "'%(name)s' is the target segment of campaign %(campaigns)s; choose another "
+                "target there (or none) before deleting it."
+            ),
+            name=segment.name,
+            campaigns=listed,
+            more=len(campaigns) - 5,
         )
     before = snapshot(segment)
     session.delete(segment)
@@ -856,13 +907,31 @@ def has_started(campaign: Campaign, today: date) -> bool:
     )
 
 
-def _refuse_after_start(campaign: Campaign, asked: str) -> None:
+def _refuse_after_start(campaign: Campaign, asked: Literal["clear", "change", "add"]) -> None:
     raise Conflict(
         "campaign.holdout_started",
-        f"Campaign {campaign.code} has started (its first day was "
-        f"{campaign.starts_on.isoformat()}), so {asked}: members who have already received "
-        "the campaign cannot be held out, nor held-out members reached after the fact, and "
-        "the comparison would mean nothing. The target and its holdout are kept as they were.",
+        N_(
+            "Campaign %(campaign)s has started (its first day was %(day)s), so its target and "
+            "holdout can no longer be cleared: members who have already received the campaign "
+            "cannot be held out, nor held-out members reached after the fact, and the comparison "
+            "would mean nothing. The target and its holdout are kept as they were."
+        )
+        if asked == "clear"
+        else N_(
+            "Campaign %(campaign)s has started (its first day was %(day)s), so its target "
+            "segment and holdout share can no longer change: members who have already received "
+            "the campaign cannot be held out, nor held-out members reached after the fact, and "
+            "the comparison would mean nothing. The target and its holdout are kept as they were."
+        )
+        if asked == "change"
+        else N_(
+            "Campaign %(campaign)s has started (its first day was %(day)s), so a holdout can "
+            "no longer be added: members who have already received the campaign cannot be held "
+            "out, nor held-out members reached after the fact, and the comparison would mean "
+            "nothing. The target and its holdout are kept as they were."
+        ),
+        campaign=campaign.code,
+        day=campaign.starts_on.isoformat(),
     )
 
 
@@ -907,12 +976,10 @@ def set_campaign_target(
             if segment_id == held.segment_id and share == held.holdout_share:
                 return _target(session, held, get(session, held.segment_id).name)  # unchanged
             if segment_id is None:
-                _refuse_after_start(campaign, "its target and holdout can no longer be cleared")
-            _refuse_after_start(
-                campaign, "its target segment and holdout share can no longer change"
-            )
+                _refuse_after_start(campaign, "clear")
+            _refuse_after_start(campaign, "change")
         if share > 0:
-            _refuse_after_start(campaign, "a holdout can no longer be added")
+            _refuse_after_start(campaign, "add")
     if segment_id is None:
         if held is None:
             return None
@@ -979,8 +1046,11 @@ def campaign_rows(
     if target is None:
         raise NotFound(
             "campaign.no_target",
-            f"Campaign {campaign.code} targets no saved segment, so it has no audience to "
-            "export; set its target segment first.",
+            (
+                "Campaign %(campaign)s targets no saved segment, so it has no audience "
+                "to export; set its target segment first."
+            ),
+            campaign=campaign.code,
         )
     if Decimal(target.holdout_share or 0) > 0:
         ids = select(Member.id).where(
@@ -1136,8 +1206,12 @@ def export_xlsx(
     if header_row + size > XLSX_ROWS:
         raise ValidationFailed(
             "segment.too_large",
-            f"'{segment.name}' has {size:,} members, more than one XLSX sheet holds; "
-            "export it as CSV instead.",
+            (
+                "'%(name)s' has %(size)s members, more than one XLSX sheet holds; "
+                "export it as CSV instead."
+            ),
+            name=segment.name,
+            size=f"{size:,}",
         )
     places = minor_units(run.currency) if run is not None else 2
     money_format = "#,##0" + ("." + "0" * places if places else "")

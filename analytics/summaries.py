@@ -58,6 +58,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from core.errors import ValidationFailed
+from core.text import N_
 
 Unit = Literal["D", "W"]
 UNIT_DAYS: dict[str, int] = {"D": 1, "W": 7}
@@ -82,16 +83,14 @@ Int64Array = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
 
 
-def _invalid(code: str, message: str) -> ValidationFailed:
-    return ValidationFailed(f"value.{code}", message)
-
-
 def check_unit(unit: str) -> Unit:
     """`unit` when it is one of the units, else a ValidationFailed that names them."""
     for known in get_args(Unit):
         if unit == known:
             return known  # type: ignore[no-any-return]
-    raise _invalid("unit", f"Unknown time unit {unit!r}: use D (days) or W (weeks).")
+    raise ValidationFailed(
+        "value.unit", "Unknown time unit %(unit)s: use D (days) or W (weeks).", unit=repr(unit)
+    )
 
 
 def to_day(value: DateLike, label: str) -> date:
@@ -107,8 +106,18 @@ def to_day(value: DateLike, label: str) -> date:
                 return date.fromisoformat(text)
             except ValueError:
                 pass
-        raise _invalid("date", f"{label} '{value[:24]}' is not a date like 1997-09-30.")
-    raise _invalid("date", f"{label} must be a date, not {type(value).__name__}.")
+        raise ValidationFailed(
+            "value.date",
+            "%(label)s '%(value)s' is not a date like 1997-09-30.",
+            label=label,
+            value=value[:24],
+        )
+    raise ValidationFailed(
+        "value.date",
+        "%(label)s must be a date, not %(type)s.",
+        label=label,
+        type=type(value).__name__,
+    )
 
 
 def _epoch_day(day: date) -> int:
@@ -123,9 +132,13 @@ def _days(values: pd.Series) -> Int64Array:
         else:
             stamps = pd.to_datetime(values, format="ISO8601")
     except (ValueError, TypeError, OverflowError) as exc:
-        raise _invalid("date", f"The date column holds a value that is not a date: {exc}") from None
+        raise ValidationFailed(
+            "value.date",
+            "The date column holds a value that is not a date: %(error)s",
+            error=str(exc),
+        ) from None
     if stamps.isna().any():
-        raise _invalid("date", "Every transaction needs a date; one is empty.")
+        raise ValidationFailed("value.date", "Every transaction needs a date; one is empty.")
     if getattr(stamps.dt, "tz", None) is not None:
         stamps = stamps.dt.tz_localize(None)  # its own wall-clock day
     days = stamps.dt.normalize().to_numpy(dtype="datetime64[D]").astype(np.int64)
@@ -136,11 +149,15 @@ def _amounts(values: pd.Series) -> FloatArray:
     try:
         amounts = np.asarray(values.to_numpy(dtype=np.float64, na_value=np.nan), dtype=np.float64)
     except (ValueError, TypeError) as exc:
-        message = f"The amount column holds a value that is not a number: {exc}"
-        raise _invalid("amount", message) from None
+        raise ValidationFailed(
+            "value.amount",
+            "The amount column holds a value that is not a number: %(error)s",
+            error=str(exc),
+        ) from None
     if not np.isfinite(amounts).all():
-        message = "Every transaction needs a finite amount; one is empty or not a number."
-        raise _invalid("amount", message)
+        raise ValidationFailed(
+            "value.amount", "Every transaction needs a finite amount; one is empty or not a number."
+        )
     return amounts
 
 
@@ -176,23 +193,31 @@ def summarise(
     step = UNIT_DAYS[check_unit(unit)]
     missing = [c for c in REQUIRED_COLUMNS if c not in transactions.columns]
     if missing:
-        raise _invalid(
-            "columns",
-            f"The transactions lack column(s) {', '.join(missing)}; "
-            f"expected {', '.join(REQUIRED_COLUMNS)}[, category].",
+        raise ValidationFailed(
+            "value.columns",
+            (
+                "The transactions lack column(s) %(missing)s; expected "
+                "%(required_columns)s[, category]."
+            ),
+            missing=", ".join(missing),
+            required_columns=", ".join(REQUIRED_COLUMNS),
         )
-    cal_day = _epoch_day(to_day(calibration_end, "The calibration end"))
+    cal_day = _epoch_day(to_day(calibration_end, N_("The calibration end")))
     hold_day: int | None = None
     if holdout_end is not None:
-        hold_day = _epoch_day(to_day(holdout_end, "The holdout end"))
+        hold_day = _epoch_day(to_day(holdout_end, N_("The holdout end")))
         if hold_day <= cal_day:
-            raise _invalid("holdout_end", "The holdout end must be after the calibration end.")
+            raise ValidationFailed(
+                "value.holdout_end", "The holdout end must be after the calibration end."
+            )
     if transactions.empty:
         return empty_summaries(holdout_end is not None)
 
     ids = transactions["customer_id"]
     if ids.isna().any():
-        raise _invalid("customer_id", "Every transaction needs a customer id; one is empty.")
+        raise ValidationFailed(
+            "value.customer_id", "Every transaction needs a customer id; one is empty."
+        )
     codes, uniques = pd.factorize(ids, sort=True)  # code order = customer id order
     days = _days(transactions["date"])
     amounts = _amounts(transactions["amount"])
@@ -274,7 +299,7 @@ def split_by_customer(transactions: pd.DataFrame, parts: int) -> list[pd.DataFra
     """The log cut into `parts` frames that each hold whole customers (by a fixed hash of the
     customer id, the same in every process), rows in their original order."""
     if parts < 1:
-        raise _invalid("parts", "The number of parts must be at least 1.")
+        raise ValidationFailed("value.parts", "The number of parts must be at least 1.")
     if transactions.empty:
         return [transactions.iloc[0:0] for _ in range(parts)]
     codes, uniques = pd.factorize(transactions["customer_id"])

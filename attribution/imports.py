@@ -27,6 +27,7 @@ from campaigns.imports import MAX_ERRORS, ImportFailed, _rows
 from core import audit
 from core.audit import Actor
 from core.errors import ValidationFailed
+from core.text import N_
 
 COLUMNS = {
     "required": ["source", "external_id", "channel", "kind", "occurred_at"],
@@ -50,18 +51,23 @@ def _time(value: str) -> datetime:
         shown = value[:40].encode("utf-8", "backslashreplace").decode("utf-8")
         raise ValidationFailed(
             "import.time",
-            f"occurred_at '{shown}' is not a time like 2026-03-31T10:00:00+08:00.",
+            "occurred_at '%(shown)s' is not a time like 2026-03-31T10:00:00+08:00.",
+            shown=shown,
         ) from None
 
 
 def _failed(errors: list[dict[str, Any]]) -> ImportFailed:
     errors = sorted(errors, key=lambda e: int(e["line"]))[:MAX_ERRORS]
     shown = "; ".join(f"line {e['line']}: {e['message']}" for e in errors[:SHOWN])
-    more = f" (and {len(errors) - SHOWN} more)" if len(errors) > SHOWN else ""
     return ImportFailed(
         "import.failed",
-        f"Nothing was imported: {len(errors)} bad row(s). {shown}{more}",
+        N_("Nothing was imported: %(count)s bad row(s). %(rows)s (and %(more)s more)")
+        if len(errors) > SHOWN
+        else N_("Nothing was imported: %(count)s bad row(s). %(rows)s"),
         errors,
+        count=len(errors),
+        rows=shown,
+        more=len(errors) - SHOWN,
     )
 
 

@@ -331,7 +331,9 @@ def bootstrap_interval(
         raise ValidationFailed("lift.confidence", "The confidence must be between 0 and 1.")
     if isinstance(resamples, bool) or not 1 <= resamples <= MAX_RESAMPLES:
         raise ValidationFailed(
-            "lift.resamples", f"The number of resamples must be 1 to {MAX_RESAMPLES:,}."
+            "lift.resamples",
+            "The number of resamples must be 1 to %(max_resamples)s.",
+            max_resamples=f"{MAX_RESAMPLES:,}",
         )
     if treated.members == 0 or holdout.members == 0:
         return None

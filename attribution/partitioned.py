@@ -100,13 +100,13 @@ Frames = tuple[pd.DataFrame, pd.DataFrame]
 T = TypeVar("T")
 
 
-def _partition_error(message: str) -> ValidationFailed:
-    return ValidationFailed("attribution.partition_invalid", message)
-
-
 def _check_buckets(buckets: int) -> None:
     if isinstance(buckets, bool) or not isinstance(buckets, int) or buckets < 1:
-        raise _partition_error(f"The number of partitions must be a whole number ≥ 1: {buckets!r}.")
+        raise ValidationFailed(
+            "attribution.partition_invalid",
+            "The number of partitions must be a whole number ≥ 1: %(buckets)s.",
+            buckets=repr(buckets),
+        )
 
 
 # --- The hash -------------------------------------------------------------------------------
@@ -125,7 +125,9 @@ def member_buckets(
     else:  # each distinct id stripped once (millions of rows, far fewer members)
         codes, uniques = pd.factorize(ids)
         if (codes < 0).any():
-            raise _partition_error("Every row needs a member; one is empty.")
+            raise ValidationFailed(
+                "attribution.partition_invalid", "Every row needs a member; one is empty."
+            )
         stripped = np.array([str(v).strip() for v in uniques.tolist()], dtype=object)
         keys = stripped[codes]
     hashes = pd.util.hash_array(keys, hash_key=HASH_KEY, categorize=False)
@@ -182,10 +184,17 @@ def partition_stats(
     touch_bucket, conv_bucket = member_buckets(touchpoints, conversions, buckets)
     stray = int((touch_bucket != bucket).sum() + (conv_bucket != bucket).sum())
     if stray:
-        raise _partition_error(
-            f"Partition {bucket} of {buckets} holds {stray} row(s) of members that hash to "
-            "another partition; summing it would split their journeys. Write the data with "
-            "attribution.partitioned.write_partitioned (or the same member hash)."
+        raise ValidationFailed(
+            "attribution.partition_invalid",
+            (
+                "Partition %(bucket)s of %(buckets)s holds %(stray)s row(s) of members "
+                "that hash to another partition; summing it would split their "
+                "journeys. Write the data with "
+                "attribution.partitioned.write_partitioned (or the same member hash)."
+            ),
+            bucket=bucket,
+            buckets=buckets,
+            stray=stray,
         )
     return path_stats(
         touchpoints,
@@ -289,20 +298,35 @@ class Layout:
             with filesystem.open_input_stream(f"{base}/{MANIFEST}") as stream:
                 manifest = json.loads(stream.read().decode("utf-8"))
         except (OSError, ValueError) as exc:
-            raise _partition_error(
-                f"{location} is not a partitioned attribution folder (no readable {MANIFEST})."
+            raise ValidationFailed(
+                "attribution.partition_invalid",
+                (
+                    "%(location)s is not a partitioned attribution folder (no readable "
+                    "%(manifest)s)."
+                ),
+                location=location,
+                manifest=MANIFEST,
             ) from exc
         if (
             not isinstance(manifest, dict)
             or manifest.get("format") != LAYOUT_FORMAT
             or manifest.get("version") != LAYOUT_VERSION
         ):
-            raise _partition_error(
-                f"{location}/{MANIFEST} is not a version {LAYOUT_VERSION} layout."
+            raise ValidationFailed(
+                "attribution.partition_invalid",
+                "%(location)s/%(manifest)s is not a version %(layout_version)s layout.",
+                location=location,
+                manifest=MANIFEST,
+                layout_version=LAYOUT_VERSION,
             )
         buckets = manifest.get("buckets")
         if not isinstance(buckets, int) or isinstance(buckets, bool) or buckets < 1:
-            raise _partition_error(f"{location}/{MANIFEST} has no valid number of buckets.")
+            raise ValidationFailed(
+                "attribution.partition_invalid",
+                "%(location)s/%(manifest)s has no valid number of buckets.",
+                location=location,
+                manifest=MANIFEST,
+            )
         layout = cls(location, buckets)
         wanted = [
             f"{base}/{side}/part-{i:05d}.parquet"
@@ -315,8 +339,12 @@ class Layout:
             if info.type != pafs.FileType.File
         ]
         if missing:
-            raise _partition_error(
-                f"{location} lacks {len(missing)} partition file(s), e.g. {missing[0]}."
+            raise ValidationFailed(
+                "attribution.partition_invalid",
+                "%(location)s lacks %(count)s partition file(s), e.g. %(missing)s.",
+                location=location,
+                count=len(missing),
+                missing=missing[0],
             )
         return layout
 
@@ -452,9 +480,15 @@ def dask_stats(
     touch_parts = touch.to_delayed()
     conv_parts = conv.to_delayed()
     if not len(touch_parts) == len(conv_parts) == layout.buckets:
-        raise _partition_error(
-            f"Dask read {len(touch_parts)} touchpoint and {len(conv_parts)} conversion "
-            f"partitions from {layout.buckets} buckets; they must pair up one to one."
+        raise ValidationFailed(
+            "attribution.partition_invalid",
+            (
+                "Dask read %(count)s touchpoint and %(count2)s conversion partitions "
+                "from %(buckets)s buckets; they must pair up one to one."
+            ),
+            count=len(touch_parts),
+            count2=len(conv_parts),
+            buckets=layout.buckets,
         )
     per_partition = delayed(partition_stats, pure=True)
     add = delayed(operator.add, pure=True)

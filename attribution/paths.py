@@ -48,6 +48,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from core.errors import ValidationFailed
+from core.text import N_
 
 Unit = Literal["channel", "campaign"]
 
@@ -98,14 +99,15 @@ class Lookback:
         return self.acquisition if kind in self.acquisition_kinds else self.other
 
 
-def _frame_error(message: str) -> ValidationFailed:
-    return ValidationFailed("attribution.frame_invalid", message)
-
-
 def _require(frame: pd.DataFrame, columns: Sequence[str], name: str) -> None:
     missing = [c for c in columns if c not in frame.columns]
     if missing:
-        raise _frame_error(f"The {name} frame lacks the column(s): {', '.join(missing)}.")
+        raise ValidationFailed(
+            "attribution.frame_invalid",
+            "The %(name)s frame lacks the column(s): %(missing)s.",
+            name=name,
+            missing=", ".join(missing),
+        )
 
 
 _NS_PER_US = 1000
@@ -120,13 +122,21 @@ def _times(series: pd.Series, name: str) -> npt.NDArray[np.int64]:
     try:
         stamps = pd.to_datetime(series)
     except (ValueError, TypeError) as exc:
-        raise _frame_error(
-            f"The {name} column 'at' holds something that is not a time, or mixes zones."
+        raise ValidationFailed(
+            "attribution.frame_invalid",
+            "The %(name)s column 'at' holds something that is not a time, or mixes zones.",
+            name=name,
         ) from exc
     if stamps.isna().any():
-        raise _frame_error(f"The {name} column 'at' has an empty time.")
+        raise ValidationFailed(
+            "attribution.frame_invalid", "The %(name)s column 'at' has an empty time.", name=name
+        )
     if getattr(stamps.dt, "tz", None) is None:
-        raise _frame_error(f"The {name} times must carry a time zone (UTC in the database).")
+        raise ValidationFailed(
+            "attribution.frame_invalid",
+            "The %(name)s times must carry a time zone (UTC in the database).",
+            name=name,
+        )
     utc = stamps.dt.tz_convert("UTC").dt.tz_localize(None)
     return utc.to_numpy(dtype="datetime64[ns]").astype(np.int64)
 
@@ -140,10 +150,14 @@ def _coded(values: npt.NDArray[Any], what: str) -> tuple[npt.NDArray[np.int64], 
         return codes.astype(np.int64), [str(u) for u in uniques]
     raw_codes, raw_names = pd.factorize(values)
     if (raw_codes < 0).any():
-        raise _frame_error(f"Every row needs a {what}; one is empty.")
+        raise ValidationFailed(
+            "attribution.frame_invalid", "Every row needs a %(what)s; one is empty.", what=what
+        )
     stripped = [str(name).strip() for name in raw_names]
     if not all(stripped):
-        raise _frame_error(f"Every row needs a {what}; one is blank.")
+        raise ValidationFailed(
+            "attribution.frame_invalid", "Every row needs a %(what)s; one is blank.", what=what
+        )
     names = sorted(set(stripped))
     index = {name: i for i, name in enumerate(names)}
     remap = np.array([index[name] for name in stripped], dtype=np.int64)
@@ -162,7 +176,10 @@ def _unit_values(touchpoints: pd.DataFrame, unit: Unit) -> npt.NDArray[np.object
     if unit == "channel":
         return touchpoints["channel"].to_numpy(dtype=object)
     if "campaign" not in touchpoints.columns:
-        raise _frame_error("Campaign as the unit needs a 'campaign' column in the touchpoints.")
+        raise ValidationFailed(
+            "attribution.frame_invalid",
+            "Campaign as the unit needs a 'campaign' column in the touchpoints.",
+        )
     campaign = touchpoints["campaign"]
     text = campaign.astype(object).where(campaign.notna(), "").map(lambda v: str(v).strip())
     return text.where(text != "", NO_CAMPAIGN).to_numpy(dtype=object)
@@ -172,15 +189,25 @@ def _values(series: pd.Series) -> list[Decimal]:
     """Conversion values as Decimals (each distinct value parsed once)."""
     codes, uniques = pd.factorize(series.astype(object))
     if (codes < 0).any():
-        raise _frame_error("Every conversion needs a value; one is empty.")
+        raise ValidationFailed(
+            "attribution.frame_invalid", "Every conversion needs a value; one is empty."
+        )
     parsed: list[Decimal] = []
     for value in uniques:
         try:
             amount = Decimal(str(value))
         except InvalidOperation as exc:
-            raise _frame_error(f"A conversion value is not a number: {value!r}.") from exc
+            raise ValidationFailed(
+                "attribution.frame_invalid",
+                "A conversion value is not a number: %(value)s.",
+                value=repr(value),
+            ) from exc
         if not amount.is_finite() or amount < 0:
-            raise _frame_error(f"A conversion value must be a number ≥ 0, not {value!r}.")
+            raise ValidationFailed(
+                "attribution.frame_invalid",
+                "A conversion value must be a number ≥ 0, not %(value)s.",
+                value=repr(value),
+            )
         parsed.append(amount)
     return [parsed[c] for c in codes.tolist()]
 
@@ -469,15 +496,21 @@ def parse_paths_csv(text: str | bytes, *, separator: str = PATH_SEPARATOR) -> li
         rows = list(reader)
     except csv.Error as exc:
         raise ValidationFailed(
-            "attribution.paths_invalid", f"Line {reader.line_num}: {exc}."
+            "attribution.paths_invalid",
+            "Line %(line)s: %(error)s.",
+            line=reader.line_num,
+            error=str(exc),
         ) from exc
     header = [name.strip().lower() for name in rows[0]]
     duplicated = sorted({n for n in header if header.count(n) > 1})
     if duplicated or not set(REQUIRED_PATH_COLUMNS) <= set(header):
         raise ValidationFailed(
             "attribution.paths_header",
-            "Line 1: the header must name path and total_conversions once each "
-            f"(found: {', '.join(header)}).",
+            (
+                "Line 1: the header must name path and total_conversions once each "
+                "(found: %(header)s)."
+            ),
+            header=", ".join(header),
         )
     index = {name: header.index(name) for name in header}
     records: list[PathRecord] = []
@@ -502,8 +535,11 @@ def parse_paths_csv(text: str | bytes, *, separator: str = PATH_SEPARATOR) -> li
     if problems:
         shown = problems[:MAX_REPORTED_PROBLEMS]
         more = len(problems) - len(shown)
-        message = "; ".join(f"Line {p['line']}: {p['message']}" for p in shown)
-        if more:
-            message += f"; and {more} more"
-        raise ValidationFailed("attribution.paths_invalid", message + ".", {"problems": problems})
+        raise ValidationFailed(
+            "attribution.paths_invalid",
+            N_("%(list)s; and %(more)s more.") if more else N_("%(list)s."),
+            {"problems": problems},
+            list="; ".join(f"Line {p['line']}: {p['message']}" for p in shown),
+            more=more,
+        )
     return records

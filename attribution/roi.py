@@ -81,7 +81,9 @@ def check_basis(value: str) -> str:
         shown = value if len(value) <= 40 else value[:40] + "…"
         raise ValidationFailed(
             "report.revenue_basis",
-            f"'{shown}' is not a revenue basis; choose one of: {', '.join(BASES)}.",
+            "'%(shown)s' is not a revenue basis; choose one of: %(bases)s.",
+            shown=shown,
+            bases=", ".join(BASES),
         )
     return value
 
@@ -124,8 +126,11 @@ def needed(f: ReportFilter, group_by: GroupBy, model: str) -> list[Needed]:
         if len(found) == MAX_MONTHS:
             raise ValidationFailed(
                 "report.basis_month_period",
-                f"A report by month on an attributed revenue basis covers at most {MAX_MONTHS}"
-                " months; choose a shorter period.",
+                (
+                    "A report by month on an attributed revenue basis covers at most "
+                    "%(max_months)s months; choose a shorter period."
+                ),
+                max_months=MAX_MONTHS,
             )
         following = _next_month(month)
         start, end = max(month, f.start), min(following - _DAY, f.end)
@@ -152,13 +157,21 @@ class NotComputed(Conflict):
         self.model = model
         self.missing = missing
         periods = "; ".join(_period(p) for p in missing[:5])
-        more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
         super().__init__(
             "report.basis_not_computed",
-            f"No stored {model} attribution run by campaign (default settings) for {periods}"
-            f"{more}. Compute it"
-            " (the attribution page's Compute now, or POST /api/v1/attribution/runs with"
-            f" model={model}, unit=campaign and that period) and ask again.",
+            N_(
+                "No stored %(model)s attribution run by campaign (default settings) for"
+                " %(periods)s and %(more)s more. Compute it (the attribution page's Compute now,"
+                " or POST /api/v1/attribution/runs with model=%(model)s, unit=campaign and that"
+                " period) and ask again."
+            )
+            if len(missing) > 5
+            else N_(
+                "No stored %(model)s attribution run by campaign (default settings) for"
+                " %(periods)s. Compute it (the attribution page's Compute now, or POST"
+                " /api/v1/attribution/runs with model=%(model)s, unit=campaign and that period)"
+                " and ask again."
+            ),
             {
                 "model": model,
                 "unit": "campaign",
@@ -170,6 +183,9 @@ class NotComputed(Conflict):
                     for p in missing
                 ],
             },
+            model=model,
+            periods=periods,
+            more=len(missing) - 5,
         )
 
 
@@ -223,8 +239,14 @@ def attributed_revenue(
         if run.currency and run.currency != base:
             raise Conflict(
                 "report.basis_currency",
-                f"The stored {model} run #{run.id} is in {run.currency}, not the base currency"
-                f" {base}; compute it again.",
+                (
+                    "The stored %(model)s run #%(id)s is in %(currency)s, not the base "
+                    "currency %(base)s; compute it again."
+                ),
+                model=model,
+                id=run.id,
+                currency=run.currency,
+                base=base,
             )
         frame = runs.revenue_by_campaign(session, run)
         if month is not None:

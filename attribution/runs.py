@@ -85,6 +85,7 @@ from core import audit, bounds
 from core.audit import Actor
 from core.errors import NotFound, ValidationFailed
 from core.money import minor_units
+from core.text import N_
 
 MODELS: tuple[str, ...] = tuple(m.value for m in RunModel)
 UNITS: tuple[Unit, ...] = get_args(Unit)
@@ -100,7 +101,13 @@ _DAY = timedelta(days=1)
 
 def _range(value: int, low: int, high: int, field: str, label: str) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise ValidationFailed(f"attribution.{field}", f"{label} must be from {low} to {high}.")
+        raise ValidationFailed(
+            f"attribution.{field}",
+            "%(label)s must be from %(low)s to %(high)s.",
+            label=label,
+            low=low,
+            high=high,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,23 +128,25 @@ class RunParams:
     def __post_init__(self) -> None:
         if self.model not in MODELS:
             raise ValidationFailed(
-                "attribution.model", f"The model must be one of {', '.join(MODELS)}."
+                "attribution.model",
+                "The model must be one of %(models)s.",
+                models=", ".join(MODELS),
             )
-        _range(self.order, 1, markov.MAX_ORDER, "order", "The Markov order")
+        _range(self.order, 1, markov.MAX_ORDER, "order", N_("The Markov order"))
         if self.unit not in UNITS:
             raise ValidationFailed("attribution.unit", "The unit must be channel or campaign.")
-        _range(self.lookback_days, 1, MAX_LOOKBACK_DAYS, "lookback", "The lookback (days)")
+        _range(self.lookback_days, 1, MAX_LOOKBACK_DAYS, "lookback", N_("The lookback (days)"))
         _range(
             self.acquisition_lookback_days,
             1,
             MAX_LOOKBACK_DAYS,
             "lookback",
-            "The acquisition lookback (days)",
+            N_("The acquisition lookback (days)"),
         )
-        _range(self.half_life_days, 1, MAX_HALF_LIFE_DAYS, "half_life", "The half-life (days)")
+        _range(self.half_life_days, 1, MAX_HALF_LIFE_DAYS, "half_life", N_("The half-life (days)"))
         for day, name, label in (
-            (self.period_from, "from", "The start of the period"),
-            (self.period_to, "to", "The end of the period"),
+            (self.period_from, "from", N_("The start of the period")),
+            (self.period_to, "to", N_("The end of the period")),
         ):
             if day is not None:
                 bounds.check_day(day, name, label=label)
@@ -409,7 +418,9 @@ def attribute(
                 for r in ordered.by_position.to_dict("records")
             ],
         )
-    raise ValidationFailed("attribution.model", f"The model must be one of {', '.join(MODELS)}.")
+    raise ValidationFailed(
+        "attribution.model", "The model must be one of %(models)s.", models=", ".join(MODELS)
+    )
 
 
 # --- Results ------------------------------------------------------------------------------------
@@ -609,7 +620,9 @@ def _models(models: Iterable[str], facts: Facts) -> list[str]:
     for model in wanted:
         if model not in MODELS:
             raise ValidationFailed(
-                "attribution.model", f"The model must be one of {', '.join(MODELS)}."
+                "attribution.model",
+                "The model must be one of %(models)s.",
+                models=", ".join(MODELS),
             )
     # In MODELS order; time decay only where the touches' times are known.
     return [m for m in MODELS if m in wanted and (facts.has_times or m != RunModel.TIME_DECAY)]
@@ -892,7 +905,7 @@ def latest_comparison(
 def get_run(session: Session, run_id: int) -> StoredRun:
     row = session.get(AttributionRun, run_id) if 1 <= run_id <= bounds.MAX_ID else None
     if row is None:
-        raise NotFound("attribution.run_not_found", f"No attribution run {run_id}.")
+        raise NotFound("attribution.run_not_found", "No attribution run %(run_id)s.", run_id=run_id)
     return _stored(session, [row])[0]
 
 

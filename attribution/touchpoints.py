@@ -66,10 +66,11 @@ from campaigns.models import Campaign, Channel
 from core import audit, bounds
 from core.audit import Actor
 from core.errors import Conflict, ValidationFailed
+from core.text import N_
 from core.timeutil import utcnow
 from loyalty import members
 from loyalty.models import Batch, Coupon, Member, Purchase, Redemption, Referral
-from loyalty.purchases import time_problem
+from loyalty.purchases import EARLIEST, time_problem
 
 DERIVED_SOURCE = "retain"
 REFERRAL_CHANNEL = ("referral", "Referral")  # code, name: created when first derived
@@ -81,12 +82,12 @@ KINDS = frozenset(k.value for k in TouchKind)
 
 # Text fields and the column each is held to.
 TEXT: dict[str, tuple[Any, str]] = {
-    "source": (Touchpoint.source, "The source"),
-    "external_id": (Touchpoint.external_id, "The external id"),
-    "channel": (Channel.code, "The channel code"),
-    "member_number": (Member.number, "The member number"),
-    "visitor_id": (Touchpoint.visitor_id, "The visitor id"),
-    "campaign_code": (Campaign.code, "The campaign code"),
+    "source": (Touchpoint.source, N_("The source")),
+    "external_id": (Touchpoint.external_id, N_("The external id")),
+    "channel": (Channel.code, N_("The channel code")),
+    "member_number": (Member.number, N_("The member number")),
+    "visitor_id": (Touchpoint.visitor_id, N_("The visitor id")),
+    "campaign_code": (Campaign.code, N_("The campaign code")),
 }
 
 
@@ -362,11 +363,14 @@ def _conflicts(
     ]
 
 
-def summary(problems: Sequence[tuple[str, str]], what: str) -> str:
-    """'n problem(s): where: message; …' with at most MAX_REPORTED spelled out."""
-    shown = "; ".join(f"{where}: {message}" for where, message in problems[:MAX_REPORTED])
-    more = f"; and {len(problems) - MAX_REPORTED} more" if len(problems) > MAX_REPORTED else ""
-    return f"Nothing was recorded: {len(problems)} {what}. {shown}{more}."
+def listed(problems: Sequence[tuple[str, str]]) -> dict[str, Any]:
+    """The params of a batch's refusal: how many (`count`), 'where: message; …' with at most
+    MAX_REPORTED spelled out (`list`), and how many more there are (`more`, 0 for none)."""
+    return {
+        "count": len(problems),
+        "list": "; ".join(f"{where}: {message}" for where, message in problems[:MAX_REPORTED]),
+        "more": max(0, len(problems) - MAX_REPORTED),
+    }
 
 
 def record_batch(
@@ -380,39 +384,58 @@ def record_batch(
     actor.require(*WRITERS, doing="record touchpoints")
     if not 1 <= len(items) <= MAX_BATCH:
         raise ValidationFailed(
-            "touchpoint.batch", f"Send from 1 to {MAX_BATCH:,} touchpoints in one batch."
+            "touchpoint.batch",
+            "Send from 1 to %(max_batch)s touchpoints in one batch.",
+            max_batch=f"{MAX_BATCH:,}",
         )
     prepared = prepare(session, items, now=now)
     if prepared.problems:
+        refused = listed(
+            [(f"touchpoints[{p.index}]", p.message.rstrip(".")) for p in prepared.problems]
+        )
         raise ValidationFailed(
             prepared.problems[0].code,
-            summary(
-                [(f"touchpoints[{p.index}]", p.message.rstrip(".")) for p in prepared.problems],
-                "refused touchpoint(s)",
-            ),
+            N_(
+                "Nothing was recorded: %(count)s refused touchpoint(s). %(list)s;"
+                " and %(more)s more."
+            )
+            if refused["more"]
+            else N_("Nothing was recorded: %(count)s refused touchpoint(s). %(list)s."),
             {
                 "problems": [
                     {"index": p.index, "code": p.code, "message": p.message}
                     for p in prepared.problems
                 ]
             },
+            **refused,
         )
     rows = [r for r in prepared.rows if r is not None]
     recorded, conflicts = store(session, rows)
     if conflicts:
-        refused = [
-            (f"touchpoints[{i}]", f"{rows[i]['source']}/{rows[i]['external_id']}")
-            for i in conflicts
-        ]
+        reused = listed(
+            [
+                (f"touchpoints[{i}]", f"{rows[i]['source']}/{rows[i]['external_id']}")
+                for i in conflicts
+            ]
+        )
         raise Conflict(
             "touchpoint.id_reused",
-            summary(refused, "touchpoint(s) already recorded with different content"),
+            N_(
+                "Nothing was recorded: %(count)s touchpoint(s) already recorded with different "
+                "content. %(list)s; and %(more)s more."
+            )
+            if reused["more"]
+            else N_(
+                "Nothing was recorded: %(count)s touchpoint(s) already recorded with different "
+                "content. %(list)s."
+            ),
             {
                 "conflicts": [
                     {"index": i, "source": rows[i]["source"], "external_id": rows[i]["external_id"]}
                     for i in conflicts
                 ]
             },
+            **reused,
         )
     outcome = BatchOutcome(recorded)
     if outcome.created:
@@ -455,13 +478,22 @@ def link_visitor(
     if not visitor:
         raise ValidationFailed("visitor.id", "Give the visitor id.")
     bounds.check_text(
-        visitor, "visitor.id", bounds.length(VisitorLink.visitor_id), "The visitor id"
+        visitor, "visitor.id", bounds.length(VisitorLink.visitor_id), N_("The visitor id")
     )
     member = members.by_number(session, member_number)
     at = at or utcnow()
-    problem = time_problem(at, utcnow())
-    if problem:
-        raise ValidationFailed("visitor.time", f"The link's time {problem}.")
+    if time_problem(at, utcnow()):
+        if at.tzinfo is None:
+            raise ValidationFailed(
+                "visitor.time", "The link's time needs its time zone (an offset like +08:00)."
+            )
+        if at < EARLIEST:
+            raise ValidationFailed(
+                "visitor.time",
+                "The link's time is before %(day)s.",
+                day=EARLIEST.date().isoformat(),
+            )
+        raise ValidationFailed("visitor.time", "The link's time is in the future.")
     earlier = session.get(VisitorLink, visitor)
     if earlier is None:
         link = VisitorLink(visitor_id=visitor, member_id=member.id, linked_at=at)
@@ -487,7 +519,9 @@ def link_visitor(
         other = session.scalar(select(Member.number).where(Member.id == earlier.member_id))
         raise Conflict(
             "visitor.linked_elsewhere",
-            f"Visitor {visitor} is already linked to member {other}; a visitor is one person.",
+            "Visitor %(visitor)s is already linked to member %(other)s; a visitor is one person.",
+            visitor=visitor,
+            other=other,
         )
     return LinkOutcome(earlier, member.number, replayed=True)
 

@@ -26,6 +26,7 @@ from campaigns.models import Attachment, Receipt
 from core import audit
 from core.audit import Actor
 from core.errors import NotFound, ValidationFailed
+from core.text import N_, Phrase
 
 MAX_BYTES = 10 * 1024 * 1024
 ALLOWED = {
@@ -87,16 +88,22 @@ def check(data: bytes) -> str:
     if len(data) > MAX_BYTES:
         raise ValidationFailed(
             "attachment.too_large",
-            f"The file is {len(data) / 1024 / 1024:.1f} MB; attachments can be at most 10 MB.",
+            "The file is %(size)s MB; attachments can be at most 10 MB.",
+            size=f"{len(data) / 1024 / 1024:.1f}",
         )
     if not data:
         raise ValidationFailed("attachment.empty", "The file is empty.")
     kind = filetype.guess(data)
     if kind is None or kind.mime not in ALLOWED:
-        found = f" (it looks like {kind.mime})" if kind else ""
         raise ValidationFailed(
             "attachment.type",
-            f"Attach a PDF, JPEG, PNG or WebP file{found}. The content is checked, not the name.",
+            N_(
+                "Attach a PDF, JPEG, PNG or WebP file (it looks like %(type)s). The content is "
+                "checked, not the name."
+            )
+            if kind
+            else N_("Attach a PDF, JPEG, PNG or WebP file. The content is checked, not the name."),
+            type=kind.mime if kind else "",
         )
     return str(kind.mime)
 
@@ -115,7 +122,7 @@ def _store(root: Path, sha256: str, data: bytes) -> None:
 def keep(actor: Actor, filename: str, data: bytes, root: Path) -> Kept:
     """Check a file by its content and store it under its hash, before any receipt holds it
     (a refused form keeps its files this way). A file that fails the checks is not stored."""
-    actor.require(*receipts.ENTERERS, doing="attach files to receipts")
+    actor.require(*receipts.ENTERERS, doing=N_("attach files to receipts"))
     content_type = check(data)
     sha256 = hashlib.sha256(data).hexdigest()
     _store(root, sha256, data)
@@ -125,7 +132,7 @@ def keep(actor: Actor, filename: str, data: bytes, root: Path) -> Kept:
 def add(
     session: Session, actor: Actor, receipt_id: int, filename: str, data: bytes, root: Path
 ) -> Attachment:
-    actor.require(*receipts.ENTERERS, doing="attach files to receipts")
+    actor.require(*receipts.ENTERERS, doing=N_("attach files to receipts"))
     receipt = _attachable(session, receipt_id)
     return _attach(session, actor, receipt, keep(actor, filename, data, root))
 
@@ -135,13 +142,15 @@ def attach_kept(
 ) -> Attachment:
     """Attach a file `keep` stored earlier. Its bytes are read back and checked again: what
     is attached is what storage holds under that hash, of a type that passes the checks."""
-    actor.require(*receipts.ENTERERS, doing="attach files to receipts")
+    actor.require(*receipts.ENTERERS, doing=N_("attach files to receipts"))
     receipt = _attachable(session, receipt_id)
     path = storage_path(root, kept.sha256)
     data = path.read_bytes() if _is_hash(kept.sha256) and path.is_file() else b""
     if not data or hashlib.sha256(data).hexdigest() != kept.sha256:
         raise ValidationFailed(
-            "attachment.missing", f"The kept file {kept.filename} is gone; attach it again."
+            "attachment.missing",
+            "The kept file %(file)s is gone; attach it again.",
+            file=kept.filename,
         )
     content_type = check(data)
     return _attach(
@@ -161,9 +170,11 @@ def _attachable(session: Session, receipt_id: int) -> Receipt:
     if receipt.status not in receipts.EDITABLE:
         raise ValidationFailed(
             "attachment.locked",
-            f"Receipt #{receipt.id} is {receipt.status}; attach files before submitting it.",
+            "Receipt #%(id)s is %(status)s; attach files before submitting it.",
+            id=receipt.id,
+            status=Phrase(receipt.status),
         )
-    periods.ensure_open(session, receipt.expense_date, "attach files to its receipts")
+    periods.ensure_open(session, receipt.expense_date, N_("attach files to its receipts"))
     return receipt
 
 
@@ -193,10 +204,10 @@ def _attach(session: Session, actor: Actor, receipt: Receipt, kept: Kept) -> Att
 def open_for_download(
     session: Session, actor: Actor, attachment_id: int, root: Path
 ) -> tuple[Attachment, Path]:
-    actor.require(*READERS, doing="download receipt attachments")
+    actor.require(*READERS, doing=N_("download receipt attachments"))
     attachment = session.get(Attachment, attachment_id)
     if attachment is None:
-        raise NotFound("attachment.not_found", f"No attachment with id {attachment_id}.")
+        raise NotFound("attachment.not_found", "No attachment with id %(id)s.", id=attachment_id)
     path = storage_path(root, attachment.sha256)
     if not path.exists():
         raise NotFound("attachment.missing", "The attachment's file is missing from storage.")
@@ -231,6 +242,7 @@ def open_for_preview(
     if not previewable(attachment, path):
         raise NotFound(
             "attachment.no_preview",
-            f"{attachment.filename} cannot be shown here; download it instead.",
+            "%(file)s cannot be shown here; download it instead.",
+            file=attachment.filename,
         )
     return attachment, path, attachment.content_type

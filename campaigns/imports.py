@@ -23,6 +23,7 @@ from campaigns.receipts import ReceiptInput
 from core.audit import Actor
 from core.errors import RetainError, ValidationFailed
 from core.money import parse_amount
+from core.text import N_
 
 RECEIPT_COLUMNS = {
     "required": ["campaign_code", "vendor", "category", "amount", "currency", "expense_date"],
@@ -38,6 +39,9 @@ MAX_ERRORS = 200
 
 class ImportFailed(ValidationFailed):
     default_code = "import.failed"
+    # Each bad row's refusal, in the order of `details`, so a page can say them in its
+    # language (`details` holds the English, for the API and the CLI).
+    row_errors: tuple[RetainError, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,8 +66,9 @@ def _rows(data: bytes, columns: dict[str, list[str]]) -> Iterator[tuple[int, dic
         if missing:
             raise ImportFailed(
                 "import.columns",
-                f"Line 1: missing column(s) {', '.join(missing)}. Expected: "
-                f"{', '.join(columns['required'] + columns['optional'])}.",
+                "Line 1: missing column(s) %(missing)s. Expected: %(expected)s.",
+                missing=", ".join(missing),
+                expected=", ".join(columns["required"] + columns["optional"]),
             )
         reader.fieldnames = header
         for raw in reader:
@@ -73,7 +78,9 @@ def _rows(data: bytes, columns: dict[str, list[str]]) -> Iterator[tuple[int, dic
     except csv.Error as exc:  # e.g. a field past the csv module's limit, a broken quote
         raise ImportFailed(
             "import.csv",
-            f"Line {reader.line_num or 1} cannot be read as CSV ({exc}). Nothing was imported.",
+            "Line %(line)s cannot be read as CSV (%(error)s). Nothing was imported.",
+            line=reader.line_num or 1,
+            error=str(exc),
         ) from None
 
 
@@ -82,7 +89,10 @@ def _date(value: str, column: str) -> date:
         return date.fromisoformat(value)
     except ValueError:
         raise ValidationFailed(
-            "import.date", f"{column} '{value}' is not a date like 2026-03-31."
+            "import.date",
+            "%(column)s '%(value)s' is not a date like 2026-03-31.",
+            column=column,
+            value=value,
         ) from None
 
 
@@ -91,7 +101,7 @@ def _amount(value: str, column: str, *, required: bool = True) -> Decimal:
     `money.parse_amount`, the same as the forms; a refusal names the column."""
     if not value:
         if required:
-            raise ValidationFailed("import.amount", f"{column} is empty.")
+            raise ValidationFailed("import.amount", "%(column)s is empty.", column=column)
         return Decimal(0)
     return parse_amount(value, column)
 
@@ -104,35 +114,48 @@ def _run(
     handle: Callable[[dict[str, str]], Any],
 ) -> ImportResult:
     errors: list[dict[str, Any]] = []
+    said: list[RetainError] = []
     count = 0
     for line, row in _rows(data, columns):
         count += 1
         blank = [c for c in columns["required"] if not row.get(c)]
+        refusal: RetainError | None = None
         if blank:
-            errors.append({"line": line, "message": f"Empty {', '.join(blank)}."})
-            continue
-        try:
-            with session.begin_nested():
-                handle(row)
-        except RetainError as exc:
-            errors.append({"line": line, "message": exc.message})
+            refusal = ValidationFailed(
+                "import.blank", "Empty %(columns)s.", columns=", ".join(blank)
+            )
+        else:
+            try:
+                with session.begin_nested():
+                    handle(row)
+            except RetainError as exc:
+                refusal = exc
+        if refusal is not None:
+            errors.append({"line": line, "message": refusal.message})
+            said.append(refusal)
         if len(errors) >= MAX_ERRORS:
             break
     if errors:
         shown = "; ".join(f"line {e['line']}: {e['message']}" for e in errors[:5])
-        more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
-        raise ImportFailed(
+        failed = ImportFailed(
             "import.failed",
-            f"Nothing was imported: {len(errors)} bad row(s). {shown}{more}",
+            N_("Nothing was imported: %(count)s bad row(s). %(rows)s (and %(more)s more)")
+            if len(errors) > 5
+            else N_("Nothing was imported: %(count)s bad row(s). %(rows)s"),
             errors,
+            count=len(errors),
+            rows=shown,
+            more=len(errors) - 5,
         )
+        failed.row_errors = tuple(said)
+        raise failed
     if count == 0:
         raise ImportFailed("import.empty", "The file has a header but no rows.")
     return ImportResult(kind, count)
 
 
 def import_receipts(session: Session, actor: Actor, data: bytes) -> ImportResult:
-    actor.require(*receipts.ENTERERS, doing="import receipts")
+    actor.require(*receipts.ENTERERS, doing=N_("import receipts"))
     codes: dict[str, int] = {}
     created: list[int] = []
 
@@ -165,15 +188,19 @@ def import_receipts(session: Session, actor: Actor, data: bytes) -> ImportResult
 
 
 def import_revenue(session: Session, actor: Actor, data: bytes) -> ImportResult:
-    actor.require("finance", doing="import revenue")
+    actor.require("finance", doing=N_("import revenue"))
 
     def handle(row: dict[str, str]) -> None:
         orders = row.get("orders") or None
         if orders is not None and not (orders.isascii() and orders.isdigit()):
-            raise ValidationFailed("import.orders", f"orders '{orders}' is not a whole number.")
+            raise ValidationFailed(
+                "import.orders", "orders '%(value)s' is not a whole number.", value=orders
+            )
         if orders is not None and len(orders) > len(str(revenue.MAX_ORDERS)):
             raise ValidationFailed(
-                "import.orders", f"orders must be at most {revenue.MAX_ORDERS:,}."
+                "import.orders",
+                "orders must be at most %(max)s.",
+                max=f"{revenue.MAX_ORDERS:,}",
             )
         revenue.record(
             session,
@@ -190,7 +217,7 @@ def import_revenue(session: Session, actor: Actor, data: bytes) -> ImportResult:
 
 
 def import_rates(session: Session, actor: Actor, data: bytes, base: str) -> ImportResult:
-    actor.require("finance", doing="import exchange rates")
+    actor.require("finance", doing=N_("import exchange rates"))
 
     def handle(row: dict[str, str]) -> None:
         rates.set_rate(

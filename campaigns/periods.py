@@ -20,11 +20,13 @@ from campaigns.models import ClosedPeriod, Receipt, ReceiptStatus, RevenueRecord
 from core import audit, bounds
 from core.audit import Actor
 from core.errors import Conflict, ValidationFailed
+from core.text import N_
 
 S = ReceiptStatus
 
-RECEIPT_CORRECTION = "Record a correction as a new adjusting receipt dated in an open month."
-REVENUE_CORRECTION = (
+# What to do instead, a whole sentence the staff catalog translates (a refusal's param).
+RECEIPT_CORRECTION = N_("Record a correction as a new adjusting receipt dated in an open month.")
+REVENUE_CORRECTION = N_(
     "Record a correction as a new revenue record (negative for money paid back) dated in an "
     "open month."
 )
@@ -43,9 +45,14 @@ def parse_month(value: str) -> date:
             raise ValueError
         month = date(int(text[:4]), int(text[5:]), 1)
     except ValueError:
-        shown = f"'{text}' is" if problem is None else "That"
-        raise ValidationFailed("period.month", f"{shown} not a month like 2026-03.") from None
-    return bounds.check_day(month, "period.month", label="The month")
+        raise ValidationFailed(
+            "period.month",
+            N_("'%(value)s' is not a month like 2026-03.")
+            if problem is None
+            else N_("That is not a month like 2026-03."),
+            value=text,
+        ) from None
+    return bounds.check_day(month, "period.month", label=N_("The month"))
 
 
 def is_closed(session: Session, day: date) -> bool:
@@ -57,20 +64,20 @@ def month_end(month: date) -> date:
     return following - timedelta(days=1)
 
 
-def closed_error(month: date, reason: str) -> Conflict:
-    return Conflict(
-        "period.closed", f"{month:%Y-%m} is closed: {reason}.", {"month": f"{month:%Y-%m}"}
-    )
-
-
 def ensure_open(
     session: Session, day: date, doing: str, correction: str = RECEIPT_CORRECTION
 ) -> None:
+    """Refuse when `day` lies in a closed month. `doing` ("edit its receipts") and
+    `correction` (a whole sentence) are `N_` phrases, so the staff catalog translates them."""
     if is_closed(session, day):
+        month = f"{month_of(day):%Y-%m}"
         raise Conflict(
             "period.closed",
-            f"{month_of(day):%Y-%m} is closed, so you cannot {doing}. {correction}",
-            {"month": f"{month_of(day):%Y-%m}"},
+            "%(month)s is closed, so you cannot %(doing)s. %(correction)s",
+            {"month": month},
+            month=month,
+            doing=doing,
+            correction=correction,
         )
 
 
@@ -130,19 +137,26 @@ def close_month(
     """Close `month`: refused while receipts dated in it await approval (the refusal lists
     them: id, vendor, amount, currency, link) or, given the base currency, while a document
     dated in it has no exchange rate."""
-    actor.require("finance", doing="close a month")
-    month = bounds.check_day(month_of(month), "period.month", label="The month")
+    actor.require("finance", doing=N_("close a month"))
+    month = bounds.check_day(month_of(month), "period.month", label=N_("The month"))
     if is_closed(session, month):
-        raise Conflict("period.already_closed", f"{month:%Y-%m} is already closed.")
+        raise Conflict(
+            "period.already_closed", "%(month)s is already closed.", month=f"{month:%Y-%m}"
+        )
     waiting = awaiting_approval(session, month)
     if waiting:
         listed = "; ".join(f"#{r.id} {r.vendor} {r.amount:,.2f} {r.currency}" for r in waiting[:10])
-        if len(waiting) > 10:
-            listed += f"; and {len(waiting) - 10} more"
         raise Conflict(
             "period.receipts_pending",
-            f"{month:%Y-%m} cannot close: {len(waiting)} receipt(s) dated in it await "
-            f"approval ({listed}). Approve or reject them first.",
+            N_(
+                "%(month)s cannot close: %(count)s receipt(s) dated in it await approval "
+                "(%(list)s; and %(more)s more). Approve or reject them first."
+            )
+            if len(waiting) > 10
+            else N_(
+                "%(month)s cannot close: %(count)s receipt(s) dated in it await approval "
+                "(%(list)s). Approve or reject them first."
+            ),
             [
                 {
                     "id": r.id,
@@ -154,6 +168,10 @@ def close_month(
                 }
                 for r in waiting
             ],
+            month=f"{month:%Y-%m}",
+            count=len(waiting),
+            list=listed,
+            more=len(waiting) - 10,
         )
     if base is not None:
         try:
@@ -161,8 +179,10 @@ def close_month(
         except ValidationFailed as exc:
             raise Conflict(
                 "period.rate_missing",
-                f"{month:%Y-%m} cannot close: {exc.message}",
+                "%(month)s cannot close: %(reason)s",
                 exc.details,
+                month=f"{month:%Y-%m}",
+                reason=exc.message,
             ) from None
     period = ClosedPeriod(month=month, closed_by_id=actor.user_id)
     session.add(period)
@@ -172,11 +192,11 @@ def close_month(
 
 
 def reopen_month(session: Session, actor: Actor, month: date) -> None:
-    actor.require("admin", doing="reopen a closed month")
-    month = bounds.check_day(month_of(month), "period.month", label="The month")
+    actor.require("admin", doing=N_("reopen a closed month"))
+    month = bounds.check_day(month_of(month), "period.month", label=N_("The month"))
     period = session.get(ClosedPeriod, month)
     if period is None:
-        raise Conflict("period.not_closed", f"{month:%Y-%m} is not closed.")
+        raise Conflict("period.not_closed", "%(month)s is not closed.", month=f"{month:%Y-%m}")
     session.delete(period)
     session.flush()
     audit.record(

@@ -22,8 +22,9 @@ from campaigns import periods
 from campaigns.models import ClosedPeriod, ExchangeRate
 from core import audit, bounds
 from core.audit import Actor
-from core.errors import ValidationFailed
+from core.errors import Conflict, Problems, ValidationFailed
 from core.money import CURRENCIES, minor_units, normalise_currency
+from core.text import N_
 
 # Enough digits for the exact product of the largest amount and the largest rate: nothing is
 # rounded before the one rounding to the minor unit.
@@ -56,39 +57,82 @@ def missing_rate(currency: str, day: date, base: str) -> MissingRate:
     currency and date, who can fix it and where (the page links there; the API says it)."""
     details = {"currency": currency, "date": f"{day:%Y-%m-%d}", "fixed_by": "finance"}
     if currency not in CURRENCIES:
-        hint = " (the Chinese yuan's code is CNY)" if currency.upper() == "RMB" else ""
         return MissingRate(
             "rate.unknown_currency",
-            f"No exchange rate for {currency}: it is not an ISO 4217 currency code{hint}, so "
-            "no rate can be entered for it. Whoever entered the campaign, receipt or revenue "
-            f"record in {currency} must correct its currency; finance can find them under "
-            "Finance.",
+            N_(
+                "No exchange rate for %(currency)s: it is not an ISO 4217 currency code (the"
+                " Chinese yuan's code is CNY), so no rate can be entered for it. Whoever entered"
+                " the campaign, receipt or revenue record in %(currency)s must correct its"
+                " currency; finance can find them under Finance."
+            )
+            if currency.upper() == "RMB"
+            else N_(
+                "No exchange rate for %(currency)s: it is not an ISO 4217 currency code, so no"
+                " rate can be entered for it. Whoever entered the campaign, receipt or revenue"
+                " record in %(currency)s must correct its currency; finance can find them under"
+                " Finance."
+            ),
             {**details, "fix_url": None},
+            currency=currency,
         )
     return MissingRate(
         "rate.missing",
-        f"No exchange rate for {currency} on or before {day:%Y-%m-%d}, so amounts in "
-        f"{currency} cannot be converted to {base}. {WHO_FIXES}.",
+        "No exchange rate for %(currency)s on or before %(day)s, so amounts in %(currency)s "
+        "cannot be converted to %(base)s. Finance can enter it under Finance → Exchange rates "
+        "(%(page)s).",
         {**details, "fix_url": RATES_PAGE},
+        currency=currency,
+        day=f"{day:%Y-%m-%d}",
+        base=base,
+        page=RATES_PAGE,
     )
 
 
 def currency_code(value: str, field: str = "currency") -> str:
     """An ISO 4217 code from any input: plain text first (so the refusal can quote it)."""
-    bounds.check_text(value, field, label="The currency")
+    bounds.check_text(value, field, label=N_("The currency"))
     return normalise_currency(value)
+
+
+def validate(
+    problems: Problems, *, currency: str, rate_date: date | None, rate: Decimal | None, base: str
+) -> None:
+    """Note each field's problem in `problems`, under `set_rate`'s names (`rate_date`,
+    `rate`, `currency`). A field that already has one (a form notes what it could not read
+    first, and passes None) keeps it."""
+
+    def check_currency() -> None:
+        if currency_code(currency) == base:
+            raise ValidationFailed(
+                "rate.base", "%(currency)s is the base currency; it needs no rate.", currency=base
+            )
+
+    def check_day() -> None:
+        assert rate_date is not None  # None only when the form noted a problem
+        bounds.check_day(rate_date, "rate.date", label=N_("The rate's date"))
+
+    def check_rate() -> None:
+        assert rate is not None
+        bounds.check_rate(rate)  # range, and no finer than the column's 8 decimals
+
+    for field, check in (
+        ("currency", check_currency),
+        ("rate_date", check_day),
+        ("rate", check_rate),
+    ):
+        if field not in problems:
+            problems.check(field, check)
 
 
 def set_rate(
     session: Session, actor: Actor, currency: str, rate_date: date, rate: Decimal, base: str
 ) -> ExchangeRate:
     """Create or correct the rate of `currency` on `rate_date` (units of base per unit)."""
-    actor.require("finance", doing="enter exchange rates")
+    actor.require("finance", doing=N_("enter exchange rates"))
+    problems = Problems()
+    validate(problems, currency=currency, rate_date=rate_date, rate=rate, base=base)
+    problems.raise_any()
     currency = currency_code(currency)
-    if currency == base:
-        raise ValidationFailed("rate.base", f"{base} is the base currency; it needs no rate.")
-    bounds.check_day(rate_date, "rate.date", label="The rate's date")
-    bounds.check_rate(rate)  # range, and no finer than the column's 8 decimals
     row = session.scalar(
         select(ExchangeRate).where(
             ExchangeRate.currency == currency, ExchangeRate.rate_date == rate_date
@@ -131,17 +175,35 @@ def ensure_converts_no_closed_month(session: Session, currency: str, rate_date: 
     closed = session.scalar(query.order_by(ClosedPeriod.month).limit(1))
     if closed is None:
         return
-    until = "" if following is None else f" until its next rate on {following:%Y-%m-%d}"
-    dated = (
-        "is dated in it"
-        if closed == periods.month_of(rate_date)
-        else f"converts {currency} amounts dated in it (from {rate_date:%Y-%m-%d}{until})"
-    )
-    raise periods.closed_error(
-        closed,
-        f"A {currency} rate on {rate_date:%Y-%m-%d} {dated}, and a closed month's figures "
-        "never change. Enter the rate for a day in an open month after it, or ask an admin to "
-        "reopen the month",
+    month = f"{closed:%Y-%m}"
+    params = {"month": month, "currency": currency, "day": f"{rate_date:%Y-%m-%d}"}
+    if closed == periods.month_of(rate_date):
+        raise Conflict(
+            "period.closed",
+            "%(month)s is closed: A %(currency)s rate on %(day)s is dated in it, and a closed "
+            "month's figures never change. Enter the rate for a day in an open month after it, "
+            "or ask an admin to reopen the month.",
+            {"month": month},
+            **params,
+        )
+    if following is None:
+        raise Conflict(
+            "period.closed",
+            "%(month)s is closed: A %(currency)s rate on %(day)s converts %(currency)s amounts "
+            "dated in it (from %(day)s), and a closed month's figures never change. Enter the "
+            "rate for a day in an open month after it, or ask an admin to reopen the month.",
+            {"month": month},
+            **params,
+        )
+    raise Conflict(
+        "period.closed",
+        "%(month)s is closed: A %(currency)s rate on %(day)s converts %(currency)s amounts "
+        "dated in it (from %(day)s until its next rate on %(next)s), and a closed month's "
+        "figures never change. Enter the rate for a day in an open month after it, or ask an "
+        "admin to reopen the month.",
+        {"month": month},
+        **params,
+        next=f"{following:%Y-%m-%d}",
     )
 
 
@@ -222,13 +284,17 @@ def _in_base(amount: Decimal, rate: Any, currency: str, day: Any, base: str) -> 
     if booked is None or not booked.is_finite() or abs(booked) > bounds.MAX_AMOUNT:
         raise ValidationFailed(
             "rate.invalid",
-            f"The exchange rate for {currency} on or before {day:%Y-%m-%d} is out of range "
-            f"({rate}); finance can correct it under Finance → Exchange rates ({RATES_PAGE}).",
+            "The exchange rate for %(currency)s on or before %(day)s is out of range "
+            "(%(rate)s); finance can correct it under Finance → Exchange rates (%(page)s).",
             {
                 "currency": str(currency),
                 "date": f"{day:%Y-%m-%d}",
                 "fixed_by": "finance",
                 "fix_url": RATES_PAGE,
             },
+            currency=str(currency),
+            day=f"{day:%Y-%m-%d}",
+            rate=str(rate),
+            page=RATES_PAGE,
         )
     return booked

@@ -33,6 +33,7 @@ from core.errors import (
     RetainError,
     ValidationFailed,
 )
+from core.text import N_, Phrase
 from core.timeutil import utcnow
 
 S = ReceiptStatus
@@ -47,6 +48,20 @@ TRANSITIONS: dict[str, tuple[set[str], tuple[str, ...]]] = {
 EDITABLE = {S.DRAFT, S.REJECTED}
 # Decisions about money only a signed-in person takes, never an integration's API key.
 PERSON_ONLY = ("approve", "pay")
+# What each action does, as a refusal names it ("Only finance staff can approve receipts.").
+_DOING = {
+    "submit": N_("submit receipts"),
+    "approve": N_("approve receipts"),
+    "reject": N_("reject receipts"),
+    "pay": N_("pay receipts"),
+}
+# ... and to a closed month ("2026-03 is closed, so you cannot approve its receipts.").
+_DOING_ITS = {
+    "submit": N_("submit its receipts"),
+    "approve": N_("approve its receipts"),
+    "reject": N_("reject its receipts"),
+    "pay": N_("pay its receipts"),
+}
 # Audit actions whose author prepared the receipt, so may not approve it (four eyes).
 PREPARED = ("receipt.create", "receipt.update", "receipt.submit")
 
@@ -112,20 +127,25 @@ def validate(
 
     def vendor() -> None:
         name = data.vendor.strip()
-        bounds.check_text(name, "receipt.vendor", bounds.length(Receipt.vendor), label="The vendor")
+        bounds.check_text(
+            name, "receipt.vendor", bounds.length(Receipt.vendor), label=N_("The vendor")
+        )
         if not name:
             raise ValidationFailed("receipt.vendor", "Enter the vendor's name.")
 
     def category() -> None:
-        bounds.check_text(data.category, "receipt.category", 16, label="The category")
+        bounds.check_text(data.category, "receipt.category", 16, label=N_("The category"))
         if data.category not in set(CostCategory):
             known = ", ".join(c.value for c in CostCategory)
             raise ValidationFailed(
-                "receipt.category", f"Unknown category '{data.category}'; use {known}."
+                "receipt.category",
+                "Unknown category '%(value)s'; use %(known)s.",
+                value=data.category,
+                known=known,
             )
 
     def amount() -> None:
-        bounds.check_amount(data.amount, "receipt.amount", sign="any", label="The amount")
+        bounds.check_amount(data.amount, "receipt.amount", sign="any", label=N_("The amount"))
         if data.amount == 0:
             raise ValidationFailed("receipt.amount", "The amount cannot be zero.")
         if data.amount < 0 and not adjusting:
@@ -134,7 +154,7 @@ def validate(
             )
 
     def tax() -> None:
-        bounds.check_amount(data.tax_amount, "receipt.tax", label="The tax")
+        bounds.check_amount(data.tax_amount, "receipt.tax", label=N_("The tax"))
         if "amount" not in problems and abs(data.tax_amount) > abs(data.amount):
             raise ValidationFailed("receipt.tax", "Tax must be between zero and the amount.")
 
@@ -144,7 +164,9 @@ def validate(
         )
 
     def payment_mode() -> None:
-        bounds.check_text(data.payment_mode, "receipt.payment_mode", 16, label="The payment mode")
+        bounds.check_text(
+            data.payment_mode, "receipt.payment_mode", 16, label=N_("The payment mode")
+        )
         if data.payment_mode not in set(PaymentMode):
             raise ValidationFailed(
                 "receipt.payment_mode", "Payment mode is company or reimbursement."
@@ -155,7 +177,7 @@ def validate(
             data.reimburse_to,
             "reimburse_to",
             bounds.length(Receipt.reimburse_to),
-            "The person to reimburse",
+            N_("The person to reimburse"),
         )()
         if data.payment_mode == PaymentMode.REIMBURSEMENT and not (data.reimburse_to or "").strip():
             raise ValidationFailed("receipt.reimburse_to", "Name the employee to reimburse.")
@@ -169,13 +191,13 @@ def validate(
     problems.check(
         "expense_date",
         lambda: bounds.check_day(
-            data.expense_date, "receipt.expense_date", label="The expense date"
+            data.expense_date, "receipt.expense_date", label=N_("The expense date")
         ),
     )
     problems.check(
         "description",
         lambda: bounds.check_text(
-            data.description, "receipt.description", planning.LONG_TEXT, label="The description"
+            data.description, "receipt.description", planning.LONG_TEXT, label=N_("The description")
         ),
     )
     problems.check(
@@ -184,7 +206,7 @@ def validate(
             data.invoice_number,
             "invoice_number",
             bounds.length(Receipt.invoice_number),
-            "The invoice number",
+            N_("The invoice number"),
         ),
     )
     problems.check("payment_mode", payment_mode)
@@ -200,7 +222,7 @@ def get(session: Session, receipt_id: int) -> Receipt:
     # An id out of the column's range names no receipt (and must not reach the database).
     receipt = session.get(Receipt, receipt_id) if 1 <= receipt_id <= bounds.MAX_ID else None
     if receipt is None:
-        raise NotFound("receipt.not_found", f"No receipt with id {receipt_id}.")
+        raise NotFound("receipt.not_found", "No receipt with id %(id)s.", id=receipt_id)
     return receipt
 
 
@@ -261,15 +283,15 @@ def refresh_duplicates(session: Session, receipt: Receipt) -> None:
 
 
 def create(session: Session, actor: Actor, data: ReceiptInput) -> Receipt:
-    actor.require(*ENTERERS, doing="enter receipts")
+    actor.require(*ENTERERS, doing=N_("enter receipts"))
     _check(session, data)
-    periods.ensure_open(session, data.expense_date, "add a receipt dated in it")
+    periods.ensure_open(session, data.expense_date, N_("add a receipt dated in it"))
     adjusts = data.adjusts_receipt_id
     if adjusts is not None and session.get(Receipt, adjusts) is None:
         raise ValidationFailed(
             "receipt.adjusts",
-            f"No receipt #{data.adjusts_receipt_id} to adjust; give the id of the receipt "
-            "this one corrects.",
+            "No receipt #%(id)s to adjust; give the id of the receipt this one corrects.",
+            id=data.adjusts_receipt_id,
         )
     receipt = Receipt(
         campaign_id=data.campaign_id,
@@ -297,16 +319,17 @@ def create(session: Session, actor: Actor, data: ReceiptInput) -> Receipt:
 
 
 def update(session: Session, actor: Actor, receipt_id: int, data: ReceiptInput) -> Receipt:
-    actor.require(*ENTERERS, doing="edit receipts")
+    actor.require(*ENTERERS, doing=N_("edit receipts"))
     receipt = get(session, receipt_id)
     if receipt.status not in EDITABLE:
         raise Conflict(
             "receipt.not_editable",
-            f"A {receipt.status} receipt cannot be edited; only drafts and rejected ones.",
+            "A %(status)s receipt cannot be edited; only drafts and rejected ones.",
+            status=Phrase(receipt.status),
         )
     _check(session, data, adjusting=receipt.adjusts_receipt_id is not None)
-    periods.ensure_open(session, receipt.expense_date, "edit its receipts")
-    periods.ensure_open(session, data.expense_date, "move a receipt into it")
+    periods.ensure_open(session, receipt.expense_date, N_("edit its receipts"))
+    periods.ensure_open(session, data.expense_date, N_("move a receipt into it"))
     before = snapshot(receipt)
     receipt.campaign_id = planning.referenced(session, data.campaign_id).id
     receipt.vendor, receipt.vendor_key = data.vendor.strip(), vendor_key(data.vendor)
@@ -358,12 +381,14 @@ def transition(
         )
     receipt, before = _start(session, actor, receipt_id, action)
     if action == "approve":
-        problem = four_eyes_problem(session, actor, receipt)
-        if problem:
-            raise PermissionDenied("receipt.four_eyes", problem)
+        refusal = four_eyes_error(session, actor, receipt)
+        if refusal is not None:
+            raise refusal
     if action == "reject":
-        bounds.check_text(reason or "", "receipt.reason", planning.LONG_TEXT, label="The reason")
-    periods.ensure_open(session, receipt.expense_date, f"{action} its receipts")
+        bounds.check_text(
+            reason or "", "receipt.reason", planning.LONG_TEXT, label=N_("The reason")
+        )
+    periods.ensure_open(session, receipt.expense_date, _DOING_ITS[action])
     now = utcnow()
     if action == "submit":
         receipt.status, receipt.submitted_at, receipt.rejection_reason = S.SUBMITTED, now, None
@@ -389,21 +414,19 @@ def _start(
     """The receipt `action` may move, after the checks every move makes (role, person, state),
     and its snapshot before the move."""
     if action not in TRANSITIONS:
-        raise ValidationFailed("receipt.action", f"Unknown action '{action[:40]}'.")
+        raise ValidationFailed("receipt.action", "Unknown action '%(value)s'.", value=action[:40])
     allowed_from, roles = TRANSITIONS[action]
-    actor.require(*roles, doing=f"{action} receipts")
+    actor.require(*roles, doing=_DOING[action])
     if action in PERSON_ONLY and actor.kind == "api_key":
         raise PermissionDenied(
             "receipt.person_only",
-            f"An API key cannot {action} receipts; a finance person signed in to Retain must.",
+            N_("An API key cannot approve receipts; a finance person signed in to Retain must.")
+            if action == "approve"
+            else N_("An API key cannot pay receipts; a finance person signed in to Retain must."),
         )
     receipt = get(session, receipt_id)
     if receipt.status not in allowed_from:
-        raise Conflict(
-            "receipt.transition",
-            f"Receipt #{receipt.id} is {receipt.status}; only a "
-            f"{' or '.join(sorted(allowed_from))} receipt can be {action_past(action)}.",
-        )
+        raise _not_movable(receipt, action)
     return receipt, snapshot(receipt)
 
 
@@ -411,19 +434,21 @@ def check_payment(paid_on: date, payment_reference: str | None, today: date) -> 
     """The payment's date and reference, held to their rules: a date within the bounds and
     not after `today` (the configured zone's date: a payment is recorded once it is made);
     a reference that fits its column. Returns the reference to store (None when blank)."""
-    bounds.check_day(paid_on, "receipt.paid_on", label="The payment date")
+    bounds.check_day(paid_on, "receipt.paid_on", label=N_("The payment date"))
     if paid_on > today:
         raise ValidationFailed(
             "receipt.paid_on",
-            f"The payment date {paid_on:%Y-%m-%d} is in the future (today is "
-            f"{today:%Y-%m-%d}); record a payment on or after the day it is made.",
+            "The payment date %(day)s is in the future (today is %(today)s); record a payment "
+            "on or after the day it is made.",
+            day=f"{paid_on:%Y-%m-%d}",
+            today=f"{today:%Y-%m-%d}",
         )
     reference = (payment_reference or "").strip()
     bounds.check_text(
         reference,
         "receipt.payment_reference",
         bounds.length(Receipt.payment_reference),
-        label="The payment reference",
+        label=N_("The payment reference"),
     )
     return reference or None
 
@@ -459,6 +484,8 @@ class Many:
     action: str
     done: list[int] = field(default_factory=list)
     refused: list[tuple[int | None, str]] = field(default_factory=list)
+    # Each refusal itself, in the order of `refused`, so a page can say it in its language.
+    errors: list[RetainError] = field(default_factory=list)
 
 
 def transition_many(
@@ -478,7 +505,9 @@ def transition_many(
     if action not in ("approve", "reject", "pay"):
         raise ValidationFailed("receipt.action", "Choose approve, reject or pay.")
     if action == "reject":
-        bounds.check_text(reason or "", "receipt.reason", planning.LONG_TEXT, label="The reason")
+        bounds.check_text(
+            reason or "", "receipt.reason", planning.LONG_TEXT, label=N_("The reason")
+        )
         if not (reason or "").strip():
             raise ValidationFailed(
                 "receipt.reason",
@@ -488,7 +517,7 @@ def transition_many(
         if paid_on is None or today is None:
             raise ValidationFailed("receipt.paid_on", "Enter the date the receipts were paid.")
         check_payment(paid_on, payment_reference, today)
-    actor.require(*TRANSITIONS[action][1], doing=f"{action} receipts")  # refuses them all
+    actor.require(*TRANSITIONS[action][1], doing=_DOING[action])  # refuses them all
     result = Many(action)
     for receipt_id in dict.fromkeys(receipt_ids):  # each once, in the order given
         try:
@@ -507,6 +536,7 @@ def transition_many(
                     transition(session, actor, receipt_id, action, reason)
         except RetainError as exc:
             result.refused.append((receipt_id, exc.message))
+            result.errors.append(exc)
         else:
             result.done.append(receipt_id)
     return result
@@ -519,10 +549,49 @@ def _same_person(name: str, user: User) -> bool:
     return norm(name) in {norm(user.name), norm(user.email)}
 
 
+def _not_movable(receipt: Receipt, action: str) -> Conflict:
+    """The refusal to `action` a receipt whose status `TRANSITIONS` does not move from."""
+    code, status = "receipt.transition", Phrase(receipt.status)
+    if action == "submit":
+        return Conflict(
+            code,
+            "Receipt #%(id)s is %(status)s; only a draft or rejected receipt can be submitted.",
+            id=receipt.id,
+            status=status,
+        )
+    if action == "approve":
+        return Conflict(
+            code,
+            "Receipt #%(id)s is %(status)s; only a submitted receipt can be approved.",
+            id=receipt.id,
+            status=status,
+        )
+    if action == "reject":
+        return Conflict(
+            code,
+            "Receipt #%(id)s is %(status)s; only a submitted receipt can be rejected.",
+            id=receipt.id,
+            status=status,
+        )
+    return Conflict(
+        code,
+        "Receipt #%(id)s is %(status)s; only an approved receipt can be paid.",
+        id=receipt.id,
+        status=status,
+    )
+
+
 def four_eyes_problem(session: Session, actor: Actor, receipt: Receipt) -> str | None:
-    """Why `actor` may not approve `receipt`, or None. Whoever entered, edited or submitted a
-    receipt, or is the employee it reimburses, cannot approve it: another person must.
-    (The command line and system jobs act for the operator and are not a person here.)"""
+    """Why `actor` may not approve `receipt` (in English), or None: `four_eyes_error`'s
+    message."""
+    refusal = four_eyes_error(session, actor, receipt)
+    return None if refusal is None else refusal.message
+
+
+def four_eyes_error(session: Session, actor: Actor, receipt: Receipt) -> PermissionDenied | None:
+    """The refusal for `actor` to approve `receipt`, or None. Whoever entered, edited or
+    submitted a receipt, or is the employee it reimburses, cannot approve it: another person
+    must. (The command line and system jobs act for the operator and are not a person here.)"""
     if actor.user_id is None:
         return None
     prepared = set(
@@ -535,34 +604,34 @@ def four_eyes_problem(session: Session, actor: Actor, receipt: Receipt) -> str |
         )
     )
     if actor.user_id == receipt.created_by_id or actor.user_id in prepared:
-        return (
-            f"You entered or submitted receipt #{receipt.id}, so you cannot approve it too; "
-            "ask another finance person to approve it."
+        return PermissionDenied(
+            "receipt.four_eyes",
+            "You entered or submitted receipt #%(id)s, so you cannot approve it too; ask another "
+            "finance person to approve it.",
+            id=receipt.id,
         )
     user = session.get(User, actor.user_id)
     if receipt.reimburse_to and user is not None and _same_person(receipt.reimburse_to, user):
-        return (
-            f"Receipt #{receipt.id} reimburses you ({receipt.reimburse_to}), so you cannot "
-            "approve it; ask another finance person to approve it."
+        return PermissionDenied(
+            "receipt.four_eyes",
+            "Receipt #%(id)s reimburses you (%(name)s), so you cannot approve it; ask another "
+            "finance person to approve it.",
+            id=receipt.id,
+            name=receipt.reimburse_to,
         )
     return None
 
 
-def action_past(action: str) -> str:
-    return {"submit": "submitted", "approve": "approved", "reject": "rejected", "pay": "paid"}[
-        action
-    ]
-
-
 def delete(session: Session, actor: Actor, receipt_id: int) -> None:
-    actor.require(*ENTERERS, doing="delete receipts")
+    actor.require(*ENTERERS, doing=N_("delete receipts"))
     receipt = get(session, receipt_id)
     if receipt.status not in EDITABLE:
         raise Conflict(
             "receipt.not_deletable",
-            f"A {receipt.status} receipt cannot be deleted; only drafts and rejected ones.",
+            "A %(status)s receipt cannot be deleted; only drafts and rejected ones.",
+            status=Phrase(receipt.status),
         )
-    periods.ensure_open(session, receipt.expense_date, "delete its receipts")
+    periods.ensure_open(session, receipt.expense_date, N_("delete its receipts"))
     audit.record(session, actor, "receipt.delete", "receipt", receipt.id, before=snapshot(receipt))
     session.delete(receipt)
     session.flush()

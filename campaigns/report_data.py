@@ -31,6 +31,7 @@ from campaigns.reports import GroupBy, RoiReport, roi_report
 from core import bounds
 from core.accounts.models import User
 from core.money import MoneyAmount
+from core.text import N_
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,21 +55,21 @@ class ReportFilter:
 
     def __post_init__(self) -> None:
         for day, field, label in (
-            (self.start, "from", "The start of the period"),
-            (self.end, "to", "The end of the period"),
-            (self.running_from, "running_from", "The start of the campaigns' run"),
-            (self.running_to, "running_to", "The end of the campaigns' run"),
+            (self.start, "from", N_("The start of the period")),
+            (self.end, "to", N_("The end of the period")),
+            (self.running_from, "running_from", N_("The start of the campaigns' run")),
+            (self.running_to, "running_to", N_("The end of the campaigns' run")),
         ):
             if day is not None:
                 bounds.check_day(day, field, label=label)
         if self.channel is not None:
             bounds.check_text(
-                self.channel, "channel", bounds.length(Channel.code), label="The channel"
+                self.channel, "channel", bounds.length(Channel.code), label=N_("The channel")
             )
         for status in (self.status, *self.statuses):
             if status is not None:
                 bounds.check_text(
-                    status, "status", bounds.length(Campaign.status), label="The status"
+                    status, "status", bounds.length(Campaign.status), label=N_("The status")
                 )
         if self.owner_id is not None:
             bounds.check_id(self.owner_id, "owner_id")

@@ -462,7 +462,9 @@ def roi_report(
         rows.sort(key=lambda r: r.key["code"])
     total_budget = None if group_by == "month" else _sum(campaigns["budget"])
     totals = {column: int(sums[column].sum()) for column in names_of_sums} if len(sums) else empty
-    total = RoiRow({key_columns[0]: "Total"}, _figures(total_budget, totals, unit, with_loyalty))
+    total = RoiRow(
+        {key_columns[0]: N_("Total")}, _figures(total_budget, totals, unit, with_loyalty)
+    )
     columns = LOYALTY_COLUMNS if with_loyalty else BASE_COLUMNS
     return RoiReport(group_by, currency, key_columns, rows, total, columns, inputs)
 

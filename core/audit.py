@@ -16,8 +16,11 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from core.db import Base
 from core.errors import PermissionDenied
+from core.text import N_, Either, Phrase
 from core.timeutil import UTCDateTime, utcnow
 
+# The roles as a refusal names them, in the staff catalog ("Only finance or admin staff…").
+ROLE_WORDS = {"admin": N_("admin"), "marketer": N_("marketer"), "finance": N_("finance")}
 ActorKind = Literal["user", "api_key", "cli", "system", "member"]
 ALL_ROLES = frozenset({"admin", "marketer", "finance"})
 
@@ -51,8 +54,10 @@ class Actor:
     def require(self, *roles: str, doing: str) -> None:
         """Refuse unless the actor holds one of `roles`."""
         if not self.roles.intersection(roles):
-            needed = " or ".join(roles)
-            raise PermissionDenied("auth.role", f"Only {needed} staff can {doing}.")
+            needed = Either(ROLE_WORDS.get(role, Phrase(role)) for role in roles)
+            raise PermissionDenied(
+                "auth.role", "Only %(roles)s staff can %(doing)s.", roles=needed, doing=doing
+            )
 
 
 class AuditEntry(Base):

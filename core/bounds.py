@@ -27,6 +27,7 @@ from pydantic import AfterValidator, Field
 from sqlalchemy.orm import InstrumentedAttribute
 
 from core.errors import ValidationFailed
+from core.text import Phrase
 
 MAX_ID = 2**31 - 1
 MAX_BIG_ID = 2**63 - 1  # BIGINT ids (ledger entries, lots, purchases, coupons on PostgreSQL)
@@ -53,23 +54,58 @@ def length(column: InstrumentedAttribute[Any]) -> int:
     return int(size)
 
 
-def text_problem(value: str, max_length: int | None = None) -> str | None:
-    """Why a text value cannot be stored, or None when it can."""
+def _text_fault(value: str, max_length: int | None = None) -> str | None:
+    """What is wrong with a text value ("control", "surrogate", "long"), or None."""
     if _CONTROL.search(value):
-        return "must not contain control characters"
+        return "control"
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
-        return "is not valid text (a lone surrogate character)"
+        return "surrogate"
     if max_length is not None and len(value) > max_length:
+        return "long"
+    return None
+
+
+def text_problem(value: str, max_length: int | None = None) -> str | None:
+    """Why a text value cannot be stored, or None when it can: an English predicate ("must
+    not contain control characters"), for logs and import reports. A refusal a person reads
+    is `text_error`'s, whole sentences the staff catalog translates."""
+    fault = _text_fault(value, max_length)
+    if fault == "control":
+        return "must not contain control characters"
+    if fault == "surrogate":
+        return "is not valid text (a lone surrogate character)"
+    if fault == "long":
         return f"is longer than {max_length} characters"
     return None
 
 
+def text_error(
+    value: str, field: str, max_length: int | None = None, label: str = ""
+) -> ValidationFailed | None:
+    """The refusal of a text value that cannot be stored (code `{field}.invalid`, naming it
+    by `label`, else by the field's name), or None when it can: `check_text` raises it."""
+    fault = _text_fault(value, max_length)
+    if fault is None:
+        return None
+    name = label or Phrase(field.capitalize())
+    code = f"{field}.invalid"
+    if fault == "control":
+        return ValidationFailed(code, "%(label)s must not contain control characters.", label=name)
+    if fault == "surrogate":
+        return ValidationFailed(
+            code, "%(label)s is not valid text (a lone surrogate character).", label=name
+        )
+    return ValidationFailed(
+        code, "%(label)s is longer than %(max)s characters.", label=name, max=max_length
+    )
+
+
 def check_text(value: str, field: str, max_length: int | None = None, label: str = "") -> str:
-    problem = text_problem(value, max_length)
-    if problem:
-        raise ValidationFailed(f"{field}.invalid", f"{label or field.capitalize()} {problem}.")
+    error = text_error(value, field, max_length, label)
+    if error is not None:
+        raise error
     return value
 
 
@@ -88,7 +124,12 @@ def Text(max_length: int | InstrumentedAttribute[Any], **field: Any) -> Any:
 
 def check_id(value: int, field: str = "id") -> int:
     if not 1 <= value <= MAX_ID:
-        raise ValidationFailed(f"{field}.range", f"{field} must be between 1 and {MAX_ID}.")
+        raise ValidationFailed(
+            f"{field}.range",
+            "%(field)s must be between 1 and %(max)s.",
+            field=Phrase(field),
+            max=MAX_ID,
+        )
     return value
 
 
@@ -99,7 +140,11 @@ def parse_id(value: str | None, field: str = "id") -> int | None:
     text = value.strip()
     # ASCII digits only ("²" is a digit to isdigit, not to int).
     if not (text.isascii() and text.isdigit()):
-        raise ValidationFailed(f"{field}.invalid", f"Choose a valid {field.replace('_', ' ')}.")
+        raise ValidationFailed(
+            f"{field}.invalid",
+            "Choose a valid %(field)s.",
+            field=Phrase(field.replace("_", " ")),
+        )
     # A number too long to be an id is out of range (and never converted: int() of thousands
     # of digits is refused by Python itself).
     return check_id(int(text) if len(text) <= len(str(MAX_ID)) else MAX_ID + 1, field)
@@ -132,7 +177,9 @@ def parse_whole(
         shown = shown.encode("utf-8", "backslashreplace").decode("utf-8")
         raise ValidationFailed(
             f"{field}.invalid",
-            f"{label}: '{shown}' is not a whole number; write it like 1234 or 1,234.",
+            "%(label)s: '%(value)s' is not a whole number; write it like 1234 or 1,234.",
+            label=label,
+            value=shown,
         )
     digits = text.replace(",", "").lstrip("-")
     number = int(text.replace(",", "")) if len(digits) <= WHOLE_DIGITS else None
@@ -140,7 +187,11 @@ def parse_whole(
     highest = MAX_BIG_ID if high is None else high
     if number is None or not lowest <= number <= highest:
         raise ValidationFailed(
-            f"{field}.range", f"{label} must be a whole number from {lowest:,} to {highest:,}."
+            f"{field}.range",
+            "%(label)s must be a whole number from %(low)s to %(high)s.",
+            label=label,
+            low=f"{lowest:,}",
+            high=f"{highest:,}",
         )
     return number
 
@@ -150,37 +201,49 @@ def check_amount(
 ) -> Decimal:
     """A money amount within the business maximum and the stored precision. `sign` is
     "positive" (more than zero), "non-negative" or "any" (a correction may be negative)."""
-    name = label or field.replace("_", " ").capitalize()
+    name = label or Phrase(field.replace("_", " ").capitalize())
     if not value.is_finite():
-        raise ValidationFailed(f"{field}.invalid", f"{name} is not a number.")
+        raise ValidationFailed(f"{field}.invalid", "%(label)s is not a number.", label=name)
     if abs(value) > MAX_AMOUNT:
-        raise ValidationFailed(f"{field}.range", f"{name} must be less than 1,000,000,000,000.")
+        raise ValidationFailed(
+            f"{field}.range", "%(label)s must be less than 1,000,000,000,000.", label=name
+        )
     if value != value.quantize(Decimal(1).scaleb(-AMOUNT_PLACES)):
         raise ValidationFailed(
-            f"{field}.precision", f"{name} has more than {AMOUNT_PLACES} decimal places."
+            f"{field}.precision",
+            "%(label)s has more than %(places)s decimal places.",
+            label=name,
+            places=AMOUNT_PLACES,
         )
     if sign == "positive" and value <= 0:
-        raise ValidationFailed(f"{field}.range", f"{name} must be more than zero.")
+        raise ValidationFailed(f"{field}.range", "%(label)s must be more than zero.", label=name)
     if sign == "non-negative" and value < 0:
-        raise ValidationFailed(f"{field}.range", f"{name} must not be negative.")
+        raise ValidationFailed(f"{field}.range", "%(label)s must not be negative.", label=name)
     return value
 
 
 def check_rate(value: Decimal, field: str = "rate") -> Decimal:
     if not value.is_finite() or not MIN_RATE <= value <= MAX_RATE:
         raise ValidationFailed(
-            f"{field}.range", f"A rate must be between {MIN_RATE} and {MAX_RATE:,}."
+            f"{field}.range",
+            "A rate must be between %(low)s and %(high)s.",
+            low=str(MIN_RATE),
+            high=f"{MAX_RATE:,}",
         )
     if value != value.quantize(Decimal(1).scaleb(-RATE_PLACES)):
         raise ValidationFailed(
-            f"{field}.precision", f"A rate has at most {RATE_PLACES} decimal places."
+            f"{field}.precision",
+            "A rate has at most %(places)s decimal places.",
+            places=RATE_PLACES,
         )
     return value
 
 
 def check_points(value: int, field: str = "points") -> int:
     if abs(value) > MAX_POINTS:
-        raise ValidationFailed(f"{field}.range", f"Points must be within ±{MAX_POINTS:,}.")
+        raise ValidationFailed(
+            f"{field}.range", "Points must be within ±%(max)s.", max=f"{MAX_POINTS:,}"
+        )
     return value
 
 
@@ -188,8 +251,10 @@ def check_day(value: date, field: str = "date", label: str = "") -> date:
     if not FIRST_DAY <= value <= LAST_DAY:
         raise ValidationFailed(
             f"{field}.range",
-            f"{label or field.replace('_', ' ').capitalize()} must be between "
-            f"{FIRST_DAY.isoformat()} and {LAST_DAY.isoformat()}.",
+            "%(label)s must be between %(first)s and %(last)s.",
+            label=label or Phrase(field.replace("_", " ").capitalize()),
+            first=FIRST_DAY.isoformat(),
+            last=LAST_DAY.isoformat(),
         )
     return value
 
@@ -198,7 +263,9 @@ def parse_decimal_field(value: str | int | Decimal, field: str) -> Decimal:
     try:
         return Decimal(value)
     except (InvalidOperation, ValueError):
-        raise ValidationFailed(f"{field}.invalid", f"'{value}' is not a number.") from None
+        raise ValidationFailed(
+            f"{field}.invalid", "'%(value)s' is not a number.", value=str(value)
+        ) from None
 
 
 # Pydantic shapes for the API. Decimal bounds are stated in the OpenAPI as well.

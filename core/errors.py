@@ -12,15 +12,39 @@ T = TypeVar("T")
 
 
 class RetainError(Exception):
-    """Base class. `code` is dotted and stable (e.g. ``auth.invalid_credentials``)."""
+    """Base class. `code` is dotted and stable (e.g. ``auth.invalid_credentials``).
+
+    `message` is an English template with its `params` apart, so the staff pages can show the
+    refusal in the reader's language (`web.rendering.say`) while the API, the CLI and the logs
+    read `.message`, the English filled in:
+
+        raise NotFound("receipt.not_found", "No receipt with id %(id)s.", id=receipt_id)
+
+    `pybabel extract -F babel_staff.cfg` finds the template (the error classes are keywords);
+    a param that is itself a word the staff catalog translates is marked `N_("Budget")`."""
 
     default_code = "error"
 
-    def __init__(self, code: str | None = None, message: str = "", details: Any = None) -> None:
+    def __init__(
+        self, code: str | None = None, message: str = "", details: Any = None, **params: Any
+    ) -> None:
         self.code = code or self.default_code
-        self.message = message or self.code
+        self.template = message
+        self.params = params
+        self.message = (message % params if params else message) or self.code
         self.details = details
         super().__init__(self.message)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Rebuilt whole on the far side of a pickle (a Dask worker's error), code included.
+        return (_rebuild, (type(self), self.__dict__))
+
+
+def _rebuild(cls: type[RetainError], state: dict[str, Any]) -> RetainError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, state.get("message", ""))
+    error.__dict__.update(state)
+    return error
 
 
 class ConfigError(RetainError):
@@ -50,8 +74,10 @@ class Conflict(RetainError):
 class RateLimited(RetainError):
     default_code = "rate_limited"
 
-    def __init__(self, code: str | None = None, message: str = "", retry_after: int = 60) -> None:
-        super().__init__(code, message, {"retry_after_seconds": retry_after})
+    def __init__(
+        self, code: str | None = None, message: str = "", retry_after: int = 60, **params: Any
+    ) -> None:
+        super().__init__(code, message, {"retry_after_seconds": retry_after}, **params)
         self.retry_after = retry_after
 
 
@@ -59,9 +85,16 @@ class Invalid(ValidationFailed):
     """Several fields refused at once; `fields` maps each field's name to its message. The
     code is the first problem's, so a client that read one error code still reads it."""
 
-    def __init__(self, fields: dict[str, str], codes: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        fields: dict[str, str],
+        codes: dict[str, str] | None = None,
+        errors: dict[str, RetainError] | None = None,
+    ) -> None:
         self.fields = dict(fields)
         self.codes = dict(codes or {})
+        # Each field's refusal itself, so a page can say it in the reader's language.
+        self.errors = dict(errors or {})
         first = next(iter(self.fields), "")
         details = {
             "fields": [
@@ -81,18 +114,24 @@ class Problems:
     def __init__(self) -> None:
         self.by_field: dict[str, str] = {}
         self.codes: dict[str, str] = {}
+        self.errors: dict[str, RetainError] = {}
 
-    def add(self, field: str, message: str, code: str | None = None) -> None:
+    def add(self, field: str, message: str, code: str | None = None, **params: Any) -> None:
+        """Note `message` (a template like an error's, filled from `params`) against `field`."""
+        self.refuse(field, ValidationFailed(code or f"{field}.invalid", message, **params))
+
+    def refuse(self, field: str, error: RetainError) -> None:
         if field not in self.by_field:  # a field's first problem is the one to fix
-            self.by_field[field] = message
-            self.codes[field] = code or f"{field}.invalid"
+            self.by_field[field] = error.message
+            self.codes[field] = error.code
+            self.errors[field] = error
 
     def check(self, field: str, run: Callable[[], T]) -> T | None:
         """`run()`, or None with its refusal noted against `field`."""
         try:
             return run()
         except ValidationFailed as exc:
-            self.add(field, exc.message, exc.code)
+            self.refuse(field, exc)
             return None
 
     def __contains__(self, field: str) -> bool:
@@ -103,4 +142,4 @@ class Problems:
 
     def raise_any(self) -> None:
         if self.by_field:
-            raise Invalid(self.by_field, self.codes)
+            raise Invalid(self.by_field, self.codes, self.errors)

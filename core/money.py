@@ -17,6 +17,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from core.errors import ValidationFailed
+from core.text import N_
 
 # Minor units where ISO 4217 says other than 2 (its list as published, 2024).
 _ZERO = "BIF CLP DJF GNF ISK JPY KMF KRW PYG RWF UGX UYI VND VUV XAF XOF XPF"
@@ -45,9 +46,12 @@ def normalise_currency(code: str) -> str:
     if code not in CURRENCIES:
         # Quoted back safely: cut short, and a lone surrogate escaped rather than raising.
         shown = code[:12].encode("utf-8", "backslashreplace").decode("utf-8")
-        hint = " (the Chinese yuan's code is CNY)" if code == "RMB" else ""
         raise ValidationFailed(
-            "money.currency", f"'{shown}' is not an ISO 4217 currency code{hint}."
+            "money.currency",
+            N_("'%(value)s' is not an ISO 4217 currency code (the Chinese yuan's code is CNY).")
+            if code == "RMB"
+            else N_("'%(value)s' is not an ISO 4217 currency code."),
+            value=shown,
         )
     return code
 
@@ -57,9 +61,6 @@ def normalise_currency(code: str) -> str:
 # "1234.56", "1,234.56", "-5", "0.5" are amounts; "7,85", "1.234,56", "1,23,456", ".5", "5.",
 # "+5", "1e5", "NaN", "1 234", "¥88" and full-width or other scripts' digits are not.
 _AMOUNT = re.compile(r"-?(?:[1-9][0-9]{0,2}(?:,[0-9]{3})+|[0-9]+)(?:\.[0-9]+)?", re.ASCII)
-_EXAMPLES = (
-    "write it like 1234.56 or 1,234.56 (a point before the decimals, commas only between thousands)"
-)
 
 
 # Unicode categories of what is written around an amount to name its currency: currency
@@ -110,29 +111,92 @@ def parse_amount(text: str | int | Decimal, label: str = "") -> Decimal:
     where it is plain, says what was meant ("Did you mean 7.85?")."""
     if isinstance(text, float):
         raise TypeError("money must not be a float")
-    name = f"{label}: " if label else ""
     if isinstance(text, Decimal | int):
         number = Decimal(text)
         if not number.is_finite():
-            raise ValidationFailed("money.amount", f"{name}'{text}' is not an amount.")
+            raise ValidationFailed(
+                "money.amount",
+                N_("%(label)s: '%(value)s' is not an amount.")
+                if label
+                else N_("'%(value)s' is not an amount."),
+                label=label,
+                value=str(text),
+            )
         return number
     cleaned = text.strip()
     if not cleaned:
-        raise ValidationFailed("money.amount", f"{name}enter an amount, such as 1234.56.")
+        raise ValidationFailed(
+            "money.amount",
+            N_("%(label)s: enter an amount, such as 1234.56.")
+            if label
+            else N_("enter an amount, such as 1234.56."),
+            label=label,
+        )
     value = _accepted(cleaned)
     if value is not None:
         return value
+    raise _not_an_amount(cleaned, label)
+
+
+def _not_an_amount(cleaned: str, label: str) -> ValidationFailed:
+    """The refusal of `cleaned`, which is not written as an amount: with the currency left
+    out, or a decimal comma made a point, what was plainly meant ("Did you mean 7.85?")."""
     bare = _without_currency(cleaned)
-    meant = bare if bare != cleaned and _accepted(bare) is not None else None
-    if meant is not None or (bare != cleaned and _decimal_comma(bare)):
-        why = "leave out the currency, which is given separately"
+    shown = _quoted(cleaned)
+    if bare != cleaned and _accepted(bare) is not None:
+        meant: str | None = bare
+    elif bare != cleaned and _decimal_comma(bare):
+        meant = _decimal_comma(bare)
     else:
-        why = _EXAMPLES
-    message = f"{name}'{_quoted(cleaned)}' is not an amount: {why}."
-    meant = meant or _decimal_comma(bare)
+        meant = None
+    if meant is not None:  # a currency written with it
+        return ValidationFailed(
+            "money.amount",
+            N_(
+                "%(label)s: '%(value)s' is not an amount: leave out the currency, which is given "
+                "separately. Did you mean %(meant)s?"
+            )
+            if label
+            else N_(
+                "'%(value)s' is not an amount: leave out the currency, which is given "
+                "separately. Did you mean %(meant)s?"
+            ),
+            label=label,
+            value=shown,
+            meant=meant,
+        )
+    meant = _decimal_comma(bare)
     if meant:
-        message += f" Did you mean {meant}?"
-    raise ValidationFailed("money.amount", message)
+        return ValidationFailed(
+            "money.amount",
+            N_(
+                "%(label)s: '%(value)s' is not an amount: write it like 1234.56 or 1,234.56"
+                " (a point before the decimals, commas only between thousands)."
+                " Did you mean %(meant)s?"
+            )
+            if label
+            else N_(
+                "'%(value)s' is not an amount: write it like 1234.56 or 1,234.56 (a point "
+                "before the decimals, commas only between thousands). Did you mean %(meant)s?"
+            ),
+            label=label,
+            value=shown,
+            meant=meant,
+        )
+    return ValidationFailed(
+        "money.amount",
+        N_(
+            "%(label)s: '%(value)s' is not an amount: write it like 1234.56 or 1,234.56 (a point "
+            "before the decimals, commas only between thousands)."
+        )
+        if label
+        else N_(
+            "'%(value)s' is not an amount: write it like 1234.56 or 1,234.56 (a point before "
+            "the decimals, commas only between thousands)."
+        ),
+        label=label,
+        value=shown,
+    )
 
 
 def format_decimal(value: Decimal, places: int = 0) -> str:

@@ -24,7 +24,9 @@ _hashing = threading.BoundedSemaphore(CONCURRENT_HASHES)
 def check_strength(password: str) -> None:
     if len(password) < MIN_LENGTH:
         raise ValidationFailed(
-            "password.too_short", f"Use a password of at least {MIN_LENGTH} characters."
+            "password.too_short",
+            "Use a password of at least %(min)s characters.",
+            min=MIN_LENGTH,
         )
     if len(password) > 512:
         raise ValidationFailed("password.too_long", "Use a password of at most 512 characters.")

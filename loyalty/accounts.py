@@ -29,6 +29,7 @@ from core.accounts.tokens import new_token, token_hash
 from core.audit import Actor
 from core.db import rowcount
 from core.errors import Conflict, NotAuthenticated, NotFound, ValidationFailed
+from core.text import N_
 from core.timeutil import utcnow
 from loyalty import members
 from loyalty.models import (
@@ -44,6 +45,7 @@ LINK_HOURS = {TokenPurpose.ACTIVATE: 72, TokenPurpose.RESET: 1}
 # What a person may type to name their account: a phone number or an email address.
 IDENTIFIER_LENGTH = bounds.length(Member.email)
 LANGUAGE_LENGTH = bounds.length(MemberAccount.language)
+# The sign-in refusal's message (written out at the raise, a template the catalog finds).
 BAD_CREDENTIALS = "That phone or email and password do not match an active account."
 # Link requests per phone/email and per address within the window.
 LINK_LIMIT, LINK_WINDOW_MINUTES = 3, 15
@@ -291,7 +293,10 @@ def authenticate(
     )
     if not ok or member is None or found is None or member.status == MemberStatus.CLOSED:
         throttle.record_attempt(session, key, ip, now, succeeded=False)
-        raise NotAuthenticated("auth.invalid_credentials", BAD_CREDENTIALS)
+        raise NotAuthenticated(
+            "auth.invalid_credentials",
+            "That phone or email and password do not match an active account.",
+        )
     throttle.record_attempt(session, key, ip, now, succeeded=True)
     # A password exists only once a link was used, which also activated the account.
     assert found.password_hash is not None
@@ -375,7 +380,7 @@ def set_password(
 def set_language(session: Session, actor: Actor, member: Member, language: str) -> None:
     """The language the portal speaks to the member (the web layer offers the choices)."""
     _self_or_admin(actor, member, "change a member's language")
-    bounds.check_text(language, "member.language", LANGUAGE_LENGTH, "The language")
+    bounds.check_text(language, "member.language", LANGUAGE_LENGTH, N_("The language"))
     found = account(session, member)
     if found.language != language:
         before = found.language

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, fields
+from dataclasses import field as _field
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
@@ -31,6 +32,7 @@ from core.db import rowcount
 from core.errors import Conflict, NotFound, Problems, ValidationFailed
 from core.exports import safe_cell
 from core.money import minor_units, normalise_currency
+from core.text import N_
 from core.timeutil import utcnow
 from loyalty import audiences, codes
 from loyalty.models import (
@@ -58,7 +60,7 @@ TYPED = 2 * bounds.length(Coupon.code)
 def normalise_code(code: str) -> str:
     """A typed code as stored (`codes.normalise`), once it is text a code can be: anything
     else is refused here, before it reaches a query."""
-    return codes.normalise(bounds.check_text(code, "coupon.code", TYPED, "A coupon code"))
+    return codes.normalise(bounds.check_text(code, "coupon.code", TYPED, N_("A coupon code")))
 
 
 class CouponRefused(Conflict):
@@ -94,19 +96,19 @@ def create_batch(
     problems = Problems()
 
     def checked_name() -> str:
-        text = bounds.check_text(name, "batch.name", bounds.length(Batch.name), "The name")
+        text = bounds.check_text(name, "batch.name", bounds.length(Batch.name), N_("The name"))
         if not text.strip():
             raise ValidationFailed("batch.name", "Give the batch a name.")
         return text.strip()
 
     def checked_gift() -> str:
-        text = bounds.check_text(gift, "batch.gift", bounds.length(Batch.gift), "The gift")
+        text = bounds.check_text(gift, "batch.gift", bounds.length(Batch.gift), N_("The gift"))
         if kind == CouponKind.GIFT and not text.strip():
             raise ValidationFailed("batch.gift", "Describe the gift.")
         return text.strip()
 
     def checked_value() -> Decimal:
-        amount = bounds.check_amount(value, "batch.value", label="The value")
+        amount = bounds.check_amount(value, "batch.value", label=N_("The value"))
         if kind == CouponKind.PERCENT and not Decimal(0) < amount <= Decimal(100):
             raise ValidationFailed("batch.value", "A percent discount is above 0 and at most 100.")
         if kind == CouponKind.FIXED and amount <= 0:
@@ -124,13 +126,13 @@ def create_batch(
     amount = problems.check("value", checked_value)
     spend = problems.check(
         "min_spend",
-        lambda: bounds.check_amount(min_spend, "batch.min_spend", label="The minimum spend"),
+        lambda: bounds.check_amount(min_spend, "batch.min_spend", label=N_("The minimum spend")),
     )
     if max_discount is not None:
         problems.check(
             "max_discount",
             lambda: bounds.check_amount(
-                max_discount, "batch.max_discount", sign="positive", label="The cap"
+                max_discount, "batch.max_discount", sign="positive", label=N_("The cap")
             ),
         )
     if (valid_days is None) == (valid_until is None):
@@ -141,17 +143,20 @@ def create_batch(
         )
     if valid_days is not None and not 1 <= valid_days <= MAX_VALID_DAYS:
         problems.add(
-            "valid_days", f"Days of validity are from 1 to {MAX_VALID_DAYS:,}.", "batch.valid_days"
+            "valid_days",
+            "Days of validity are from 1 to %(most)s.",
+            "batch.valid_days",
+            most=f"{MAX_VALID_DAYS:,}",
         )
     for field, label, when in (
-        ("valid_from", "start", valid_from),
-        ("valid_until", "end", valid_until),
+        ("valid_from", N_("The start date"), valid_from),
+        ("valid_until", N_("The end date"), valid_until),
     ):
         if when is not None:
             problems.check(
                 field,
                 lambda when=when, label=label: bounds.check_day(  # type: ignore[misc]
-                    when.date(), "batch.validity", f"The {label} date"
+                    when.date(), "batch.validity", label
                 ),
             )
     if valid_from and valid_until and valid_until <= valid_from:
@@ -159,20 +164,27 @@ def create_batch(
     for field, limit in (("total_limit", total_limit), ("per_member_limit", per_member_limit)):
         if limit is not None and not 1 <= limit <= bounds.MAX_ID:
             problems.add(
-                field, f"A limit is from 1 to {bounds.MAX_ID:,} coupons.", f"batch.{field}"
+                field,
+                "A limit is from 1 to %(most)s coupons.",
+                f"batch.{field}",
+                most=f"{bounds.MAX_ID:,}",
             )
     if campaign_id is not None and (
         not 1 <= campaign_id <= bounds.MAX_ID or session.get(Campaign, campaign_id) is None
     ):
-        problems.add("campaign_id", f"There is no campaign {campaign_id}.", "batch.campaign")
+        problems.add(
+            "campaign_id", "There is no campaign %(id)s.", "batch.campaign", id=campaign_id
+        )
 
     def checked_tiers() -> list[str]:
         for tier in eligible_tiers or []:
-            bounds.check_text(tier, "batch.tiers", bounds.length(Tier.code), "A tier code")
+            bounds.check_text(tier, "batch.tiers", bounds.length(Tier.code), N_("A tier code"))
         tiers = [t.strip().lower() for t in eligible_tiers or [] if t.strip()]
         unknown = set(tiers) - set(session.scalars(select(Tier.code)))
         if unknown:
-            raise ValidationFailed("batch.tiers", f"Unknown tier {', '.join(sorted(unknown))}.")
+            raise ValidationFailed(
+                "batch.tiers", "Unknown tier %(tiers)s.", tiers=", ".join(sorted(unknown))
+            )
         return tiers
 
     tiers = problems.check("eligible_tiers", checked_tiers)
@@ -180,12 +192,14 @@ def create_batch(
     def checked_public_code() -> str | None:
         if not public_code:
             return None
-        bounds.check_text(public_code, "batch.public_code", TYPED, "The public code")
+        bounds.check_text(public_code, "batch.public_code", TYPED, N_("The public code"))
         shared = codes.normalise(public_code)
         longest = bounds.length(Batch.public_code)
         if not 4 <= len(shared) <= longest:
             raise ValidationFailed(
-                "batch.public_code", f"A public code has from 4 to {longest} characters."
+                "batch.public_code",
+                "A public code has from 4 to %(longest)s characters.",
+                longest=longest,
             )
         return shared
 
@@ -197,7 +211,11 @@ def create_batch(
         session.scalar(select(Coupon.id).where(Coupon.code == shared))
         or session.scalar(select(Batch.id).where(Batch.public_code == shared))
     ):
-        raise Conflict("batch.public_code_taken", f"The code {shared} is already in use.")
+        raise Conflict(
+            "batch.public_code_taken",
+            "The code %(public_code)s is already in use.",
+            public_code=shared,
+        )
     batch = Batch(
         name=batch_name,
         name_zh=chinese,
@@ -241,19 +259,49 @@ def describe(batch: Batch) -> dict[str, Any]:
     }
 
 
-def offer(batch: Batch | BatchRow) -> str:
-    """The offer in words: "20% off (up to 50.00 CNY), from 200.00 CNY"."""
-    if batch.kind == CouponKind.PERCENT:
-        text = f"{batch.value.normalize():f}% off"
+# The offer in words, one whole phrase for each kind of coupon, with and without a cap and a
+# least spend: templates the staff catalog translates (`offer_wording`), filled in English by
+# `offer`. Amounts are written with two decimals and the batch's currency code.
+OFFER_TEMPLATES: dict[tuple[str, bool, bool], str] = {
+    # (kind, capped, least spend)
+    (CouponKind.PERCENT, False, False): N_("%(percent)s%% off"),
+    (CouponKind.PERCENT, False, True): N_("%(percent)s%% off, on %(least)s %(currency)s or more"),
+    (CouponKind.PERCENT, True, False): N_("%(percent)s%% off (up to %(most)s %(currency)s)"),
+    (CouponKind.PERCENT, True, True): N_(
+        "%(percent)s%% off (up to %(most)s %(currency)s), on %(least)s %(currency)s or more"
+    ),
+    (CouponKind.FIXED, False, False): N_("%(amount)s %(currency)s off"),
+    (CouponKind.FIXED, False, True): N_(
+        "%(amount)s %(currency)s off, on %(least)s %(currency)s or more"
+    ),
+    (CouponKind.GIFT, False, False): N_("Gift: %(gift)s"),
+    (CouponKind.GIFT, False, True): N_("Gift: %(gift)s, on %(least)s %(currency)s or more"),
+}
+
+
+def offer_wording(batch: Batch | BatchRow) -> tuple[str, dict[str, str]]:
+    """The offer as a template (`OFFER_TEMPLATES`, marked for the staff catalog) and its
+    params, for a page to say in its reader's language: `t(request, template, **params)`."""
+    kind = batch.kind if batch.kind in (CouponKind.PERCENT, CouponKind.FIXED) else CouponKind.GIFT
+    capped = kind == CouponKind.PERCENT and batch.max_discount is not None
+    params = {"currency": batch.currency}
+    if kind == CouponKind.PERCENT:
+        params["percent"] = f"{batch.value.normalize():f}"
         if batch.max_discount is not None:
-            text += f" (up to {batch.max_discount:.2f} {batch.currency})"
-    elif batch.kind == CouponKind.FIXED:
-        text = f"{batch.value:.2f} {batch.currency} off"
+            params["most"] = f"{batch.max_discount:.2f}"
+    elif kind == CouponKind.FIXED:
+        params["amount"] = f"{batch.value:.2f}"
     else:
-        text = f"Gift: {batch.gift}"
+        params["gift"] = str(batch.gift)
     if batch.min_spend:
-        text += f", on {batch.min_spend:.2f} {batch.currency} or more"
-    return text
+        params["least"] = f"{batch.min_spend:.2f}"
+    return OFFER_TEMPLATES[(kind, capped, bool(batch.min_spend))], params
+
+
+def offer(batch: Batch | BatchRow) -> str:
+    """The offer in words: "20% off (up to 50.00 CNY), on 200.00 CNY or more"."""
+    template, params = offer_wording(batch)
+    return template % params
 
 
 def _validity(batch: Batch, at: datetime) -> tuple[datetime | None, datetime | None]:
@@ -265,14 +313,14 @@ def _validity(batch: Batch, at: datetime) -> tuple[datetime | None, datetime | N
 def _reason(reason: str) -> str:
     """Why a coupon was given, as kept: plain text, cut to its column ("Reward: " and a
     reward's full name may be longer)."""
-    return bounds.check_text(reason, "coupon.reason", label="The reason")[
+    return bounds.check_text(reason, "coupon.reason", label=N_("The reason"))[
         : bounds.length(Coupon.issued_reason)
     ]
 
 
 def _lock_batch(session: Session, batch_id: int) -> Batch:
     if not 1 <= batch_id <= bounds.MAX_ID:
-        raise NotFound("batch.not_found", f"No coupon batch {batch_id}.")
+        raise NotFound("batch.not_found", "No coupon batch %(id)s.", id=batch_id)
     batch = session.scalar(
         select(Batch)
         .where(Batch.id == batch_id)
@@ -280,18 +328,23 @@ def _lock_batch(session: Session, batch_id: int) -> Batch:
         .execution_options(populate_existing=True)
     )
     if batch is None:
-        raise NotFound("batch.not_found", f"No coupon batch {batch_id}.")
+        raise NotFound("batch.not_found", "No coupon batch %(id)s.", id=batch_id)
     return batch
 
 
 def _room(batch: Batch, wanted: int) -> None:
     if not batch.active:
-        raise Conflict("batch.inactive", f"The batch '{batch.name}' is switched off.")
+        raise Conflict("batch.inactive", "The batch '%(name)s' is switched off.", name=batch.name)
     if batch.public_code:
         raise Conflict("batch.public", "A batch with a public code issues no personal codes.")
     if batch.total_limit is not None and batch.issued_count + wanted > batch.total_limit:
         left = batch.total_limit - batch.issued_count
-        raise Conflict("batch.limit", f"The batch allows {left:,} more coupons, not {wanted:,}.")
+        raise Conflict(
+            "batch.limit",
+            "The batch allows %(left)s more coupons, not %(wanted)s.",
+            left=f"{left:,}",
+            wanted=f"{wanted:,}",
+        )
 
 
 def generate(
@@ -300,7 +353,9 @@ def generate(
     """Add `count` bearer codes (no member) to a batch, set-based in chunks; returns count."""
     actor.require("admin", "marketer", doing="generate coupon codes")
     if not 1 <= count <= MAX_BATCH:
-        raise ValidationFailed("batch.count", f"Generate between 1 and {MAX_BATCH:,} codes.")
+        raise ValidationFailed(
+            "batch.count", "Generate between 1 and %(most)s codes.", most=f"{MAX_BATCH:,}"
+        )
     at = at or utcnow()
     batch = _lock_batch(session, batch_id)
     _room(batch, count)
@@ -448,15 +503,21 @@ def issue(
         code = session.scalar(select(Campaign.code).where(Campaign.id == batch.campaign_id))
         raise Conflict(
             "coupon.held_out",
-            f"{member.number} is in the holdout group of campaign {code}: held-out members "
-            f"are not given the campaign's coupons ('{batch.name}'), so that what the campaign "
+            "%(member)s is in the holdout group of campaign %(campaign)s: held-out members "
+            "are not given the campaign's coupons ('%(batch)s'), so that what the campaign "
             "adds can be measured against them.",
+            member=member.number,
+            campaign=code,
+            batch=batch.name,
         )
     if batch.eligible_tiers:
         tier_code = session.scalar(select(Tier.code).where(Tier.id == member.tier_id))
         if tier_code not in batch.eligible_tiers:
             raise Conflict(
-                "coupon.tier", f"'{batch.name}' is for {', '.join(batch.eligible_tiers)} members."
+                "coupon.tier",
+                "'%(batch)s' is for %(tiers)s members.",
+                batch=batch.name,
+                tiers=", ".join(batch.eligible_tiers),
             )
     if batch.per_member_limit is not None:
         held = session.scalar(
@@ -467,7 +528,9 @@ def issue(
         if (held or 0) >= batch.per_member_limit:
             raise Conflict(
                 "coupon.member_limit",
-                f"{member.number} already holds as many '{batch.name}' coupons as allowed.",
+                "%(member)s already holds as many '%(batch)s' coupons as allowed.",
+                member=member.number,
+                batch=batch.name,
             )
     valid_from, valid_until = _validity(batch, at)
     code = _fresh_code(session)
@@ -536,22 +599,29 @@ def _segment(
     choice ("Every member", "Eligible tiers") means no choice; a chosen tier must exist and,
     when the batch is for some tiers only, be one of them. `members_in`, a query of member
     ids (a saved segment's, say), restricts it further."""
-    for value, column, label in ((region, Member.region, "Region"), (city, Member.city, "City")):
+    for value, column, label in (
+        (region, Member.region, N_("Region")),
+        (city, Member.city, N_("City")),
+    ):
         if value is not None:
             bounds.check_text(value, "batch.segment", bounds.length(column), label)
     for tier in tier_codes or []:
-        bounds.check_text(tier, "batch.tiers", bounds.length(Tier.code), "A tier code")
+        bounds.check_text(tier, "batch.tiers", bounds.length(Tier.code), N_("A tier code"))
     chosen = list(dict.fromkeys(t.strip().lower() for t in tier_codes or [] if t.strip()))
     if chosen:
         unknown = set(chosen) - set(session.scalars(select(Tier.code)))
         if unknown:
-            raise ValidationFailed("batch.tiers", f"Unknown tier {', '.join(sorted(unknown))}.")
+            raise ValidationFailed(
+                "batch.tiers", "Unknown tier %(tiers)s.", tiers=", ".join(sorted(unknown))
+            )
         outside = [t for t in chosen if batch.eligible_tiers and t not in batch.eligible_tiers]
         if outside:
             raise ValidationFailed(
                 "batch.tiers",
-                f"'{batch.name}' is for {', '.join(batch.eligible_tiers)} members only, "
-                f"not {', '.join(outside)}.",
+                "'%(batch)s' is for %(tiers)s members only, not %(outside)s.",
+                batch=batch.name,
+                tiers=", ".join(batch.eligible_tiers),
+                outside=", ".join(outside),
             )
     tiers = chosen or list(batch.eligible_tiers)
     query = select(Member.id).where(Member.status == MemberStatus.ACTIVE)
@@ -613,7 +683,7 @@ def plan_issue(
     actor.require("admin", "marketer", doing="issue coupons")
     batch = session.get(Batch, batch_id) if 1 <= batch_id <= bounds.MAX_ID else None
     if batch is None:
-        raise NotFound("batch.not_found", f"No coupon batch {batch_id}.")
+        raise NotFound("batch.not_found", "No coupon batch %(id)s.", id=batch_id)
     region, city = _blank(region), _blank(city)
     query, tiers = _segment(session, batch, tier_codes, region, city, members_in)
     query, left_out = _without_held_out(session, batch, query)
@@ -664,17 +734,20 @@ def issue_to_members(
     if issued_before is not None and batch.issued_count != issued_before:
         raise Conflict(
             "batch.changed",
-            f"'{batch.name}' changed since you confirmed ({batch.issued_count - issued_before:+,} "
-            "coupons were issued or generated meanwhile); nothing was issued. Check the numbers "
-            "and confirm again.",
+            "'%(batch)s' changed since you confirmed (%(change)s coupons were issued or "
+            "generated meanwhile); nothing was issued. Check the numbers and confirm again.",
+            batch=batch.name,
+            change=f"{batch.issued_count - issued_before:+,}",
         )
     member_ids: list[int | None] = list(session.scalars(query.order_by(Member.id)))
     if expected is not None and len(member_ids) > expected:
         # Fewer is fine (someone left the segment); more would issue what nobody confirmed.
         raise Conflict(
             "batch.changed",
-            f"{len(member_ids):,} members match now, more than the {expected:,} you confirmed; "
+            "%(members)s members match now, more than the %(expected)s you confirmed; "
             "nothing was issued. Check the numbers and confirm again.",
+            members=f"{len(member_ids):,}",
+            expected=f"{expected:,}",
         )
     _room(batch, len(member_ids))
     valid_from, valid_until = _validity(batch, at)
@@ -813,7 +886,9 @@ def batch_row(batch: Batch) -> BatchRow:
 
 @dataclass(frozen=True, slots=True)
 class Check:
-    """What `check` found: usable or not, why, and the discount it would give."""
+    """What `check` found: usable or not, why, and the discount it would give. A refusal's
+    `message` is the English of its `template` filled from `params` (`core.errors`), which
+    `refusal()` raises so the staff pages can say it in the reader's language."""
 
     ok: bool
     code: str
@@ -821,6 +896,12 @@ class Check:
     discount: Decimal = Decimal(0)
     batch: BatchRow | None = None
     coupon: CouponRow | None = None
+    template: str = ""
+    params: Mapping[str, Any] = _field(default_factory=dict)
+
+    def refusal(self) -> CouponRefused:
+        """Why the code cannot be used, as the error to raise."""
+        return CouponRefused(self.code, self.template, **self.params)
 
 
 def _discount(batch: Batch | BatchRow, spend: Decimal) -> Decimal:
@@ -850,53 +931,86 @@ def check(
     """Can `code` be used at `at` by this member (of this tier; `used` times already, for a
     public code) on this spend? If not, say why. Pure: the callers load the rows."""
     if batch is None:
-        return Check(False, "coupon.unknown", f"There is no coupon {code}.")
+        unknown, params = N_("There is no coupon %(coupon)s."), {"coupon": code}
+        return Check(False, "coupon.unknown", unknown % params, template=unknown, params=params)
 
-    def no(reason: str, message: str) -> Check:
-        return Check(False, reason, message, batch=batch, coupon=coupon)
+    def no(reason: str, template: str, **params: Any) -> Check:
+        message = template % params if params else template
+        return Check(
+            False, reason, message, batch=batch, coupon=coupon, template=template, params=params
+        )
 
     if coupon is not None:
         if coupon.state == CouponState.REDEEMED:
-            return no("coupon.used", f"Coupon {code} was already used.")
+            return no("coupon.used", N_("Coupon %(coupon)s was already used."), coupon=code)
         if coupon.state == CouponState.VOID:
-            return no("coupon.void", f"Coupon {code} was withdrawn.")
+            return no("coupon.void", N_("Coupon %(coupon)s was withdrawn."), coupon=code)
         if coupon.member_id is not None and member_id != coupon.member_id:
-            return no("coupon.not_yours", f"Coupon {code} belongs to another member.")
+            return no(
+                "coupon.not_yours", N_("Coupon %(coupon)s belongs to another member."), coupon=code
+            )
         start, end = coupon.valid_from, coupon.valid_until
     else:
         start, end = batch.valid_from, batch.valid_until
     if not batch.active:
-        return no("coupon.void", f"The offer '{batch.name}' was withdrawn.")
+        return no("coupon.void", N_("The offer '%(batch)s' was withdrawn."), batch=batch.name)
     if (coupon is not None and coupon.state == CouponState.EXPIRED) or (end and at >= end):
-        return no(
-            "coupon.expired",
-            f"Coupon {code} expired on {end:%Y-%m-%d}." if end else f"Coupon {code} expired.",
-        )
+        if end:
+            return no(
+                "coupon.expired",
+                N_("Coupon %(coupon)s expired on %(day)s."),
+                coupon=code,
+                day=f"{end:%Y-%m-%d}",
+            )
+        return no("coupon.expired", N_("Coupon %(coupon)s expired."), coupon=code)
     if start and at < start:
-        return no("coupon.not_started", f"Coupon {code} can be used from {start:%Y-%m-%d}.")
+        return no(
+            "coupon.not_started",
+            N_("Coupon %(coupon)s can be used from %(day)s."),
+            coupon=code,
+            day=f"{start:%Y-%m-%d}",
+        )
     if batch.eligible_tiers and tier_code not in batch.eligible_tiers:
         return no(
-            "coupon.tier", f"'{batch.name}' is for {', '.join(batch.eligible_tiers)} members."
+            "coupon.tier",
+            N_("'%(batch)s' is for %(tiers)s members."),
+            batch=batch.name,
+            tiers=", ".join(batch.eligible_tiers),
         )
     if coupon is None:
         if member_id is None and batch.per_member_limit is not None:
-            return no("coupon.member_required", "This code needs a member.")
+            return no("coupon.member_required", N_("This code needs a member."))
         if batch.total_limit is not None and batch.public_uses >= batch.total_limit:
             return no(
-                "coupon.cap", f"Code {code} has reached its limit of {batch.total_limit:,} uses."
+                "coupon.cap",
+                N_("Code %(coupon)s has reached its limit of %(limit)s uses."),
+                coupon=code,
+                limit=f"{batch.total_limit:,}",
             )
         limit = batch.per_member_limit
         if member_id is not None and limit is not None and used >= limit:
-            return no("coupon.member_limit", f"You have used code {code} as often as allowed.")
+            return no(
+                "coupon.member_limit",
+                N_("You have used code %(coupon)s as often as allowed."),
+                coupon=code,
+            )
     discount = Decimal(0)
     if spend is not None:
         if currency is not None and normalise_currency(currency) != batch.currency:
-            return no("coupon.currency", f"Coupon {code} is for purchases in {batch.currency}.")
+            return no(
+                "coupon.currency",
+                N_("Coupon %(coupon)s is for purchases in %(currency)s."),
+                coupon=code,
+                currency=batch.currency,
+            )
         if spend < batch.min_spend:
             return no(
                 "coupon.min_spend",
-                f"Coupon {code} needs a spend of {batch.min_spend:.2f} {batch.currency}; "
-                f"this is {spend:.2f}.",
+                N_("Coupon %(coupon)s needs a spend of %(least)s %(currency)s; this is %(spend)s."),
+                coupon=code,
+                least=f"{batch.min_spend:.2f}",
+                currency=batch.currency,
+                spend=f"{spend:.2f}",
             )
         discount = _discount(batch, spend)
     return Check(True, "ok", offer(batch), discount, batch, coupon)
@@ -915,7 +1029,7 @@ def validate(
     at = at or utcnow()
     code = normalise_code(code)
     if spend is not None:
-        bounds.check_amount(spend, "coupon.spend", label="The spend")
+        bounds.check_amount(spend, "coupon.spend", label=N_("The spend"))
     coupon = session.scalar(select(Coupon).where(Coupon.code == code))
     batch = (
         session.get(Batch, coupon.batch_id)
@@ -974,7 +1088,7 @@ def redeem(
         return earlier
     found = validate(session, code, member=member, spend=spend, currency=currency, at=at)
     if not found.ok or found.batch is None:
-        raise CouponRefused(found.code, found.message)
+        raise found.refusal()
     batch_id, coupon = found.batch.id, found.coupon
     if coupon is not None:
         won = rowcount(
@@ -986,14 +1100,18 @@ def redeem(
             )
         )
         if won != 1:
-            raise CouponRefused("coupon.used", f"Coupon {coupon.code} was already used.")
+            raise CouponRefused(
+                "coupon.used", N_("Coupon %(coupon)s was already used."), coupon=coupon.code
+            )
         held = session.identity_map.get(identity_key(Coupon, coupon.id))
         if held is not None:
             session.expire(held, ["state", "redeemed_at"])
     else:
         batch = _lock_batch(session, batch_id)
         if batch.total_limit is not None and batch.public_uses >= batch.total_limit:
-            raise CouponRefused("coupon.cap", f"Code {code} has reached its limit.")
+            raise CouponRefused(
+                "coupon.cap", N_("Code %(coupon)s has reached its limit."), coupon=code
+            )
         batch.public_uses += 1
     redemption = Redemption(
         batch_id=batch_id,
@@ -1064,14 +1182,16 @@ def wallet(session: Session, member_id: int) -> list[tuple[Coupon, Batch]]:
 
 def void(session: Session, actor: Actor, coupon_id: int, reason: str) -> Coupon:
     actor.require("admin", "marketer", doing="void coupons")
-    bounds.check_text(reason, "coupon.reason", NOTE_LENGTH, "The reason")
+    bounds.check_text(reason, "coupon.reason", NOTE_LENGTH, N_("The reason"))
     coupon = session.get(Coupon, coupon_id) if 1 <= coupon_id <= MAX_BIG else None
     if coupon is None:
-        raise NotFound("coupon.not_found", f"No coupon {coupon_id}.")
+        raise NotFound("coupon.not_found", "No coupon %(id)s.", id=coupon_id)
     if coupon.state != CouponState.ISSUED:
         raise Conflict(
             "coupon.state",
-            f"Coupon {coupon.code} is {coupon.state}; only issued ones can be voided.",
+            "Coupon %(coupon)s is %(state)s; only issued ones can be voided.",
+            coupon=coupon.code,
+            state=coupon.state,
         )
     coupon.state = CouponState.VOID
     session.flush()

@@ -65,6 +65,7 @@ from core import bounds
 from core.audit import Actor
 from core.errors import RetainError, ValidationFailed
 from core.money import CURRENCIES, parse_amount
+from core.text import N_
 from core.timeutil import utcnow
 from loyalty import codes, coupons, earning, history, plans, purchases, referrals, tiers
 from loyalty.models import (
@@ -136,17 +137,18 @@ def read(data: bytes, zone: ZoneInfo, session: Session, base: str) -> pd.DataFra
         )
     except UnicodeDecodeError:
         raise ImportFailed(
-            "import.encoding", "The file is not UTF-8; save it as CSV UTF-8."
+            "import.encoding", N_("The file is not UTF-8; save it as CSV UTF-8.")
         ) from None
     except pd.errors.EmptyDataError:
-        raise ImportFailed("import.empty", "The file is empty.") from None
+        raise ImportFailed("import.empty", N_("The file is empty.")) from None
     frame.columns = [c.strip().lower() for c in frame.columns]
     missing = [c for c in REQUIRED if c not in frame.columns]
     if missing:
         raise ImportFailed(
             "import.columns",
-            f"Line 1: missing column(s) {', '.join(missing)}. Expected: "
-            f"{', '.join(REQUIRED + OPTIONAL)}.",
+            N_("Line 1: missing column(s) %(missing)s. Expected: %(expected)s."),
+            missing=", ".join(missing),
+            expected=", ".join(REQUIRED + OPTIONAL),
         )
     for column in OPTIONAL:
         if column not in frame.columns:
@@ -229,7 +231,10 @@ def read(data: bytes, zone: ZoneInfo, session: Session, base: str) -> pd.DataFra
             rows += [{"line": int(n), "message": message} for n in frame.loc[mask, "line"]]
         rows.sort(key=lambda r: int(r["line"]))
         raise ImportFailed(
-            "import.failed", f"{len(rows)} problem(s); nothing was imported.", rows[:MAX_ERRORS]
+            "import.failed",
+            N_("%(count)s problem(s); nothing was imported."),
+            rows[:MAX_ERRORS],
+            count=len(rows),
         )
     return pd.DataFrame(frame)
 
@@ -493,7 +498,10 @@ def _drop_known(
             for n in frame.loc[clash, "line"]
         ]
         raise ImportFailed(
-            "import.failed", f"{len(rows)} problem(s); nothing was imported.", rows[:MAX_ERRORS]
+            "import.failed",
+            N_("%(count)s problem(s); nothing was imported."),
+            rows[:MAX_ERRORS],
+            count=len(rows),
         )
     report.skipped = int(seen.sum())
     return frame[~seen]
@@ -521,7 +529,10 @@ def _bulk(
     if beyond:
         rows = [{"line": n, "message": f"amount in {base} is too large"} for n in beyond]
         raise ImportFailed(
-            "import.failed", f"{len(rows)} problem(s) in this part of the file.", rows[:MAX_ERRORS]
+            "import.failed",
+            N_("%(count)s problem(s) in this part of the file."),
+            rows[:MAX_ERRORS],
+            count=len(rows),
         )
     frame = frame.sort_values(["member_id", "occurred_at", "line"], na_position="last")
     member_ids = frame["member_id"].dropna().astype("int64").unique().tolist()

@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from core.audit import Actor
 from core.errors import Conflict, NotFound, ValidationFailed
+from core.text import N_
 from loyalty import plans
 from loyalty.earning import Credit as Credit
 from loyalty.models import (
@@ -56,7 +57,7 @@ def lock_member(session: Session, member_id: int) -> Member:
         .execution_options(populate_existing=True)
     )
     if member is None:
-        raise NotFound("member.not_found", f"No member with id {member_id}.")
+        raise NotFound("member.not_found", "No member with id %(id)s.", id=member_id)
     return member
 
 
@@ -228,24 +229,35 @@ def debit(
         raise ValidationFailed("points.amount", "Points to take must be a positive number.")
     if not allow_debt:
         if member.status != MemberStatus.ACTIVE:
-            raise Conflict("member.inactive", f"Member {member.number} is {member.status}.")
+            raise Conflict(
+                "member.inactive",
+                "Member %(member)s is %(status)s.",
+                member=member.number,
+                status=member.status,
+            )
         if member.available < 0:
             raise NegativeBalance(
                 "points.negative_balance",
-                f"The available balance is {member.available:,} after a refund took back "
-                "points already spent; redeeming resumes once it is positive again.",
+                N_(
+                    "The available balance is %(available)s after a refund took back points "
+                    "already spent; redeeming resumes once it is positive again."
+                ),
                 {"available": member.available},
+                available=f"{member.available:,}",
             )
         if member.available < points:
             raise InsufficientPoints(
                 "points.insufficient",
-                f"This needs {points:,} points; {member.available:,} are available"
-                + (
-                    f" ({member.pending_points:,} more are pending)."
-                    if member.pending_points
-                    else "."
-                ),
+                N_(
+                    "This needs %(needed)s points; %(available)s are available "
+                    "(%(pending)s more are pending)."
+                )
+                if member.pending_points
+                else N_("This needs %(needed)s points; %(available)s are available."),
                 {"needed": points, "available": member.available},
+                needed=f"{points:,}",
+                available=f"{member.available:,}",
+                pending=f"{member.pending_points:,}",
             )
     entry = _entry(
         member,

@@ -118,6 +118,8 @@ from typing import Any, Literal, NamedTuple
 
 import pandas as pd
 
+from core.text import N_
+
 ZERO = Decimal(0)
 ONE = Decimal(1)
 RATE_PLACES = 4  # an expected redemption rate is kept to 0.01 %
@@ -316,18 +318,12 @@ class Estimate:
 
     def describe(self) -> str:
         """The method in words, with its figures, for the page ("method shown")."""
-        percent = f"{self.rate * 100:.2f}%"
-        figures = (
-            f"Ultimate redemption rate = projected redemptions ÷ points issued = "
-            f"{self.ultimate:,.0f} ÷ {self.issued:,} = {percent}, over {len(self.cohorts)} "
-            f"issue months to {self.as_of:%Y-%m}. Points issued are net of points taken back "
-            f"by refunds. Ages beyond {self.max_age} months since issue are not observed yet "
-            "and are assumed to add no redemptions. The liability measures each issue month "
-            "on its redemptions so far plus its points issued times the share the curve "
-            "still expects at its age."
-        )
-        if self.method == "chain_ladder":
-            how = (
+        return " ".join(template % params for template, params in self.described())
+
+    def described(self) -> list[tuple[str, dict[str, str]]]:
+        """`describe` as its sentences' templates and params, for the staff catalog."""
+        how = (
+            N_(
                 "Chain ladder on cumulative redemptions by issue month: the development "
                 "factor from k to k+1 months after issue is the points redeemed by k+1 months "
                 "by the issue months observed that long, divided by what the same issue "
@@ -336,8 +332,8 @@ class Estimate:
                 "redemptions so far, times the factors of the ages it has not reached, are "
                 "its projected ultimate redemptions."
             )
-        else:
-            how = (
+            if self.method == "chain_ladder"
+            else N_(
                 "Additive development (the incremental redemption-rate method) by issue "
                 "month: for each age k (months since issue), the points redeemed at age k by "
                 "the issue months observed that long, divided by the points those months "
@@ -347,7 +343,24 @@ class Estimate:
                 "it has not reached (unlike the chain ladder, an issue month that has "
                 "redeemed nothing yet is still expected to redeem)."
             )
-        return f"{how} {figures}"
+        )
+        figures = N_(
+            "Ultimate redemption rate = projected redemptions ÷ points issued = "
+            "%(ultimate)s ÷ %(issued)s = %(percent)s, over %(months)s issue months to "
+            "%(as_of)s. Points issued are net of points taken back by refunds. Ages beyond "
+            "%(max_age)s months since issue are not observed yet and are assumed to add no "
+            "redemptions. The liability measures each issue month on its redemptions so far "
+            "plus its points issued times the share the curve still expects at its age."
+        )
+        params = {
+            "ultimate": f"{self.ultimate:,.0f}",
+            "issued": f"{self.issued:,}",
+            "percent": f"{self.rate * 100:.2f}%",
+            "months": str(len(self.cohorts)),
+            "as_of": f"{self.as_of:%Y-%m}",
+            "max_age": str(self.max_age),
+        }
+        return [(how, {}), (figures, params)]
 
 
 def estimate(flows: pd.DataFrame, as_of: date, *, method: Method = "additive") -> Estimate | None:
@@ -730,35 +743,35 @@ def journal_lines(frame: pd.DataFrame) -> pd.DataFrame:
                 row["issued_value"],
                 SALES_REVENUE,
                 CONTRACT_LIABILITY,
-                "Points issued: the part of the price allocated to them is deferred",
+                N_("Points issued: the part of the price allocated to them is deferred"),
             ),
             (
                 "refund",
                 row["reversed_value"],
                 CONTRACT_LIABILITY,
                 SALES_REVENUE,
-                "Points taken back by refunds: their deferred part returns to sales",
+                N_("Points taken back by refunds: their deferred part returns to sales"),
             ),
             (
                 "redeem",
                 row["redeemed_value"],
                 CONTRACT_LIABILITY,
                 REDEMPTION_REVENUE,
-                "Points redeemed: revenue recognised",
+                N_("Points redeemed: revenue recognised"),
             ),
             (
                 "catch_up",
                 row["catch_up_value"],
                 CONTRACT_LIABILITY,
                 REDEMPTION_REVENUE,
-                "Change in expected redemptions: cumulative catch-up",
+                N_("Change in expected redemptions: cumulative catch-up"),
             ),
             (
                 "breakage",
                 row["breakage_value"],
                 CONTRACT_LIABILITY,
                 BREAKAGE_REVENUE,
-                "Points expired or forfeited beyond expectation: breakage recognised",
+                N_("Points expired or forfeited beyond expectation: breakage recognised"),
             ),
         )
         number = 0

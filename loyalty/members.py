@@ -17,6 +17,7 @@ from campaigns.models import Campaign, Channel
 from core import audit, bounds
 from core.audit import Actor, AuditEntry
 from core.errors import Conflict, NotFound, Problems, ValidationFailed
+from core.text import N_
 from core.timeutil import utcnow
 from loyalty import codes, ledger, program, referrals
 from loyalty.models import (
@@ -62,10 +63,12 @@ def normalise_phone(raw: str | None) -> str | None:
         return None
     text = raw.strip()
     if bounds.text_problem(text, PHONE_TYPED):
-        raise ValidationFailed("member.phone", f"'{text[:40]}' is not a phone number.")
+        raise ValidationFailed(
+            "member.phone", "'%(phone)s' is not a phone number.", phone=text[:40]
+        )
     digits = re.sub(r"\D", "", text)
     if not 6 <= len(digits) <= 15:
-        raise ValidationFailed("member.phone", f"'{raw}' is not a phone number.")
+        raise ValidationFailed("member.phone", "'%(phone)s' is not a phone number.", phone=raw)
     return ("+" if text.startswith("+") else "") + digits
 
 
@@ -78,7 +81,9 @@ def normalise_email(raw: str | None) -> str | None:
         or not _EMAIL.match(email)
         or not email.isprintable()
     ):
-        raise ValidationFailed("member.email", f"'{raw[:60]}' is not an email address.")
+        raise ValidationFailed(
+            "member.email", "'%(email)s' is not an email address.", email=raw[:60]
+        )
     return email
 
 
@@ -103,10 +108,10 @@ class Profile:
 # Free-text profile fields: (column, label). Each is checked for its column's length and
 # for characters no name holds (control characters, lone surrogates).
 TEXT_FIELDS = {
-    "region": (Member.region, "Region"),
-    "city": (Member.city, "City"),
-    "occupation": (Member.occupation, "Occupation"),
-    "industry": (Member.industry, "Industry"),
+    "region": (Member.region, N_("Region")),
+    "city": (Member.city, N_("City")),
+    "occupation": (Member.occupation, N_("Occupation")),
+    "industry": (Member.industry, N_("Industry")),
 }
 # Profile fields whose column is NOT NULL: they can be changed, never removed.
 REQUIRED = ("name", "marketing_consent")
@@ -122,7 +127,7 @@ def _clean(profile: Profile, problems: Problems | None = None) -> Profile:
         if not isinstance(profile.name, str):
             raise ValidationFailed("member.name", "Give the member's name.")
         text = bounds.check_text(
-            profile.name, "member.name", bounds.length(Member.name), "The name"
+            profile.name, "member.name", bounds.length(Member.name), N_("The name")
         ).strip()
         if not text:
             raise ValidationFailed("member.name", "Give the member's name.")
@@ -136,12 +141,14 @@ def _clean(profile: Profile, problems: Problems | None = None) -> Profile:
     def gender() -> str | None:
         value = profile.gender.strip().lower() or None if profile.gender is not None else None
         if value not in (None, *GENDERS):
-            raise ValidationFailed("member.gender", f"Gender is one of {', '.join(GENDERS)}.")
+            raise ValidationFailed(
+                "member.gender", "Gender is one of %(choices)s.", choices=", ".join(GENDERS)
+            )
         return value
 
     def birthday() -> date | None:
         if profile.birthday is not None:
-            bounds.check_day(profile.birthday, "member.birthday", "The birthday")
+            bounds.check_day(profile.birthday, "member.birthday", N_("The birthday"))
             if profile.birthday > utcnow().date():
                 raise ValidationFailed("member.birthday", "The birthday is in the future.")
         return profile.birthday
@@ -173,10 +180,7 @@ def _clean(profile: Profile, problems: Problems | None = None) -> Profile:
 
 def _check_joins(session: Session, profile: Profile, problems: Problems) -> None:
     """The channel and campaign a member joined through, when given, must exist."""
-    for field, model, what in (
-        ("join_channel_id", Channel, "channel"),
-        ("join_campaign_id", Campaign, "campaign"),
-    ):
+    for field, model in (("join_channel_id", Channel), ("join_campaign_id", Campaign)):
         found = getattr(profile, field)
         if found is None:
             continue
@@ -186,7 +190,14 @@ def _check_joins(session: Session, profile: Profile, problems: Problems) -> None
             or not 1 <= found <= bounds.MAX_ID
             or session.get(model, found) is None
         ):
-            problems.add(field, f"There is no {what} {found}.", "member.join")
+            problems.add(
+                field,
+                N_("There is no channel %(id)s.")
+                if model is Channel
+                else N_("There is no campaign %(id)s."),
+                "member.join",
+                id=found,
+            )
 
 
 def _check_unique(session: Session, profile: Profile, member_id: int | None = None) -> None:
@@ -199,7 +210,12 @@ def _check_unique(session: Session, profile: Profile, member_id: int | None = No
         )
         if clash:
             raise Conflict(
-                f"member.{field}_taken", f"The {field} {value} belongs to member {clash}."
+                f"member.{field}_taken",
+                N_("The phone %(value)s belongs to member %(member)s.")
+                if field == "phone"
+                else N_("The email %(value)s belongs to member %(member)s."),
+                value=value,
+                member=clash,
             )
 
 
@@ -340,7 +356,7 @@ def _set_birthday(member: Member, birthday: date | None) -> None:
 def get(session: Session, member_id: int) -> Member:
     member = session.get(Member, member_id)
     if member is None:
-        raise NotFound("member.not_found", f"No member with id {member_id}.")
+        raise NotFound("member.not_found", "No member with id %(id)s.", id=member_id)
     return member
 
 
@@ -352,7 +368,7 @@ def by_number(session: Session, number: str) -> Member:
         member = session.scalar(select(Member).where(Member.number == wanted))
     if member is None:
         shown = wanted[:20] + ("…" if len(wanted) > 20 else "")
-        raise NotFound("member.not_found", f"No member numbered {shown!r}.")
+        raise NotFound("member.not_found", "No member numbered %(number)s.", number=repr(shown))
     return member
 
 
@@ -360,14 +376,19 @@ def update_profile(session: Session, actor: Actor, member_id: int, **changes: An
     """Change profile fields (staff or the member's own integration). Audited."""
     member = ledger.lock_member(session, member_id)
     if member.status == MemberStatus.CLOSED:
-        raise Conflict("member.closed", f"Member {member.number} is closed.")
+        raise Conflict("member.closed", "Member %(member)s is closed.", member=member.number)
     unknown = set(changes) - {f.name for f in fields(Profile)}
     if unknown:
-        raise ValidationFailed("member.field", f"Unknown field {', '.join(sorted(unknown))}.")
+        raise ValidationFailed(
+            "member.field", "Unknown field %(fields)s.", fields=", ".join(sorted(unknown))
+        )
     for name in REQUIRED:
         if name in changes and changes[name] is None:
             raise ValidationFailed(
-                f"member.{name}", f"The member's {name.replace('_', ' ')} cannot be removed."
+                f"member.{name}",
+                N_("The member's name cannot be removed.")
+                if name == "name"
+                else N_("The member's marketing consent cannot be removed."),
             )
     current = Profile(**{f.name: getattr(member, f.name) for f in fields(Profile)})
     for name, value in changes.items():
@@ -402,12 +423,12 @@ def set_status(session: Session, actor: Actor, member_id: int, status: str, reas
     actor.require("admin", "marketer", doing="suspend or reinstate members")
     if status not in (MemberStatus.ACTIVE, MemberStatus.SUSPENDED):
         raise ValidationFailed("member.status", "Status is active or suspended.")
-    bounds.check_text(reason, "member.reason", NOTE_LENGTH, "The reason")
+    bounds.check_text(reason, "member.reason", NOTE_LENGTH, N_("The reason"))
     if not reason.strip():
         raise ValidationFailed("member.reason", "Say why the status changes.")
     member = ledger.lock_member(session, member_id)
     if member.status == MemberStatus.CLOSED:
-        raise Conflict("member.closed", f"Member {member.number} is closed.")
+        raise Conflict("member.closed", "Member %(member)s is closed.", member=member.number)
     before = member.status
     member.status = status
     session.flush()
@@ -429,7 +450,9 @@ def close(session: Session, actor: Actor, member_id: int) -> Member:
     The audit row keeps no personal data either."""
     member = ledger.lock_member(session, member_id)
     if member.status == MemberStatus.CLOSED:
-        raise Conflict("member.closed", f"Member {member.number} is already closed.")
+        raise Conflict(
+            "member.closed", "Member %(member)s is already closed.", member=member.number
+        )
     member.status = MemberStatus.CLOSED
     member.name = "Closed member"
     for name in ("phone", "email", "birthday", "birth_month", "birth_day", "gender", "region"):
@@ -454,7 +477,7 @@ def search(session: Session, q: str, *, limit: int = 50) -> list[Member]:
     dashes, brackets and a plus allowed) of at least 4 finds phones containing them, so the
     till can type the last four digits. The search text is at most `bounds.MAX_SEARCH`
     characters."""
-    text = bounds.check_text(q, "member.search", bounds.MAX_SEARCH, "The search").strip()
+    text = bounds.check_text(q, "member.search", bounds.MAX_SEARCH, N_("The search")).strip()
     if not text:
         return list(session.scalars(select(Member).order_by(Member.id.desc()).limit(limit)))
     conditions = [Member.number == text.upper(), Member.name.icontains(text, autoescape=True)]

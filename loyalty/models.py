@@ -30,6 +30,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from core import bounds
 from core.db import Base
 from core.money import MoneyAmount
+from core.text import N_
 from core.timeutil import UTCDateTime, utcnow
 
 # Free text kept in unbounded Text columns (a refund's or a status change's reason, a tier's
@@ -66,7 +67,7 @@ def check_name_zh(value: str | None, size: int, field: str) -> str | None:
     (`size`), with no control character; left blank, there is none."""
     if value is None:
         return None
-    text = bounds.check_text(value, f"{field}.name_zh", size, "The Chinese name").strip()
+    text = bounds.check_text(value, f"{field}.name_zh", size, N_("The Chinese name")).strip()
     return text or None
 
 

@@ -38,6 +38,7 @@ from zoneinfo import ZoneInfo
 from core import bounds
 from core.errors import Conflict, ValidationFailed
 from core.money import minor_units
+from core.text import N_
 from loyalty import earning, tiers
 from loyalty.earning import Credit
 from loyalty.history import Facts
@@ -324,9 +325,18 @@ def check_open(
     if month in closed:
         raise MonthClosed(
             "period.closed",
-            f"{month:%B %Y} is closed: a {what} dated {at.astimezone(zone):%Y-%m-%d} can no "
-            "longer be recorded. Ask finance to reopen it.",
+            N_(
+                "%(month)s is closed: a refund dated %(day)s can no longer be recorded. Ask "
+                "finance to reopen it."
+            )
+            if what == "refund"
+            else N_(
+                "%(month)s is closed: a purchase dated %(day)s can no longer be recorded. Ask "
+                "finance to reopen it."
+            ),
             {"month": f"{month:%Y-%m}"},
+            month=f"{month:%B %Y}",
+            day=f"{at.astimezone(zone):%Y-%m-%d}",
         )
 
 
@@ -376,8 +386,10 @@ def purchase(
     if earned > bounds.MAX_POINTS:
         raise ValidationFailed(
             "purchase.points",
-            f"This purchase would earn {earned:,} points; one purchase earns at most "
-            f"{bounds.MAX_POINTS:,}. Check the amount, or post it as separate purchases.",
+            "This purchase would earn %(earned)s points; one purchase earns at most "
+            "%(most)s. Check the amount, or post it as separate purchases.",
+            earned=f"{earned:,}",
+            most=f"{bounds.MAX_POINTS:,}",
         )
     credited = credit(
         member.points, credits, at=at, program=program, zone=zone, pending_until=returns_at
@@ -452,8 +464,12 @@ def refund(sold: Sold, amount: Decimal | None, program: Program) -> RefundPlan:
     if amount > left:
         raise ValidationFailed(
             "refund.too_much",
-            f"The refund of {amount:.2f} {sold.currency} exceeds the {left:.2f} still "
-            f"refundable on purchase {sold.external_id}.",
+            "The refund of %(amount)s %(currency)s exceeds the %(left)s still refundable on "
+            "purchase %(purchase)s.",
+            amount=f"{amount:.2f}",
+            currency=sold.currency,
+            left=f"{left:.2f}",
+            purchase=sold.external_id,
         )
     refunded = sold.refunded_amount + amount
     full = refunded == sold.amount

@@ -50,6 +50,7 @@ from sqlalchemy.sql.elements import ClauseElement
 from campaigns.models import ClosedPeriod
 from core.audit import Actor
 from core.errors import NotFound
+from core.text import N_
 from core.timeutil import UTCDateTime, utcnow
 from loyalty import codes, coupons, history, plans
 from loyalty import program as program_settings
@@ -604,7 +605,7 @@ def post(
     member: plans.MemberState | None = None
     if sale.member_id is not None:
         if sent.member is None:
-            raise NotFound("member.not_found", f"No member with id {sale.member_id}.")
+            raise NotFound("member.not_found", "No member with id %(id)s.", id=sale.member_id)
         number, status, tier_id, tier_since, balance, pending, debt, token, shut = sent.member
         if status != "active":
             return None
@@ -676,7 +677,9 @@ def post(
         return Posted(None, None, None, None)
     if len(redeemed) != len(rows.coupon_ids):
         # Another purchase redeemed a coupon first: refuse, and the caller rolls back.
-        raise coupons.CouponRefused("coupon.used", "A coupon on this purchase was already used.")
+        raise coupons.CouponRefused(
+            "coupon.used", N_("A coupon on this purchase was already used.")
+        )
     if sale.lines:
         conn.execute(insert(_lines), [{**line, "purchase_id": purchase_id} for line in sale.lines])
     if rows.tier_change is not None:
@@ -755,7 +758,7 @@ def _check_coupons(
             at=sale.occurred_at,
         )
         if not result.ok:
-            raise coupons.CouponRefused(result.code, result.message)
+            raise result.refusal()
         used.append((given, result))
     return used
 

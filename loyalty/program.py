@@ -18,6 +18,7 @@ from campaigns.models import Campaign, Channel
 from core import audit, bounds
 from core.audit import Actor
 from core.errors import NotFound, Problems, ValidationFailed
+from core.text import N_
 from loyalty.models import (
     MAX_BIG,
     NOTE_LENGTH,
@@ -36,20 +37,20 @@ T = TypeVar("T", Program, Tier, BonusRule)
 # Whole-number settings an admin may change: (lowest, highest, what it is). Days and months
 # stay where dates can still be computed; points stay within one ledger entry's bound.
 WHOLE: dict[str, tuple[int, int, str]] = {
-    "return_window_days": (0, 365, "The return window (days)"),
-    "expiry_n": (0, 3650, "N for the expiry policy"),
-    "tier_window_months": (0, 120, "The qualifying window (months)"),
-    "tier_retention_days": (0, 3650, "Days a tier is kept"),
-    "signup_bonus": (0, bounds.MAX_POINTS, "The sign-up bonus"),
-    "first_purchase_bonus": (0, bounds.MAX_POINTS, "The first-purchase bonus"),
-    "birthday_points": (0, bounds.MAX_POINTS, "The birthday reward"),
-    "repeat_count": (2, 1000, "The repeat purchase (the Nth)"),
-    "repeat_days": (1, 3650, "The repeat window (days)"),
-    "repeat_bonus": (0, bounds.MAX_POINTS, "The repeat bonus"),
-    "referrer_points": (0, bounds.MAX_POINTS, "The referrer's reward"),
-    "referee_points": (0, bounds.MAX_POINTS, "The new member's referral reward"),
-    "referral_monthly_cap": (0, 100_000, "Rewarded referrals per month"),
-    "max_adjustment": (1, bounds.MAX_POINTS, "The largest manual adjustment"),
+    "return_window_days": (0, 365, N_("The return window (days)")),
+    "expiry_n": (0, 3650, N_("N for the expiry policy")),
+    "tier_window_months": (0, 120, N_("The qualifying window (months)")),
+    "tier_retention_days": (0, 3650, N_("Days a tier is kept")),
+    "signup_bonus": (0, bounds.MAX_POINTS, N_("The sign-up bonus")),
+    "first_purchase_bonus": (0, bounds.MAX_POINTS, N_("The first-purchase bonus")),
+    "birthday_points": (0, bounds.MAX_POINTS, N_("The birthday reward")),
+    "repeat_count": (2, 1000, N_("The repeat purchase (the Nth)")),
+    "repeat_days": (1, 3650, N_("The repeat window (days)")),
+    "repeat_bonus": (0, bounds.MAX_POINTS, N_("The repeat bonus")),
+    "referrer_points": (0, bounds.MAX_POINTS, N_("The referrer's reward")),
+    "referee_points": (0, bounds.MAX_POINTS, N_("The new member's referral reward")),
+    "referral_monthly_cap": (0, 100_000, N_("Rewarded referrals per month")),
+    "max_adjustment": (1, bounds.MAX_POINTS, N_("The largest manual adjustment")),
 }
 BATCHES = ("birthday_batch_id", "referrer_batch_id", "referee_batch_id")
 EDITABLE = (
@@ -75,7 +76,11 @@ def whole(value: object, field: str, low: int, high: int, label: str) -> int:
     """A whole number within [low, high], or a ValidationFailed naming the field."""
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         raise ValidationFailed(
-            f"{field}.range", f"{label} must be a whole number from {low:,} to {high:,}."
+            f"{field}.range",
+            "%(label)s must be a whole number from %(low)s to %(high)s.",
+            label=label,
+            low=f"{low:,}",
+            high=f"{high:,}",
         )
     return value
 
@@ -87,12 +92,23 @@ def decimal(
     try:
         number = Decimal(value)  # type: ignore[arg-type]
     except (ArithmeticError, TypeError, ValueError):
-        raise ValidationFailed(f"{field}.invalid", f"{label} is not a number.") from None
+        raise ValidationFailed(
+            f"{field}.invalid", "%(label)s is not a number.", label=label
+        ) from None
     if not number.is_finite() or not low <= number <= high:
-        raise ValidationFailed(f"{field}.range", f"{label} must be from {low} to {high:,}.")
+        raise ValidationFailed(
+            f"{field}.range",
+            "%(label)s must be from %(low)s to %(high)s.",
+            label=label,
+            low=f"{low}",
+            high=f"{high:,}",
+        )
     if number != number.quantize(Decimal(1).scaleb(-places)):
         raise ValidationFailed(
-            f"{field}.precision", f"{label} has at most {places} decimal places."
+            f"{field}.precision",
+            "%(label)s has at most %(places)s decimal places.",
+            label=label,
+            places=places,
         )
     return number
 
@@ -104,7 +120,9 @@ def _multiplier(
     `max_multiplier`, three decimals."""
     number = decimal(value, field, Decimal(1), get(session).max_multiplier, 3, label)
     if above_one and number <= 1:
-        raise ValidationFailed(f"{field}.range", f"{label} must be above 1 (2 = double).")
+        raise ValidationFailed(
+            f"{field}.range", "%(label)s must be above 1 (2 = double).", label=label
+        )
     return number
 
 
@@ -186,7 +204,9 @@ def update(session: Session, actor: Actor, **changes: Any) -> Program:
     program = get(session)
     unknown = set(changes) - set(EDITABLE)
     if unknown:
-        raise ValidationFailed("program.field", f"Unknown setting {', '.join(sorted(unknown))}.")
+        raise ValidationFailed(
+            "program.field", "Unknown setting %(names)s.", names=", ".join(sorted(unknown))
+        )
     changes = _checked(session, changes)
     before = snapshot(program)
     for name, value in changes.items():
@@ -233,7 +253,7 @@ def _checked(session: Session, changes: dict[str, Any]) -> dict[str, Any]:
                 Decimal(0),
                 MAX_EARN_RATE,
                 4,
-                "The earn rate",
+                N_("The earn rate"),
             ),
         )
 
@@ -246,7 +266,7 @@ def _checked(session: Session, changes: dict[str, Any]) -> dict[str, Any]:
                 Decimal(0),
                 MAX_POINT_VALUE,
                 4,
-                "The value of one point",
+                N_("The value of one point"),
             ),
         )
 
@@ -255,7 +275,7 @@ def _checked(session: Session, changes: dict[str, Any]) -> dict[str, Any]:
         if not isinstance(amount, Decimal | int):
             raise ValidationFailed("program.referral_min_amount", "Give the amount as a number.")
         return bounds.check_amount(
-            Decimal(amount), "program.referral_min_amount", label="The referral's minimum"
+            Decimal(amount), "program.referral_min_amount", label=N_("The referral's minimum")
         )
 
     if "referral_min_amount" in changes:
@@ -268,7 +288,7 @@ def _checked(session: Session, changes: dict[str, Any]) -> dict[str, Any]:
             Decimal(1),
             MAX_MULTIPLIER,
             3,
-            "The highest multiplier",
+            N_("The highest multiplier"),
         )
         over = [t.name for t in ladder(session) if t.multiplier > highest] + [
             r.name for r in rules(session) if r.multiplier is not None and r.multiplier > highest
@@ -276,8 +296,11 @@ def _checked(session: Session, changes: dict[str, Any]) -> dict[str, Any]:
         if over:
             raise ValidationFailed(
                 "program.max_multiplier.in_use",
-                f"{', '.join(over)} multipl{'ies' if len(over) == 1 else 'y'} by more than "
-                f"{highest:f}; lower {'it' if len(over) == 1 else 'them'} first.",
+                N_("%(names)s multiplies by more than %(highest)s; lower it first.")
+                if len(over) == 1
+                else N_("%(names)s multiply by more than %(highest)s; lower them first."),
+                names=", ".join(over),
+                highest=f"{highest:f}",
             )
         return highest
 
@@ -286,8 +309,9 @@ def _checked(session: Session, changes: dict[str, Any]) -> dict[str, Any]:
     if "expiry_policy" in changes and changes["expiry_policy"] not in set(ExpiryPolicy):
         problems.add(
             "expiry_policy",
-            f"Choose one of {', '.join(p.value for p in ExpiryPolicy)}.",
+            "Choose one of %(choices)s.",
             "program.expiry_policy",
+            choices=", ".join(p.value for p in ExpiryPolicy),
         )
     if "tier_metric" in changes and changes["tier_metric"] not in set(TierMetric):
         problems.add("tier_metric", "Choose points or spend.", "program.tier_metric")
@@ -305,7 +329,7 @@ def _checked(session: Session, changes: dict[str, Any]) -> dict[str, Any]:
             or not 1 <= batch_id <= bounds.MAX_ID
             or session.get(Batch, batch_id) is None
         ):
-            problems.add(name, f"There is no coupon batch {batch_id}.", f"program.{name}")
+            problems.add(name, "There is no coupon batch %(id)s.", f"program.{name}", id=batch_id)
     problems.raise_any()
     return checked
 
@@ -340,13 +364,15 @@ def save_tier(
     problems = Problems()
 
     def checked_code() -> str:
-        text = bounds.check_text(code, "tier.code", bounds.length(Tier.code), "The code")
+        text = bounds.check_text(code, "tier.code", bounds.length(Tier.code), N_("The code"))
         if not text.strip():
             raise ValidationFailed("tier.name", "A tier needs a code and a name.")
         return text.strip().lower()
 
     def checked_name() -> str:
-        text = bounds.check_text(name, "tier.name", bounds.length(Tier.name), "The name").strip()
+        text = bounds.check_text(
+            name, "tier.name", bounds.length(Tier.name), N_("The name")
+        ).strip()
         if not text:
             raise ValidationFailed("tier.name", "A tier needs a code and a name.")
         return text
@@ -358,16 +384,18 @@ def save_tier(
     )
     text = problems.check(
         "benefits",
-        lambda: bounds.check_text(benefits, "tier.benefits", NOTE_LENGTH, "Benefits").strip(),
+        lambda: bounds.check_text(benefits, "tier.benefits", NOTE_LENGTH, N_("Benefits")).strip(),
     )
-    tier_rank = problems.check("rank", lambda: whole(rank, "tier.rank", 0, MAX_RANK, "The rank"))
+    tier_rank = problems.check(
+        "rank", lambda: whole(rank, "tier.rank", 0, MAX_RANK, N_("The rank"))
+    )
     tier_threshold = problems.check(
-        "threshold", lambda: whole(threshold, "tier.threshold", 0, MAX_BIG, "The threshold")
+        "threshold", lambda: whole(threshold, "tier.threshold", 0, MAX_BIG, N_("The threshold"))
     )
     tier_multiplier = problems.check(
         "multiplier",
         lambda: _multiplier(
-            session, multiplier, "tier.multiplier", "The multiplier", above_one=False
+            session, multiplier, "tier.multiplier", N_("The multiplier"), above_one=False
         ),
     )
     if tier_rank is not None and tier_code is not None:
@@ -375,9 +403,11 @@ def save_tier(
         if taken is not None:
             problems.add(
                 "rank",
-                f"Rank {tier_rank} is {taken.name}'s already; give {tier_name or tier_code} "
-                "another rank.",
+                "Rank %(rank)s is %(holder)s's already; give %(tier)s another rank.",
                 "tier.rank.taken",
+                rank=tier_rank,
+                holder=taken.name,
+                tier=tier_name or tier_code,
             )
     problems.raise_any()
     assert tier_code is not None and tier_name is not None and text is not None
@@ -397,7 +427,9 @@ def save_tier(
         # Another save took the code or the rank between the check above and this write.
         raise ValidationFailed(
             "tier.rank.taken",
-            f"Rank {tier_rank} or code {tier_code} was just taken; reload and try again.",
+            "Rank %(rank)s or code %(tier_code)s was just taken; reload and try again.",
+            rank=tier_rank,
+            tier_code=tier_code,
         ) from None
     ordered = ladder(session)
     if ordered[0].threshold != 0:
@@ -406,7 +438,10 @@ def save_tier(
         if higher.threshold <= lower.threshold:
             raise ValidationFailed(
                 "tier.order",
-                f"{higher.name} must need more than {lower.name} ({lower.threshold:,}).",
+                "%(higher)s must need more than %(lower)s (%(threshold)s).",
+                higher=higher.name,
+                lower=lower.name,
+                threshold=f"{lower.threshold:,}",
             )
     audit.record(
         session, actor, "tier.save", "tier", tier.code, before=before, after=_tier_snapshot(tier)
@@ -462,7 +497,7 @@ def save_rule(
 
     def checked_name() -> str:
         text = bounds.check_text(
-            name, "rule.name", bounds.length(BonusRule.name), "The name"
+            name, "rule.name", bounds.length(BonusRule.name), N_("The name")
         ).strip()
         if not text:
             raise ValidationFailed("rule.name", "Give the rule a name members will see.")
@@ -473,7 +508,7 @@ def save_rule(
         "name_zh", lambda: check_name_zh(name_zh, bounds.length(BonusRule.name_zh), "rule")
     )
     rule_priority = problems.check(
-        "priority", lambda: whole(priority, "rule.priority", 0, MAX_PRIORITY, "The priority")
+        "priority", lambda: whole(priority, "rule.priority", 0, MAX_PRIORITY, N_("The priority"))
     )
     if (multiplier is None) == (fixed_points is None):
         problems.add("multiplier", "Give either a multiplier or a fixed bonus.", "rule.effect")
@@ -481,17 +516,19 @@ def save_rule(
         multiplier = problems.check(
             "multiplier",
             lambda: _multiplier(
-                session, multiplier, "rule.multiplier", "A rule's multiplier", above_one=True
+                session, multiplier, "rule.multiplier", N_("A rule's multiplier"), above_one=True
             ),
         )
     if fixed_points is not None:
         fixed_points = problems.check(
             "fixed_points",
-            lambda: whole(fixed_points, "rule.fixed_points", 1, bounds.MAX_POINTS, "A fixed bonus"),
+            lambda: whole(
+                fixed_points, "rule.fixed_points", 1, bounds.MAX_POINTS, N_("A fixed bonus")
+            ),
         )
     for field, day, label in (
-        ("starts_on", starts_on, "The start"),
-        ("ends_on", ends_on, "The end"),
+        ("starts_on", starts_on, N_("The start")),
+        ("ends_on", ends_on, N_("The end")),
     ):
         if day is not None:
             problems.check(
@@ -503,13 +540,13 @@ def save_rule(
     if min_spend is not None:
         problems.check(
             "min_spend",
-            lambda: bounds.check_amount(min_spend, "rule.min_spend", label="Minimum spend"),
+            lambda: bounds.check_amount(min_spend, "rule.min_spend", label=N_("Minimum spend")),
         )
     if category is not None:
         problems.check(
             "category",
             lambda: bounds.check_text(
-                category, "rule.category", bounds.length(BonusRule.category), "The category"
+                category, "rule.category", bounds.length(BonusRule.category), N_("The category")
             ),
         )
     for field, what, found, model in (
@@ -519,14 +556,21 @@ def save_rule(
         if found is not None and (
             not 1 <= found <= bounds.MAX_ID or session.get(model, found) is None
         ):
-            problems.add(field, f"There is no {what} {found}.", f"rule.{what}")
+            problems.add(
+                field,
+                N_("There is no channel %(id)s.")
+                if model is Channel
+                else N_("There is no campaign %(id)s."),
+                f"rule.{what}",
+                id=found,
+            )
     if rule_id is not None:
         problems.check("rule_id", lambda: bounds.check_id(rule_id, "rule_id"))
     problems.raise_any()
     assert rule_name is not None and rule_priority is not None
     rule = None if rule_id is None else session.get(BonusRule, rule_id)
     if rule_id is not None and rule is None:
-        raise NotFound("rule.not_found", f"No bonus rule {rule_id}.")
+        raise NotFound("rule.not_found", "No bonus rule %(id)s.", id=rule_id)
     before = None if rule is None else _rule_snapshot(rule)
     if rule is None:
         rule = BonusRule()

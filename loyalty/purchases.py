@@ -28,6 +28,7 @@ from core import bounds
 from core.audit import Actor
 from core.errors import Conflict, NotFound, RetainError, ValidationFailed
 from core.money import normalise_currency
+from core.text import N_
 from core.timeutil import utcnow
 from loyalty import codes, coupons, history, ledger, plans, posting, referrals, tiers
 from loyalty import program as program_settings
@@ -60,33 +61,72 @@ MAX_COUPONS = 20
 MAX_QUANTITY = 1_000_000
 # Text fields and the column each is stored in (or looked up by).
 TEXT: dict[str, tuple[InstrumentedAttribute[Any], str]] = {
-    "source": (Purchase.source, "The source"),
-    "external_id": (Purchase.external_id, "The external id"),
-    "store": (Purchase.store, "The store"),
-    "channel": (Channel.code, "The channel code"),
-    "campaign_code": (Campaign.code, "The campaign code"),
+    "source": (Purchase.source, N_("The source")),
+    "external_id": (Purchase.external_id, N_("The external id")),
+    "store": (Purchase.store, N_("The store")),
+    "channel": (Channel.code, N_("The channel code")),
+    "campaign_code": (Campaign.code, N_("The campaign code")),
 }
 LINE_TEXT: dict[str, tuple[InstrumentedAttribute[Any], str]] = {
-    "sku": (PurchaseLine.sku, "The SKU"),
-    "category": (PurchaseLine.category, "The category"),
+    "sku": (PurchaseLine.sku, N_("The SKU")),
+    "category": (PurchaseLine.category, N_("The category")),
 }
 REFUND_TEXT: dict[str, tuple[InstrumentedAttribute[Any], str]] = {
-    "source": (Refund.source, "The refund's source"),
-    "external_id": (Refund.external_id, "The refund's external id"),
-    "purchase_source": (Purchase.source, "The purchase's source"),
-    "purchase_external_id": (Purchase.external_id, "The purchase's external id"),
+    "source": (Refund.source, N_("The refund's source")),
+    "external_id": (Refund.external_id, N_("The refund's external id")),
+    "purchase_source": (Purchase.source, N_("The purchase's source")),
+    "purchase_external_id": (Purchase.external_id, N_("The purchase's external id")),
 }
+
+
+def _time_fault(at: datetime, now: datetime) -> str | None:
+    """What is wrong with a purchase's or refund's time ("zone", "early", "future"), or None."""
+    if at.tzinfo is None:
+        return "zone"
+    if at < EARLIEST:
+        return "early"
+    if at > now + FUTURE_SKEW:
+        return "future"
+    return None
 
 
 def time_problem(at: datetime, now: datetime) -> str | None:
     """Why a purchase's or refund's time cannot be taken, or None."""
-    if at.tzinfo is None:
+    fault = _time_fault(at, now)
+    if fault == "zone":
         return "needs its time zone (an offset like +08:00)"
-    if at < EARLIEST:
+    if fault == "early":
         return f"is before {bounds.FIRST_DAY.isoformat()}"
-    if at > now + FUTURE_SKEW:
+    if fault == "future":
         return "is in the future"
     return None
+
+
+def _check_time(at: datetime, field: str, *, refund: bool = False) -> None:
+    """A purchase's (or a refund's) time as `time_problem` takes it, refused in a sentence."""
+    fault = _time_fault(at, utcnow())
+    if fault == "zone":
+        raise ValidationFailed(
+            field,
+            N_("The refund time needs its time zone (an offset like +08:00).")
+            if refund
+            else N_("The purchase time needs its time zone (an offset like +08:00)."),
+        )
+    if fault == "early":
+        raise ValidationFailed(
+            field,
+            N_("The refund time is before %(day)s.")
+            if refund
+            else N_("The purchase time is before %(day)s."),
+            day=bounds.FIRST_DAY.isoformat(),
+        )
+    if fault == "future":
+        raise ValidationFailed(
+            field,
+            N_("The refund time is in the future.")
+            if refund
+            else N_("The purchase time is in the future."),
+        )
 
 
 def amount_problem(value: Decimal, *, sign: str) -> str | None:
@@ -216,18 +256,20 @@ def _check(data: PurchaseInput) -> None:
         _check_text(getattr(data, name), f"purchase.{name}", column, label)
     if not data.source.strip() or not data.external_id.strip():
         raise ValidationFailed("purchase.id", "Give the purchase's source and external id.")
-    bounds.check_amount(data.amount, "purchase.amount", sign="positive", label="The amount")
-    bounds.check_amount(data.discount, "purchase.discount", label="The discount")
-    problem = time_problem(data.occurred_at, utcnow())
-    if problem:
-        raise ValidationFailed("purchase.time", f"The purchase time {problem}.")
+    bounds.check_amount(data.amount, "purchase.amount", sign="positive", label=N_("The amount"))
+    bounds.check_amount(data.discount, "purchase.discount", label=N_("The discount"))
+    _check_time(data.occurred_at, "purchase.time")
     normalise_currency(data.currency)
     if len(data.coupon_codes) > MAX_COUPONS:
-        raise ValidationFailed("purchase.coupons", f"A purchase uses at most {MAX_COUPONS} codes.")
+        raise ValidationFailed(
+            "purchase.coupons", "A purchase uses at most %(most)s codes.", most=MAX_COUPONS
+        )
     for code in data.coupon_codes:
         coupons.normalise_code(code)
     if len(data.lines) > MAX_LINES:
-        raise ValidationFailed("purchase.lines", f"A purchase has at most {MAX_LINES:,} lines.")
+        raise ValidationFailed(
+            "purchase.lines", "A purchase has at most %(most)s lines.", most=f"{MAX_LINES:,}"
+        )
     for n, line in enumerate(data.lines, start=1):
         for name, (column, label) in LINE_TEXT.items():
             _check_text(getattr(line, name), "purchase.line", column, f"Line {n}: {label}")
@@ -238,7 +280,9 @@ def _check(data: PurchaseInput) -> None:
         ):
             raise ValidationFailed(
                 "purchase.line",
-                f"Line {n}: needs a SKU and a quantity from 1 to {MAX_QUANTITY:,}.",
+                "Line %(line)s: needs a SKU and a quantity from 1 to %(most)s.",
+                line=n,
+                most=f"{MAX_QUANTITY:,}",
             )
         bounds.check_amount(line.unit_price, "purchase.line", label=f"Line {n}: the unit price")
 
@@ -252,7 +296,7 @@ def find(session: Session, source: str, external_id: str) -> Purchase | None:
 def get(session: Session, purchase_id: int) -> Purchase:
     purchase = session.get(Purchase, purchase_id)
     if purchase is None:
-        raise NotFound("purchase.not_found", f"No purchase {purchase_id}.")
+        raise NotFound("purchase.not_found", "No purchase %(id)s.", id=purchase_id)
     return purchase
 
 
@@ -262,8 +306,10 @@ def _replay(session: Session, purchase: Purchase, fingerprint: str, zone: ZoneIn
     if purchase.fingerprint != fingerprint:
         raise Conflict(
             "purchase.id_reused",
-            f"Purchase {purchase.source}/{purchase.external_id} was already posted with "
-            "different content; post a correction as a refund, or use a new external id.",
+            "Purchase %(source)s/%(external_id)s was already posted with different content; "
+            "post a correction as a refund, or use a new external id.",
+            source=purchase.source,
+            external_id=purchase.external_id,
         )
     entries = session.scalars(
         select(LedgerEntry)
@@ -583,7 +629,7 @@ def _channel_id(session: Session, code: str | None) -> int | None:
         return None
     channel_id = session.scalar(select(Channel.id).where(Channel.code == code.strip().lower()))
     if channel_id is None:
-        raise ValidationFailed("purchase.channel", f"Unknown channel '{code}'.")
+        raise ValidationFailed("purchase.channel", "Unknown channel '%(channel)s'.", channel=code)
     return channel_id
 
 
@@ -592,7 +638,9 @@ def _campaign(session: Session, code: str | None) -> Campaign | None:
         return None
     campaign = session.scalar(select(Campaign).where(Campaign.code == code.strip().upper()))
     if campaign is None:
-        raise ValidationFailed("purchase.campaign", f"Unknown campaign code '{code}'.")
+        raise ValidationFailed(
+            "purchase.campaign", "Unknown campaign code '%(campaign)s'.", campaign=code
+        )
     return campaign
 
 
@@ -627,25 +675,26 @@ def refund(
     actor.require(*ROLES, doing="record refunds")
     for name, (column, label) in REFUND_TEXT.items():
         _check_text(getattr(data, name), f"refund.{name}", column, label)
-    bounds.check_text(data.reason, "refund.reason", NOTE_LENGTH, "The reason")
+    bounds.check_text(data.reason, "refund.reason", NOTE_LENGTH, N_("The reason"))
     if not data.source.strip() or not data.external_id.strip():
         raise ValidationFailed("refund.id", "Give the refund's source and external id.")
     if data.amount is not None:
-        bounds.check_amount(data.amount, "refund.amount", sign="positive", label="The refund")
-    problem = time_problem(data.occurred_at, utcnow())
-    if problem:
-        raise ValidationFailed("refund.time", f"The refund time {problem}.")
+        bounds.check_amount(data.amount, "refund.amount", sign="positive", label=N_("The refund"))
+    _check_time(data.occurred_at, "refund.time", refund=True)
     found = find(session, data.purchase_source.strip(), data.purchase_external_id.strip())
     if found is None:
         raise NotFound(
             "refund.purchase",
-            f"No purchase {data.purchase_source}/{data.purchase_external_id} to refund.",
+            "No purchase %(source)s/%(external_id)s to refund.",
+            source=data.purchase_source,
+            external_id=data.purchase_external_id,
         )
     if data.occurred_at < found.occurred_at:
         raise ValidationFailed(
             "refund.time",
-            f"The refund is dated {data.occurred_at.astimezone(zone):%Y-%m-%d %H:%M}, before "
-            f"its purchase ({found.occurred_at.astimezone(zone):%Y-%m-%d %H:%M}).",
+            "The refund is dated %(refund)s, before its purchase (%(purchase)s).",
+            refund=f"{data.occurred_at.astimezone(zone):%Y-%m-%d %H:%M}",
+            purchase=f"{found.occurred_at.astimezone(zone):%Y-%m-%d %H:%M}",
         )
     member = ledger.lock_member(session, found.member_id) if found.member_id else None
     purchase = session.scalar(
@@ -666,7 +715,8 @@ def refund(
         ):
             raise Conflict(
                 "refund.id_reused",
-                f"Refund {data.external_id} was already posted for a different purchase or amount.",
+                "Refund %(external_id)s was already posted for a different purchase or amount.",
+                external_id=data.external_id,
             )
         return RefundOutcome(
             earlier,

@@ -59,7 +59,11 @@ def referrer_by_code(session: Session, code: str) -> Member:
         referrer = session.scalar(select(Member).where(Member.referral_code == wanted))
     if referrer is None or referrer.status != MemberStatus.ACTIVE:
         shown = code.strip()[:20]
-        raise ValidationFailed("referral.code", f"The referral code {shown!r} is not valid.")
+        raise ValidationFailed(
+            "referral.code",
+            "The referral code %(referral_code)s is not valid.",
+            referral_code=repr(shown),
+        )
     return referrer
 
 
@@ -259,5 +263,5 @@ def revenue_by_referrer(session: Session) -> pd.DataFrame:
 def get(session: Session, referral_id: int) -> Referral:
     referral = session.get(Referral, referral_id)
     if referral is None:
-        raise NotFound("referral.not_found", f"No referral {referral_id}.")
+        raise NotFound("referral.not_found", "No referral %(id)s.", id=referral_id)
     return referral

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from core import audit, bounds
 from core.audit import Actor
 from core.errors import Conflict, NotFound, Problems, ValidationFailed
+from core.text import N_
 from loyalty import coupons, ledger, members
 from loyalty import program as program_settings
 from loyalty.models import (
@@ -38,7 +39,9 @@ KEY_LENGTH = 100
 def _check_key(key: str) -> None:
     if not key.strip() or bounds.text_problem(key, KEY_LENGTH):
         raise ValidationFailed(
-            "points.key", f"The request's key must be 1 to {KEY_LENGTH} plain characters."
+            "points.key",
+            "The request's key must be 1 to %(most)s plain characters.",
+            most=KEY_LENGTH,
         )
 
 
@@ -61,18 +64,20 @@ def save(
     problems = Problems()
 
     def checked_name() -> str:
-        text = bounds.check_text(name, "reward.name", bounds.length(Reward.name), "The name")
+        text = bounds.check_text(name, "reward.name", bounds.length(Reward.name), N_("The name"))
         if not text.strip():
             raise ValidationFailed("reward.name", "Give the reward a name.")
         return text.strip()
 
     def checked_tiers() -> list[str]:
         for tier in eligible_tiers or []:
-            bounds.check_text(tier, "reward.tiers", bounds.length(Tier.code), "A tier code")
+            bounds.check_text(tier, "reward.tiers", bounds.length(Tier.code), N_("A tier code"))
         tiers = [t.strip().lower() for t in eligible_tiers or [] if t.strip()]
         unknown = set(tiers) - set(session.scalars(select(Tier.code)))
         if unknown:
-            raise ValidationFailed("reward.tiers", f"Unknown tier {', '.join(sorted(unknown))}.")
+            raise ValidationFailed(
+                "reward.tiers", "Unknown tier %(tiers)s.", tiers=", ".join(sorted(unknown))
+            )
         return tiers
 
     reward_name = problems.check("name", checked_name)
@@ -82,17 +87,18 @@ def save(
     text = problems.check(
         "description",
         lambda: bounds.check_text(
-            description, "reward.description", NOTE_LENGTH, "The description"
+            description, "reward.description", NOTE_LENGTH, N_("The description")
         ).strip(),
     )
     if isinstance(points_cost, bool) or not 1 <= points_cost <= bounds.MAX_POINTS:
         problems.add(
             "points_cost",
-            f"A reward costs from 1 to {bounds.MAX_POINTS:,} points.",
+            "A reward costs from 1 to %(most)s points.",
             "reward.cost",
+            most=f"{bounds.MAX_POINTS:,}",
         )
     if not 1 <= batch_id <= bounds.MAX_ID or session.get(Batch, batch_id) is None:
-        problems.add("batch_id", f"No coupon batch {batch_id}.", "reward.batch")
+        problems.add("batch_id", "No coupon batch %(id)s.", "reward.batch", id=batch_id)
     if reward_id is not None:
         problems.check("reward_id", lambda: bounds.check_id(reward_id, "reward_id"))
     tiers = problems.check("eligible_tiers", checked_tiers)
@@ -100,7 +106,7 @@ def save(
     assert reward_name is not None and text is not None and tiers is not None
     reward = session.get(Reward, reward_id) if reward_id else Reward()
     if reward is None:
-        raise NotFound("reward.not_found", f"No reward {reward_id}.")
+        raise NotFound("reward.not_found", "No reward %(id)s.", id=reward_id)
     before = _snapshot(reward) if reward_id else None
     reward.name, reward.name_zh = reward_name, chinese
     reward.points_cost, reward.batch_id = points_cost, batch_id
@@ -214,7 +220,7 @@ def adjust(
     A deduction may leave the balance negative (it becomes debt)."""
     actor.require("admin", "finance", doing="adjust points")
     reason = bounds.check_text(
-        reason, "points.reason", bounds.length(LedgerEntry.reason), "The reason"
+        reason, "points.reason", bounds.length(LedgerEntry.reason), N_("The reason")
     ).strip()
     if not reason:
         raise ValidationFailed("points.reason", "Say why the points change; members see it.")
@@ -226,8 +232,9 @@ def adjust(
     if abs(points) > largest:
         raise ValidationFailed(
             "points.amount.range",
-            f"One adjustment adds or takes away at most {largest:,} points (the program's "
+            "One adjustment adds or takes away at most %(most)s points (the program's "
             "limit); split a larger correction, or ask an admin to raise the limit.",
+            most=f"{largest:,}",
         )
     _check_key(key)
     member = ledger.lock_member(session, member_id)

@@ -31,30 +31,35 @@ from sqlalchemy.orm import Session
 
 from core.errors import Invalid, NotAuthenticated, PermissionDenied, Problems, RetainError
 from web.errors import status_for
-from web.rendering import flash
+from web.rendering import flash, say, say_each
 
 T = TypeVar("T")
 FORM = ""  # the key of a problem with the form as a whole, shown above it
 
 
 def problems_of(
-    exc: RetainError, names: Iterable[str] = (), codes: Mapping[str, str] | None = None
+    request: Request,
+    exc: RetainError,
+    names: Iterable[str] = (),
+    codes: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
-    """Which field a refusal is about, so the form can show it there: an `Invalid`'s own
-    map; else the route's `codes` (an error code → a field); else a part of the code that is
-    one of the form's field `names` ("amount.range", "revenue.amount" → amount); else the
-    form as a whole. `names` are the form's fields in the order it shows them."""
+    """Which field a refusal is about, so the form can show it there, in the reader's
+    language: an `Invalid`'s own map; else the route's `codes` (an error code → a field);
+    else a part of the code that is one of the form's field `names` ("amount.range",
+    "revenue.amount" → amount); else the form as a whole. `names` are the form's fields in
+    the order it shows them."""
     names = tuple(names)
     if isinstance(exc, Invalid):  # in the form's order, so the first one takes the focus
         order = {name: i for i, name in enumerate(names)}
-        return dict(sorted(exc.fields.items(), key=lambda item: order.get(item[0], len(order))))
+        fields = say_each(request, exc.fields, exc.errors)
+        return dict(sorted(fields.items(), key=lambda item: order.get(item[0], len(order))))
+    message = say(request, exc)
     if codes and exc.code in codes:
-        return {codes[exc.code]: exc.message}
-    fields = set(names)
+        return {codes[exc.code]: message}
     for part in exc.code.split("."):
-        if part in fields:
-            return {part: exc.message}
-    return {FORM: exc.message}
+        if part in names:
+            return {part: message}
+    return {FORM: message}
 
 
 def act(
@@ -87,10 +92,10 @@ def act(
     except RetainError as exc:
         db.rollback()
         if again is not None:
-            response = again(problems_of(exc, names, codes))
+            response = again(problems_of(request, exc, names, codes))
             response.status_code = status_for(exc)
             return response
-        flash(request, exc.message, "error")
+        flash(request, say(request, exc), "error")
         return RedirectResponse(str(back), status_code=303)
     db.commit()
     if done is not None:

@@ -19,9 +19,14 @@ from core.settings import Settings, get_settings
 from web import errors, health
 from web.api.router import router as api_router
 from web.headers import SecurityHeaders
+from web.i18n import currency_name
 from web.limits import BodyLimits
 from web.pages.router import router as pages_router
 from web.portal.router import router as portal_router
+from web.rendering import templates
+
+# The currency picker (`_currency.html`) names each currency in the page's language.
+templates.env.globals["currency_name"] = currency_name
 
 STATIC_DIR = Path(__file__).parent / "static"
 SWAGGER = "/static/vendor/swagger-ui"

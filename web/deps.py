@@ -14,6 +14,7 @@ from core.accounts.models import Role, User
 from core.audit import Actor
 from core.errors import NotAuthenticated, PermissionDenied
 from core.settings import Settings
+from core.text import N_, Either
 
 SESSION_KEY = "sid"
 
@@ -76,8 +77,8 @@ def require_roles(*roles: Role) -> Callable[[Request, User | None], User]:
         if user is None:
             raise NotAuthenticated("auth.required", "Sign in to continue.")
         if roles and not user.has_any(*roles):
-            needed = " or ".join(r.label for r in roles)
-            raise PermissionDenied("auth.role", f"This page is for {needed} staff.")
+            needed = Either(N_(r.label) for r in roles)
+            raise PermissionDenied("auth.role", "This page is for %(roles)s staff.", roles=needed)
         return user
 
     return dependency

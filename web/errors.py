@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 from typing import Any
 from urllib.parse import quote
@@ -10,10 +11,12 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from fastapi.routing import iter_route_contexts
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from core.accounts import sessions
 from core.errors import (
     ConfigError,
     Conflict,
@@ -24,8 +27,9 @@ from core.errors import (
     RetainError,
     ValidationFailed,
 )
+from web.deps import SESSION_KEY, Viewer, get_db
 from web.portal import errors as portal_errors
-from web.rendering import N_, render
+from web.rendering import N_, render, say, t
 
 log = logging.getLogger("retain.web")
 
@@ -45,6 +49,7 @@ TITLES = {
     404: N_("Page not found"),
     405: N_("Not allowed"),
     409: N_("Conflict"),
+    413: N_("Request too large"),
     422: N_("Please check your input"),
     429: N_("Too many attempts"),
     500: N_("Something went wrong"),
@@ -67,6 +72,35 @@ def api_error(
 ) -> Response:
     body = {"error": {"code": code, "message": message, "details": details}}
     return JSONResponse(body, status_code=status, headers=headers or None)
+
+
+def _session_viewer(request: Request) -> Viewer | None:
+    """The staff member the session is signed in as, as plain values, or None; never raises
+    (an error page must still be drawn when the database is the trouble)."""
+    try:
+        token = request.session.get(SESSION_KEY) if "session" in request.scope else None
+        if not isinstance(token, str):
+            return None
+        # The session the routes get (`get_db`, or what replaces it, as tests do).
+        provide = request.app.dependency_overrides.get(get_db, get_db)
+        made = provide(request) if inspect.signature(provide).parameters else provide()
+        try:
+            user = sessions.resolve(next(made), token)
+            return None if user is None else Viewer.of(user)
+        finally:
+            made.close()
+    except Exception:
+        log.warning("no signed-in user for the error page on %s", request.url.path, exc_info=True)
+        return None
+
+
+async def know_viewer(request: Request) -> None:
+    """Who is signed in, for a staff error page's frame (navigation, sign-out) and language,
+    when no route dependency said it: a 404 or 405 runs none. Looked up in a worker thread,
+    as every database call is; a page that already knows (`request.state.user`) is left so."""
+    if hasattr(request.state, "user") or is_api(request) or portal_errors.is_portal(request):
+        return
+    request.state.user = await run_in_threadpool(_session_viewer, request)
 
 
 def error_page(
@@ -105,7 +139,8 @@ async def handle_domain(request: Request, exc: Exception) -> Response:
         return api_error(status, exc.code, exc.message, exc.details, **headers)
     if isinstance(exc, NotAuthenticated):
         return _signin_redirect(request)
-    return error_page(request, status, exc.message, exc)
+    await know_viewer(request)
+    return error_page(request, status, say(request, exc), exc)
 
 
 def allowed_methods(request: Request) -> str:
@@ -123,7 +158,10 @@ def allowed_methods(request: Request) -> str:
 
 async def handle_http(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
-    message = {404: "There is nothing at this address.", 405: "That action is not allowed here."}
+    message = {
+        404: N_("There is nothing at this address."),
+        405: N_("That action is not allowed here."),
+    }
     text = message.get(exc.status_code) or str(exc.detail)
     headers = dict(exc.headers or {})
     if exc.status_code == 405:
@@ -131,7 +169,8 @@ async def handle_http(request: Request, exc: Exception) -> Response:
     if is_api(request):
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return api_error(exc.status_code, code, text, None, **headers)
-    page = error_page(request, exc.status_code, text)
+    await know_viewer(request)
+    page = error_page(request, exc.status_code, t(request, text))
     page.headers.update(headers)
     return page
 
@@ -145,16 +184,20 @@ async def handle_validation(request: Request, exc: Exception) -> Response:
     if is_api(request):
         return api_error(422, "validation_error", "The request is not valid.", details)
     fields = ", ".join(d["field"] for d in details)
-    return error_page(request, 422, f"Some fields are missing or not valid: {fields}.")
+    await know_viewer(request)
+    return error_page(
+        request, 422, t(request, "Some fields are missing or not valid: %(fields)s.", fields=fields)
+    )
 
 
 async def handle_unexpected(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-    message = "Retain hit an unexpected error. It has been logged; please try again."
+    message = N_("Retain hit an unexpected error. It has been logged; please try again.")
     if is_api(request):
         return api_error(500, "internal_error", message)
     try:
-        return error_page(request, 500, message)
+        await know_viewer(request)
+        return error_page(request, 500, t(request, message))
     except Exception:  # the page itself failed: still answer, in plain words
         log.exception("the error page failed on %s", request.url.path)
         return PlainTextResponse(message, status_code=500)

@@ -46,6 +46,16 @@ def translations(language: str, domain: str = PORTAL) -> NullTranslations:
     return Translations(buffer)
 
 
+@cache
+def currency_name(code: str, language: str = DEFAULT) -> str:
+    """An ISO 4217 currency's name in `language` (a key of LANGUAGES), from Babel's CLDR
+    data: "CLF" → "智利（UF）计价单位" in Chinese; the code itself where Babel has no name."""
+    try:
+        return str(numbers.get_currency_name(code, locale=LANGUAGES.get(language, DEFAULT)))
+    except (ValueError, LookupError):
+        return code
+
+
 def from_accept_language(header: str | None) -> str:
     """The first language in the browser's list that we have ("zh-CN,zh;q=0.9,en;q=0.8")."""
     ranked: list[tuple[float, int, str]] = []

@@ -18,18 +18,21 @@ The rest of a refused body is left to the server, which discards it unread.
 
 from __future__ import annotations
 
-import html
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
-from fastapi.responses import HTMLResponse, Response
+from fastapi import Request
+from fastapi.responses import Response
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from campaigns import attachments
+from core.text import N_
 from web.deps import SESSION_KEY
-from web.errors import api_error
+from web.errors import api_error, error_page
 from web.pages.finance import MAX_CSV
+from web.rendering import t
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -61,28 +64,43 @@ def _mb(size: int) -> str:
 @dataclass(frozen=True, slots=True)
 class Limit:
     size: int
-    hint: str
+    hint: str  # a template for the staff catalog, filled from `params`
+    params: Mapping[str, str] = field(default_factory=dict)
+
+    def says(self) -> str:
+        return self.hint % dict(self.params)
 
 
-JSON_LIMIT = Limit(JSON_BODY, f"API requests can be at most {_mb(JSON_BODY)}.")
-FORM_LIMIT = Limit(FORM_BODY, f"Forms can be at most {FORM_BODY // KiB} KB.")
+JSON_LIMIT = Limit(JSON_BODY, N_("API requests can be at most %(size)s."), {"size": _mb(JSON_BODY)})
+FORM_LIMIT = Limit(
+    FORM_BODY, N_("Forms can be at most %(size)s."), {"size": f"{FORM_BODY // KiB} KB"}
+)
 # Multipart uploads, by path. Any other body, multipart or not, is a form or an API body.
 UPLOADS: tuple[tuple[re.Pattern[str], Limit], ...] = (
     (
         re.compile(r"/api/v1/receipts/\d+/attachments"),
-        Limit(ATTACHMENT_UPLOAD, f"Attachments can be at most {_mb(attachments.MAX_BYTES)}."),
+        Limit(
+            ATTACHMENT_UPLOAD,
+            N_("Attachments can be at most %(size)s."),
+            {"size": _mb(attachments.MAX_BYTES)},
+        ),
     ),
     (
         re.compile(r"/receipts(?:/\d+)?"),
         Limit(
             RECEIPT_FORM_UPLOAD,
-            f"Attach at most {RECEIPT_FORM_FILES} files of up to "
-            f"{_mb(attachments.MAX_BYTES)} each at a time; add more by editing the receipt.",
+            N_(
+                "Attach at most %(files)s files of up to %(size)s each at a time; add more by"
+                " editing the receipt."
+            ),
+            {"files": str(RECEIPT_FORM_FILES), "size": _mb(attachments.MAX_BYTES)},
         ),
     ),
     (
         re.compile(r"/imports/[\w-]+"),
-        Limit(CSV_UPLOAD, f"CSV files can be at most {_mb(MAX_CSV)}; split it."),
+        Limit(
+            CSV_UPLOAD, N_("CSV files can be at most %(size)s; split it."), {"size": _mb(MAX_CSV)}
+        ),
     ),
 )
 
@@ -114,16 +132,22 @@ def _has_credentials(scope: Scope, headers: Headers) -> bool:
     return isinstance(session, dict) and isinstance(session.get(SESSION_KEY), str)
 
 
-def too_large(path: str, limit: Limit) -> Response:
-    message = f"The request is larger than this address accepts. {limit.hint}"
+TOO_LARGE = N_("The request is larger than this address accepts.")
+TRY_LESS = N_("Go back and try again with less.")
+
+
+def too_large(scope: Scope, limit: Limit) -> Response:
+    """The API's error shape, or the site's error page in the reader's language (the
+    person is known from the session; the page is drawn without reading the body)."""
+    path: str = scope["path"]
     if _is_api(path):
+        message = f"{TOO_LARGE} {limit.says()}"
         return api_error(413, "request.too_large", message, {"limit": limit.size})
-    page = (
-        '<!doctype html>\n<html lang="en"><meta charset="utf-8"><title>Request too large</title>'
-        f"<h1>Request too large</h1><p>{html.escape(message)}</p>"
-        "<p>Go back and try again with less.</p></html>\n"
+    request = Request(scope)
+    message = " ".join(
+        (t(request, TOO_LARGE), t(request, limit.hint, **limit.params), t(request, TRY_LESS))
     )
-    return HTMLResponse(page, status_code=413)
+    return error_page(request, 413, message)
 
 
 def unauthenticated() -> Response:
@@ -158,7 +182,7 @@ class BodyLimits:
                 await unauthenticated()(scope, receive, send)
                 return
             if length > limit.size:
-                await too_large(path, limit)(scope, receive, send)
+                await too_large(scope, limit)(scope, receive, send)
                 return
 
         received = 0
@@ -175,7 +199,7 @@ class BodyLimits:
                 if anonymous and received > UNAUTHENTICATED_API_BODY:
                     refusal = unauthenticated()
                 elif received > limit.size:
-                    refusal = too_large(path, limit)
+                    refusal = too_large(scope, limit)
                 if refusal is not None:
                     raise _BodyRefused
             return message

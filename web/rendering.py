@@ -17,6 +17,9 @@ from fastapi.responses import Response
 from jinja2 import Environment, FileSystemLoader
 from jinja2_fragments.fastapi import Jinja2Blocks
 
+from core.errors import RetainError
+from core.text import N_ as N_  # pages mark their words with the one marker
+from core.text import OR, Either, Phrase
 from core.timeutil import to_zone
 from web.csrf import csrf_token
 from web.i18n import LANGUAGES, NAMES, STAFF, from_accept_language, translations
@@ -54,10 +57,36 @@ def tn(request: Request, singular: str, plural: str, n: int, **variables: Any) -
     return text % {"num": n, **variables}
 
 
-def N_(message: str) -> str:
-    """Marks a string for the staff catalog where it is defined; `t` translates it where it
-    is shown."""
-    return message
+def say(request: Request, error: RetainError) -> str:
+    """A refusal in the request's language: its template translated and filled, the marked
+    words among its params (labels, `core.text.Phrase`) translated too; the person's own input
+    quoted in it stays as typed. A template the catalog lacks reads as the English."""
+    if not error.template:
+        return error.message
+    params = {name: _said(request, value) for name, value in error.params.items()}
+    try:
+        return t(request, error.template, **params)
+    except (KeyError, ValueError, TypeError):  # a translation that lost a placeholder
+        return error.message
+
+
+def _said(request: Request, value: Any) -> Any:
+    if isinstance(value, Phrase):
+        return t(request, value)
+    if isinstance(value, Either):
+        return t(request, OR).join(t(request, word) for word in value)
+    return value
+
+
+def say_each(
+    request: Request, problems: Mapping[str, str], errors: Mapping[str, RetainError]
+) -> dict[str, str]:
+    """Each field's problem in the request's language (`Problems.by_field` or `Invalid.fields`
+    with their `errors`)."""
+    return {
+        field: say(request, errors[field]) if field in errors else message
+        for field, message in problems.items()
+    }
 
 
 def plain(value: Any) -> str:

@@ -50,7 +50,10 @@ def parse_scopes(values: Iterable[str]) -> list[str]:
     unknown = [s for s in scopes if s not in SCOPES]
     if unknown:
         raise ValidationFailed(
-            "apikey.scope", f"Unknown scope {', '.join(unknown)}; use {', '.join(SCOPES)}."
+            "apikey.scope",
+            "Unknown scope %(unknown)s; use %(known)s.",
+            unknown=", ".join(unknown),
+            known=", ".join(SCOPES),
         )
     if not scopes:
         raise ValidationFailed("apikey.scopes_empty", "Choose at least one scope.")
@@ -64,7 +67,7 @@ def create(
     name = name.strip()
     if not name:
         raise ValidationFailed("apikey.name", "Name the key after the system that will use it.")
-    bounds.check_text(name, "apikey.name", bounds.length(ApiKey.name), label="The name")
+    bounds.check_text(name, "apikey.name", bounds.length(ApiKey.name), label=N_("The name"))
     prefix = secrets.token_hex(4)
     raw = f"{KEY_PREFIX}_{prefix}_{secrets.token_urlsafe(32)}"
     key = ApiKey(
@@ -99,7 +102,7 @@ def get(session: Session, key_id: int) -> ApiKey:
     # An id out of the column's range names no key (and must not reach the database).
     key = session.get(ApiKey, key_id) if 1 <= key_id <= bounds.MAX_ID else None
     if key is None:
-        raise NotFound("apikey.not_found", f"No API key with id {key_id}.")
+        raise NotFound("apikey.not_found", "No API key with id %(id)s.", id=key_id)
     return key
 
 

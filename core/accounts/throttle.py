@@ -90,7 +90,8 @@ def check_allowed(
             wait = max(1, math.ceil((unlock - now).total_seconds()))
             raise RateLimited(
                 "auth.throttled",
-                f"Too many failed sign-in attempts. Try again in {math.ceil(wait / 60)} minutes.",
+                "Too many failed sign-in attempts. Try again in %(minutes)s minutes.",
+                minutes=math.ceil(wait / 60),
                 retry_after=wait,
             )
 
@@ -121,7 +122,9 @@ def limit(
         wait = max(
             1, math.ceil((hits[-max_hits] + timedelta(minutes=minutes) - now).total_seconds())
         )
-        raise RateLimited("rate_limited", message, retry_after=wait)
+        # `message` is the caller's whole sentence, a `core.text.N_` phrase the staff catalog
+        # translates where it is shown.
+        raise RateLimited("rate_limited", "%(refusal)s", retry_after=wait, refusal=message)
     record_attempt(session, key, None, now, succeeded=False)
 
 

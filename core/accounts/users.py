@@ -17,6 +17,7 @@ from core.accounts.tokens import new_token, token_hash
 from core.audit import Actor
 from core.errors import Conflict, NotAuthenticated, NotFound, ValidationFailed
 from core.settings import Settings
+from core.text import N_
 from core.timeutil import utcnow
 
 INVITE_DAYS = 7
@@ -30,7 +31,7 @@ def normalise_email(email: str) -> str:
     if bounds.text_problem(email, bounds.length(User.email)):
         raise ValidationFailed("user.email", "That is not an email address.")
     if not _EMAIL.match(email):
-        raise ValidationFailed("user.email", f"'{email}' is not an email address.")
+        raise ValidationFailed("user.email", "'%(email)s' is not an email address.", email=email)
     return email
 
 
@@ -41,7 +42,9 @@ def parse_roles(values: Iterable[str]) -> set[Role]:
             roles.add(Role(value.strip().lower()))
         except ValueError:
             known = ", ".join(r.value for r in Role)
-            raise ValidationFailed("user.role", f"Unknown role '{value}'; use {known}.") from None
+            raise ValidationFailed(
+                "user.role", "Unknown role '%(value)s'; use %(known)s.", value=value, known=known
+            ) from None
     if not roles:
         raise ValidationFailed("user.roles_empty", "Give the person at least one role.")
     return roles
@@ -60,7 +63,7 @@ def get(session: Session, user_id: int) -> User:
     # An id out of the column's range names nobody (and must not reach the database).
     user = session.get(User, user_id) if 1 <= user_id <= bounds.MAX_ID else None
     if user is None:
-        raise NotFound("user.not_found", f"No staff account with id {user_id}.")
+        raise NotFound("user.not_found", "No staff account with id %(id)s.", id=user_id)
     return user
 
 
@@ -81,9 +84,11 @@ def _new_user(session: Session, email: str, name: str, roles: set[Role], status:
     name = name.strip()
     if not name:
         raise ValidationFailed("user.name", "Enter the person's name.")
-    bounds.check_text(name, "user.name", bounds.length(User.name), label="The name")
+    bounds.check_text(name, "user.name", bounds.length(User.name), label=N_("The name"))
     if find_by_email(session, email) is not None:
-        raise Conflict("user.email_taken", f"There is already an account for {email}.")
+        raise Conflict(
+            "user.email_taken", "There is already an account for %(email)s.", email=email
+        )
     user = User(email=email, name=name, status=status)
     user.role_rows = [UserRole(role=r.value) for r in sorted(roles)]
     session.add(user)
@@ -128,7 +133,9 @@ def invite(
 def reissue_invite(session: Session, actor: Actor, user_id: int) -> str:
     user = get(session, user_id)
     if user.status != UserStatus.INVITED:
-        raise Conflict("user.not_invited", f"{user.email} has already set a password.")
+        raise Conflict(
+            "user.not_invited", "%(email)s has already set a password.", email=user.email
+        )
     token = _issue_invite(session, user)
     audit.record(session, actor, "user.reinvite", "user", user.id)
     return token
@@ -180,7 +187,7 @@ def authenticate(
     email = email.strip().lower()
     if bounds.text_problem(email, bounds.length(User.email)):
         # No account can have such an address (and the database could not even look it up).
-        raise NotAuthenticated("auth.invalid_credentials", BAD_CREDENTIALS)
+        raise NotAuthenticated("auth.invalid_credentials", "Email or password is incorrect.")
     now = utcnow()
     throttle.check_allowed(
         session, email, ip, now, settings.signin_max_failures, settings.signin_lock_minutes
@@ -190,7 +197,7 @@ def authenticate(
     ok = passwords.verify_password(user.password_hash if user else None, password)
     if not ok or user is None or not user.is_active:
         throttle.record_attempt(session, email, ip, now, succeeded=False)
-        raise NotAuthenticated("auth.invalid_credentials", BAD_CREDENTIALS)
+        raise NotAuthenticated("auth.invalid_credentials", "Email or password is incorrect.")
     throttle.record_attempt(session, email, ip, now, succeeded=True)
     assert user.password_hash is not None
     if passwords.needs_rehash(user.password_hash):
@@ -211,9 +218,8 @@ def _active_admin_count(session: Session) -> int:
     )
 
 
-def _guard_last_admin(session: Session, user: User, message: str) -> None:
-    if user.is_active and Role.ADMIN in user.roles and _active_admin_count(session) <= 1:
-        raise Conflict("user.last_admin", message)
+def _is_last_admin(session: Session, user: User) -> bool:
+    return user.is_active and Role.ADMIN in user.roles and _active_admin_count(session) <= 1
 
 
 def set_roles(session: Session, actor: Actor, user_id: int, roles: Iterable[str]) -> User:
@@ -221,9 +227,9 @@ def set_roles(session: Session, actor: Actor, user_id: int, roles: Iterable[str]
     new_roles = parse_roles(roles)
     if new_roles == user.roles:
         return user
-    if Role.ADMIN not in new_roles:
-        _guard_last_admin(
-            session, user, "Keep at least one active admin; make someone else admin first."
+    if Role.ADMIN not in new_roles and _is_last_admin(session, user):
+        raise Conflict(
+            "user.last_admin", "Keep at least one active admin; make someone else admin first."
         )
     before = snapshot(user)
     user.role_rows = [UserRole(role=r.value) for r in sorted(new_roles)]
@@ -238,9 +244,10 @@ def disable(session: Session, actor: Actor, user_id: int) -> User:
         raise Conflict("user.disable_self", "You cannot disable your own account.")
     if user.status == UserStatus.DISABLED:
         return user
-    _guard_last_admin(
-        session, user, "This is the last active admin; make someone else admin first."
-    )
+    if _is_last_admin(session, user):
+        raise Conflict(
+            "user.last_admin", "This is the last active admin; make someone else admin first."
+        )
     before = snapshot(user)
     user.status = UserStatus.DISABLED
     sessions.revoke_all(session, user.id)
@@ -269,7 +276,7 @@ def set_language(session: Session, actor: Actor, user: User, language: str | Non
     """The language a person's staff pages speak; None follows the browser. The web layer
     offers the choices."""
     if language is not None:
-        bounds.check_text(language, "language", LANGUAGE_LENGTH, "The language")
+        bounds.check_text(language, "language", LANGUAGE_LENGTH, N_("The language"))
     if user.language != language:
         before = {"language": user.language}
         user.language = language

@@ -250,7 +250,7 @@ def test_a_rate_stored_before_the_bounds_is_named_not_a_500(
         ("9999-12", "month must be between 1900-01-01"),
         ("2026-13", "'2026-13' is not a month like 2026-03"),
         ("２０２６-03", "not a month like 2026-03"),
-        ("2026-03\x00", "That not a month like 2026-03"),
+        ("2026-03\x00", "That is not a month like 2026-03"),
     ],
 )
 def test_months_are_parsed_strictly(value: str, message: str) -> None:

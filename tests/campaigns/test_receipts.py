@@ -434,7 +434,7 @@ def test_paying_in_bulk_checks_the_shared_date_first_then_each_receipt(
     )
     assert done.done == [a.id, b.id]
     assert done.refused == [
-        (waiting.id, f"Receipt #{waiting.id} is submitted; only a approved receipt can be paid.")
+        (waiting.id, f"Receipt #{waiting.id} is submitted; only an approved receipt can be paid.")
     ]
     for r in (a, b):
         assert (r.status, r.paid_on, r.payment_reference) == ("paid", date(2026, 3, 19), "BATCH-7")

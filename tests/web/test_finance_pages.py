@@ -101,6 +101,18 @@ def test_import_page_lists_bad_lines_and_saves_nothing(
     assert bad.status_code == 422
     refused = "<td>3</td><td>amount: &#39;oops&#39; is not an amount: write it like 1234.56"
     assert refused in bad.text
+    # A Chinese reader gets each bad row in Chinese (the CSV's column name stays as written).
+    switch = {"csrf_token": token, "next": "/imports"}
+    assert client.post("/language", data={**switch, "language": "zh"}).status_code == 303
+    bad_zh = client.post(
+        "/imports/receipts",
+        data={"csrf_token": token},
+        files={"file": ("receipts.csv", csv.encode(), "text/csv")},
+    )
+    assert bad_zh.status_code == 422
+    assert "<td>3</td><td>amount：“oops”不是金额" in bad_zh.text
+    assert "is not an amount" not in bad_zh.text
+    assert client.post("/language", data={**switch, "language": "en"}).status_code == 303
     assert db.scalar(select(func.count()).select_from(Receipt)) == 0
     good = client.post(
         "/imports/receipts",

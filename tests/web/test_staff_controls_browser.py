@@ -432,3 +432,42 @@ def test_staff_pages_load_without_errors(shop: tuple[str, str]) -> None:
                 page.goto(f"{base}{href}")
                 page.wait_for_load_state("load")
             assert watch.problems == [], email
+
+
+def test_top_bar_menus_open_lead_and_close(shop: tuple[str, str]) -> None:
+    """The top bar fits one line at laptop width, in English and Chinese: its groups
+    (Finance, Analysis, Admin) open on a click, lead to their pages with the group marked
+    current, and close on a click elsewhere or on Escape."""
+    base, _ = shop
+    for language in ("en", "zh"):
+        with opened() as (page, watch):
+            sign_in(page, base, "admin@demo.retain")
+            if language == "zh":
+                page.click("footer .language-switch button[value=zh]")
+                page.wait_for_load_state("load")
+            boxes = page.locator("nav .nav-links > li").evaluate_all(
+                "items => items.map(li => [li.getBoundingClientRect().top,"
+                " li.getBoundingClientRect().bottom])"
+            )
+            assert max(top for top, _ in boxes) < min(bottom for _, bottom in boxes), (
+                f"the top bar wraps ({language}): {boxes}"
+            )
+            finance = page.locator("details.nav-group").nth(0)
+            finance.locator("summary").click()
+            assert finance.get_attribute("open") is not None
+            page.locator("body").click(position={"x": 5, "y": 600})
+            assert finance.get_attribute("open") is None
+            finance.locator("summary").click()
+            page.keyboard.press("Escape")
+            assert finance.get_attribute("open") is None
+            finance.locator("summary").click()
+            finance.locator("a[href='/finance/periods']").click()
+            page.wait_for_url(f"{base}/finance/periods")
+            assert "current" in (
+                page.locator("details.nav-group summary").nth(0).get_attribute("class") or ""
+            )
+            current = page.locator("nav .nav-links a[aria-current=page]")
+            assert current.evaluate_all("links => links.map(a => a.getAttribute('href'))") == [
+                "/finance/periods"
+            ]
+            assert watch.problems == []

@@ -4,6 +4,7 @@ English left in a staff template outside the catalog."""
 
 from __future__ import annotations
 
+import ast
 import configparser
 import re
 from collections.abc import Callable
@@ -12,6 +13,7 @@ from pathlib import Path
 
 from babel.messages.extract import extract_from_dir
 from babel.messages.pofile import read_po
+from babel.util import pathmatch
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -22,7 +24,33 @@ from tests.web.conftest import csrf_from, sign_in
 from web.i18n import LOCALE_DIR
 
 ROOT = Path(__file__).parents[2]
-KEYWORDS = {"_": None, "gettext": None, "ngettext": (1, 2), "N_": None, "t": (2,), "tn": (2, 3)}
+ERRORS = (
+    "RetainError",
+    "ValidationFailed",
+    "NotFound",
+    "PermissionDenied",
+    "NotAuthenticated",
+    "Conflict",
+    "RateLimited",
+    "ConfigError",
+    # Their subclasses, which take a template the same way.
+    "MissingRate",
+    "ImportFailed",
+    "InsufficientPoints",
+    "NegativeBalance",
+    "CouponRefused",
+    "MonthClosed",
+)
+KEYWORDS: dict[str, tuple[int, ...] | None] = {
+    "_": None,
+    "gettext": None,
+    "ngettext": (1, 2),
+    "N_": None,
+    "t": (2,),
+    "tn": (2, 3),
+    # A refusal's template (core.errors): the second argument of an error or Problems.add.
+    **{name: (2,) for name in ("add", *ERRORS)},
+}
 
 
 def staff_method_map() -> list[tuple[str, str]]:
@@ -179,3 +207,85 @@ def test_an_unknown_language_is_refused_and_nothing_changes(
     db.refresh(finance)
     assert finance.language is None
     assert client.get("/dashboard").headers["content-language"] == "en"
+
+
+PLACEHOLDER = re.compile(r"%\((\w+)\)")
+
+
+def _templates(node: ast.expr, top: bool = True) -> list[str] | None:
+    """The template(s) a refusal's message argument can be: a literal; a conditional whose
+    every branch is marked `N_("…")` (pybabel would glue unmarked branches into one id); or
+    an earlier error's `.template` passed on. None: not a template."""
+    if top and isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return [node.value]
+    if (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Name)
+        and node.func.id == "N_"
+        and len(node.args) == 1
+        and isinstance(node.args[0], ast.Constant)
+        and isinstance(node.args[0].value, str)
+    ):
+        return [node.args[0].value]
+    if isinstance(node, ast.IfExp):
+        body, orelse = _templates(node.body, False), _templates(node.orelse, False)
+        return None if body is None or orelse is None else body + orelse
+    if top and isinstance(node, ast.Attribute) and node.attr == "template":
+        return []
+    return None
+
+
+def refusals_not_templates() -> list[str]:
+    """Every refusal in the staff-visible code whose message is built in place (an f-string,
+    a concatenation, a variable) instead of a literal template with its params apart, and
+    every template naming a param the call does not pass."""
+    patterns = [pattern for pattern, method in staff_method_map() if method == "python"]
+    sources = [
+        path
+        for top in ("core", "campaigns", "loyalty", "attribution", "analytics", "web")
+        for path in sorted((ROOT / top).rglob("*.py"))
+        if any(pathmatch(p, path.relative_to(ROOT).as_posix()) for p in patterns)
+        and path != ROOT / "core" / "errors.py"  # where templates are filled
+    ]
+    bad: list[str] = []
+    for path in sources:
+        tree = ast.parse(path.read_text(), str(path))
+        for call in ast.walk(tree):
+            if not isinstance(call, ast.Call):
+                continue
+            func = call.func
+            name = func.id if isinstance(func, ast.Name) else None
+            adds = (
+                isinstance(func, ast.Attribute)
+                and func.attr == "add"
+                and isinstance(func.value, ast.Name)
+                and func.value.id in {"problems", "errors", "found"}
+            )
+            if name not in ERRORS and not adds:
+                continue
+            message = call.args[1] if len(call.args) > 1 else None
+            for keyword in call.keywords:
+                if keyword.arg == "message":
+                    message = keyword.value
+            if message is None:
+                continue
+            where = f"{path.relative_to(ROOT)}:{call.lineno}"
+            templates = _templates(message)
+            if templates is None:
+                bad.append(f"{where}: the message is built in place")
+                continue
+            passed = {k.arg for k in call.keywords if k.arg}
+            if any(k.arg is None for k in call.keywords):
+                continue  # **params passed on
+            for template in templates:
+                missing = set(PLACEHOLDER.findall(template)) - passed
+                if missing:
+                    bad.append(f"{where}: {sorted(missing)} not passed")
+    return bad
+
+
+def test_refusals_are_templates_the_catalog_can_translate() -> None:
+    """A refusal's message is a literal template with its params apart (core.errors), so
+    the staff pages say it in the reader's language: `"No receipt #%(id)s."`, `id=...`."""
+    bad = refusals_not_templates()
+    assert bad == [], f"{len(bad)} refusals are not templates, e.g. " + "; ".join(bad[:15])

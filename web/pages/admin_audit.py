@@ -12,7 +12,7 @@ from core import audit, bounds
 from core.audit import AuditEntry
 from web.deps import AdminUser, Db
 from web.pages.reports import filter_day, filter_text
-from web.rendering import render, t
+from web.rendering import N_, render
 
 router = APIRouter(prefix="/admin/audit")
 PAGE = 50
@@ -39,23 +39,30 @@ def audit_log(
     problems: list[str] = []
     kept = {
         "action": filter_text(
-            action.strip(), t(request, "The action"), bounds.length(AuditEntry.action), problems
+            request,
+            action.strip(),
+            N_("The action"),
+            bounds.length(AuditEntry.action),
+            problems,
         ),
-        "actor": filter_text(actor.strip(), t(request, "Who"), bounds.MAX_SEARCH, problems),
+        "actor": filter_text(request, actor.strip(), N_("Who"), bounds.MAX_SEARCH, problems),
         "entity_type": filter_text(
+            request,
             entity_type.strip(),
-            t(request, "The record type"),
+            N_("The record type"),
             bounds.length(AuditEntry.entity_type),
             problems,
         ),
         "entity_id": filter_text(
+            request,
             entity_id.strip(),
-            t(request, "The record id"),
+            N_("The record id"),
             bounds.length(AuditEntry.entity_id),
             problems,
         ),
     }
-    since_day, until_day = filter_day(since, problems), filter_day(until, problems)
+    since_day = filter_day(request, since, problems)
+    until_day = filter_day(request, until, problems)
     filters = audit.AuditFilter(
         **kept,
         # Days are the staff member's local days; "until" includes the whole day.

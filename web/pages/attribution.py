@@ -42,7 +42,7 @@ from core.money import format_decimal, minor_units
 from web.actions import act
 from web.deps import AppSettings, Db, actor_for, require_roles
 from web.forms import FormFields
-from web.rendering import N_, render, t
+from web.rendering import N_, render, say_each, t
 
 router = APIRouter()
 Reader = Annotated[User, Depends(require_roles(Role.MARKETER, Role.FINANCE, Role.ADMIN))]
@@ -93,6 +93,7 @@ class Filters:
     params: RunParams
     problems: dict[str, str] = field(default_factory=dict)
     typed: dict[str, str] = field(default_factory=dict)
+    refusals: Problems = field(default_factory=Problems)  # the problems as refusals
 
     @property
     def query(self) -> dict[str, str]:
@@ -119,7 +120,7 @@ def parse(request: Request, values: Mapping[str, str]) -> Filters:
     """The filters from a query string or the compute form; a bad value is named by its field
     and the default is used instead."""
     typed = {name: str(values.get(name, "")) for name in FIELDS}
-    problems: dict[str, str] = {}
+    found = Problems()
 
     def day(name: str) -> date | None:
         value = typed[name].strip()
@@ -128,16 +129,14 @@ def parse(request: Request, values: Mapping[str, str]) -> Filters:
         try:
             return bounds.check_day(date.fromisoformat(value), name, label=f"'{_shown(value)}'")
         except ValueError:
-            problems[name] = t(
-                request, "'%(value)s' is not a date like 2026-03-31.", value=_shown(value)
-            )
+            found.add(name, "'%(value)s' is not a date like 2026-03-31.", value=_shown(value))
         except ValidationFailed as exc:
-            problems[name] = exc.message
+            found.refuse(name, exc)
         return None
 
     start, end = day("from"), day("to")
     if start and end and start > end:
-        problems["to"] = t(request, "The period's end is before its start.")
+        found.add("to", "The period's end is before its start.")
         end = None
 
     lookback = runs.DEFAULT_LOOKBACK_DAYS
@@ -146,15 +145,15 @@ def parse(request: Request, values: Mapping[str, str]) -> Filters:
         if _WHOLE.fullmatch(raw) and 1 <= int(raw) <= runs.MAX_LOOKBACK_DAYS:
             lookback = int(raw)
         else:
-            problems["lookback"] = t(
-                request,
+            found.add(
+                "lookback",
                 "The lookback must be a whole number of days from 1 to %(most)s.",
                 most=runs.MAX_LOOKBACK_DAYS,
             )
 
     unit = typed["unit"] or "channel"
     if unit not in runs.UNITS:
-        problems["unit"] = t(request, "The unit must be channel or campaign.")
+        found.add("unit", "The unit must be channel or campaign.")
         unit = "channel"
 
     order = 1
@@ -163,7 +162,7 @@ def parse(request: Request, values: Mapping[str, str]) -> Filters:
         if raw in ("1", "2", "3"):
             order = int(raw)
         else:
-            problems["order"] = t(request, "The Markov order must be 1, 2 or 3.")
+            found.add("order", "The Markov order must be 1, 2 or 3.")
 
     collapse = False
     raw = typed["collapse"]
@@ -171,7 +170,7 @@ def parse(request: Request, values: Mapping[str, str]) -> Filters:
         if raw.lower() in YES:
             collapse = True
         else:
-            problems["collapse"] = t(request, "Collapse repeats is a box to tick, or not.")
+            found.add("collapse", "Collapse repeats is a box to tick, or not.")
 
     params = RunParams(
         unit="campaign" if unit == "campaign" else "channel",
@@ -181,7 +180,7 @@ def parse(request: Request, values: Mapping[str, str]) -> Filters:
         period_from=start,
         period_to=end,
     )
-    return Filters(params, problems, typed)
+    return Filters(params, say_each(request, found.by_field, found.errors), typed, found)
 
 
 # --- What the page shows ---------------------------------------------------------------------
@@ -436,8 +435,9 @@ def compute(
     values = {name: str(form.get(name) or "") for name in FIELDS}
     filters = parse(request, values)
     problems = Problems()
-    for name, message in filters.problems.items():
-        problems.add(name, message, f"attribution.{name}")
+    for name, error in filters.refusals.errors.items():  # each under the page's own code
+        code = f"attribution.{name}"
+        problems.refuse(name, ValidationFailed(code, error.template, **error.params))
 
     def run() -> Comparison:
         return runs.run_all(

@@ -158,8 +158,8 @@ def parse(request: Request, db: Db) -> AudienceView:
         problems.append(
             t(request, "'%(dimension)s' is not a way to group members", dimension=_shown(dimension))
         )
-    start = filter_day(params.get("from", ""), problems)
-    end = filter_day(params.get("to", ""), problems)
+    start = filter_day(request, params.get("from", ""), problems)
+    end = filter_day(request, params.get("to", ""), problems)
     if start and end and start > end:
         problems.append(
             t(
@@ -173,7 +173,7 @@ def parse(request: Request, db: Db) -> AudienceView:
     view.start, view.end = start, end
     campaign = params.get("campaign", "")
     if campaign:
-        found = filter_id(campaign, "campaign", problems)
+        found = filter_id(request, campaign, "campaign", problems)
         if found is not None and db.get(Campaign, found) is None:
             problems.append(t(request, "There is no campaign #%(id)s", id=found))
             found = None
@@ -471,10 +471,12 @@ def audience_export(
     request: Request, fmt: str, user: Reader, db: Db, settings: AppSettings, clock: Now
 ) -> Response:
     if fmt not in ("csv", "xlsx"):
-        raise RetainError("audience.format", t(request, "Export as .csv or .xlsx."))
+        raise RetainError("audience.format", "Export as .csv or .xlsx.")
     view = parse(request, db)
     if view.problems:  # a file is no place to say a filter was ignored: refuse it instead
-        raise ValidationFailed("audience.filter", "; ".join(view.problems) + ".")
+        raise ValidationFailed(
+            "audience.filter", "%(problems)s.", problems="; ".join(view.problems)
+        )
     _, frame, _ = _frames(db, settings, view, clock.date())
     name = f"audience-by-{view.dimension.replace('_', '-')}-{clock:%Y%m%d}"
     if fmt == "csv":

@@ -15,7 +15,7 @@ from web.actions import act
 from web.deps import SESSION_KEY, AppSettings, Db, actor_for, client_ip, optional_user
 from web.i18n import LANGUAGES
 from web.portal.deps import MEMBER_KEY
-from web.rendering import flash, render, t
+from web.rendering import flash, render, say, t
 
 router = APIRouter()
 HOME = "/dashboard"
@@ -73,7 +73,7 @@ def signin(
     except RetainError as exc:
         db.commit()  # keep the failed attempt: it is what throttling counts
         status = 429 if isinstance(exc, RateLimited) else 401
-        context = {"error": exc.message, "email": email, "next": safe_next(next)}
+        context = {"error": say(request, exc), "email": email, "next": safe_next(next)}
         return render(request, "auth/signin.html", context, status_code=status)
     return _sign_in(request, db, settings, user, safe_next(next))
 
@@ -111,7 +111,7 @@ def invite_accept(
     _, invitee = users.invite_for_token(db, token)
     problems = Problems()
     if password != confirm:
-        problems.add("confirm", t(request, "The two passwords do not match."))
+        problems.add("confirm", "The two passwords do not match.")
 
     def welcome(user: User) -> Response:
         response = _sign_in(request, db, settings, user, HOME)
@@ -145,7 +145,7 @@ def switch_language(
     """The staff pages' language: kept on this browser, and for a signed-in person on their
     account, so it follows them to another browser."""
     if language not in LANGUAGES:
-        raise ValidationFailed("language", t(request, "Choose English or 中文."))
+        raise ValidationFailed("language", "Choose English or 中文.")
     request.session["lang"] = language
     if user is not None:
         users.set_language(db, actor_for(request, user), user, language)

@@ -27,6 +27,7 @@ from core import bounds, money
 from core.accounts.models import Role, User
 from core.errors import Problems, RetainError, ValidationFailed
 from core.money import format_amount, format_decimal, minor_units, parse_amount
+from core.text import Phrase
 from loyalty import reports as loyalty_reports
 from loyalty.campaign_sales import campaign_sales
 from web.actions import act
@@ -34,7 +35,7 @@ from web.deps import AppSettings, Db, actor_for, require_roles
 from web.forms import FormFields
 from web.pages.reports import chart_data, filter_day, filter_id, filter_text, fix_of
 from web.pages.segments import target_context
-from web.rendering import N_, render, t
+from web.rendering import N_, render, say, t
 
 router = APIRouter(prefix="/campaigns")
 Staff = Annotated[User, Depends(require_roles(Role.MARKETER, Role.FINANCE, Role.ADMIN))]
@@ -96,19 +97,19 @@ class FiguresProblem:
     fix: dict[str, str] | None
 
 
-def _problem(exc: RetainError) -> FiguresProblem:
-    return FiguresProblem(reason=exc.message, fix=fix_of(exc))
+def _problem(request: Request, exc: RetainError) -> FiguresProblem:
+    return FiguresProblem(reason=say(request, exc), fix=fix_of(exc))
 
 
 def _kpis(
-    db: Session, settings: AppSettings, f: report_data.ReportFilter
+    request: Request, db: Session, settings: AppSettings, f: report_data.ReportFilter
 ) -> tuple[dict[str, RoiRow], FiguresProblem | None]:
     """Report rows by campaign code, or none and why (e.g. a missing rate), for the page to
     say instead of showing blanks."""
     try:
         report = loyalty_reports.roi(db, settings.base_currency, f, zone=settings.zone)
     except RetainError as exc:
-        return {}, _problem(exc)
+        return {}, _problem(request, exc)
     return {r.key["code"]: r for r in report.rows}, None
 
 
@@ -128,15 +129,16 @@ def list_campaigns(
 ) -> Response:
     # Bad filters are named on the page and ignored, and the answer is a 422.
     problems: list[str] = []
-    search = filter_text(q.strip(), t(request, "The search"), bounds.MAX_SEARCH, problems)
+    search = filter_text(request, q.strip(), N_("The search"), bounds.MAX_SEARCH, problems)
     status_ = filter_text(
-        status, t(request, "The status"), bounds.length(Campaign.status), problems
+        request, status, N_("The status"), bounds.length(Campaign.status), problems
     )
     channel_ = filter_text(
-        channel, t(request, "The channel"), bounds.length(Channel.code), problems
+        request, channel, N_("The channel"), bounds.length(Channel.code), problems
     )
-    owner_id = filter_id(owner, "owner", problems)
-    period_start, period_end = filter_day(start, problems), filter_day(end, problems)
+    owner_id = filter_id(request, owner, "owner", problems)
+    period_start = filter_day(request, start, problems)
+    period_end = filter_day(request, end, problems)
     query = select(Campaign).join(Channel, Channel.id == Campaign.channel_id)
     if search:
         query = query.where(
@@ -157,7 +159,7 @@ def list_campaigns(
     owners = {user_id: name for user_id, name in db.execute(select(User.id, User.name))}
     # Lifetime figures of exactly the campaigns listed.
     kpis, figures_problem = _kpis(
-        db, settings, report_data.ReportFilter(campaign_ids=tuple(c.id for c in rows))
+        request, db, settings, report_data.ReportFilter(campaign_ids=tuple(c.id for c in rows))
     )
     params = {
         "q": q,
@@ -191,26 +193,26 @@ def new_campaign(request: Request, user: Planner, db: Db, settings: AppSettings)
     return render(request, "campaigns/new.html", {"form": {}, **_form_choices(db, settings)})
 
 
-def _amount(value: str, label: str, missing: str | None = None) -> Decimal | None:
+def _amount(value: str, label: Phrase, missing: ValidationFailed | None = None) -> Decimal | None:
     """An amount field: "1234.56" or "1,234.56" (`money.parse_amount`); a refusal names
     the field by its `label` as the form shows it. Empty is None, or refused with `missing`
     (the field is required)."""
     if not value.strip():
         if missing is not None:
-            raise ValidationFailed("form.amount", missing)
+            raise missing
         return None
     return parse_amount(value, label)
 
 
-def _day(value: str, refusal: str) -> date:
+def _day(value: str, refusal: ValidationFailed) -> date:
     """A date field; `refusal` says which one is not a date."""
     try:
         return date.fromisoformat(value)
     except ValueError:
-        raise ValidationFailed("form.date", refusal) from None
+        raise refusal from None
 
 
-def _orders(request: Request, value: str) -> int | None:
+def _orders(value: str) -> int | None:
     """A count of orders: empty, or a whole number the INTEGER column holds."""
     value = value.strip()
     if not value:
@@ -218,13 +220,20 @@ def _orders(request: Request, value: str) -> int | None:
     if not (value.isascii() and value.isdigit()) or len(value) > len(str(revenue.MAX_ORDERS)):
         raise ValidationFailed(
             "revenue.orders",
-            t(
-                request,
-                "Orders must be a whole number up to %(max)s.",
-                max=f"{revenue.MAX_ORDERS:,}",
-            ),
+            "Orders must be a whole number up to %(max)s.",
+            max=f"{revenue.MAX_ORDERS:,}",
         )
     return int(value)
+
+
+# Each budget line's name in a refusal about its amount.
+BUDGET_LINES = {
+    CostCategory.MEDIA: N_("Media budget line"),
+    CostCategory.CREATIVE: N_("Creative budget line"),
+    CostCategory.GIFTS: N_("Gifts budget line"),
+    CostCategory.EVENTS: N_("Events budget line"),
+    CostCategory.STAFF: N_("Staff budget line"),
+}
 
 
 FIELDS = (
@@ -263,8 +272,7 @@ def _fields(
         c.value: errors.check(
             f"line_{c.value}",
             lambda c=c: _amount(  # type: ignore[misc]
-                form.get(f"line_{c.value}", ""),
-                t(request, "%(category)s budget line", category=t(request, c.value).capitalize()),
+                form.get(f"line_{c.value}", ""), BUDGET_LINES[c]
             ),
         )
         for c in CostCategory
@@ -277,23 +285,31 @@ def _fields(
         or user.id,
         "starts_on": errors.check(
             "starts_on",
-            lambda: _day(form.get("starts_on", ""), t(request, "Enter the start date as a date.")),
+            lambda: _day(
+                form.get("starts_on", ""),
+                ValidationFailed("form.date", "Enter the start date as a date."),
+            ),
         ),
         "ends_on": errors.check(
             "ends_on",
-            lambda: _day(form.get("ends_on", ""), t(request, "Enter the end date as a date.")),
+            lambda: _day(
+                form.get("ends_on", ""),
+                ValidationFailed("form.date", "Enter the end date as a date."),
+            ),
         ),
         "budget": errors.check(
             "budget",
             lambda: _amount(
-                form.get("budget", ""), t(request, "Budget"), t(request, "Enter the budget.")
+                form.get("budget", ""),
+                N_("Budget"),
+                ValidationFailed("form.amount", "Enter the budget."),
             ),
         )
         or Decimal(0),
         "currency": form.get("currency") or settings.base_currency,
         "expected_revenue": errors.check(
             "expected_revenue",
-            lambda: _amount(form.get("expected_revenue", ""), t(request, "Expected revenue")),
+            lambda: _amount(form.get("expected_revenue", ""), N_("Expected revenue")),
         ),
         "objective": form.get("objective", ""),
         "target_segment": form.get("target_segment", ""),
@@ -369,6 +385,7 @@ def create_campaign(
     form = {k: str(v) for k, v in raw.items()}
     problems = Problems()
     fields = _fields(request, form, user, settings, problems)
+    planning.validate(db, problems, fields)  # with the form's own problems: all at once
     return act(
         request,
         db,
@@ -409,6 +426,7 @@ def save_campaign(
     form = {k: str(v) for k, v in raw.items()}
     problems = Problems()
     fields = _fields(request, form, user, settings, problems)
+    planning.validate(db, problems, fields, campaign)  # with the form's own problems
     return act(
         request,
         db,
@@ -426,10 +444,14 @@ def save_campaign(
 def campaign_detail(
     request: Request, campaign_id: CampaignId, user: Staff, db: Db, settings: AppSettings
 ) -> Response:
-    return render(request, "campaigns/detail.html", _detail(db, settings, user, campaign_id))
+    return render(
+        request, "campaigns/detail.html", _detail(request, db, settings, user, campaign_id)
+    )
 
 
-def _detail(db: Session, settings: AppSettings, user: User, campaign_id: int) -> dict[str, Any]:
+def _detail(
+    request: Request, db: Session, settings: AppSettings, user: User, campaign_id: int
+) -> dict[str, Any]:
     """What the campaign page shows: its figures (or why they cannot be computed), receipts,
     revenue records and purchase revenue."""
     campaign = planning.get(db, campaign_id)
@@ -448,7 +470,7 @@ def _detail(db: Session, settings: AppSettings, user: User, campaign_id: int) ->
         revenue_total = sum((amount for _, amount in booked), Decimal(0))
         revenue_rows = list(booked)
     except RetainError as exc:  # e.g. a missing rate: the page says which, who fixes it, where
-        problem = _problem(exc)
+        problem = _problem(request, exc)
     if revenue_rows is None:  # unbooked: listed in their own currencies only
         revenue_rows = [(r, None) for r in report_data.revenue_records(db, campaign.id)]
     # Booked when recorded: shown even when the report cannot be computed.
@@ -518,13 +540,29 @@ def add_revenue(
     problems = Problems()
     received_on = problems.check(
         "received_on",
-        lambda: _day(form["received_on"], t(request, "Enter the date received as a date.")),
+        lambda: _day(
+            form["received_on"], ValidationFailed("form.date", "Enter the date received as a date.")
+        ),
     )
     amount = problems.check(
         "amount",
-        lambda: _amount(form["amount"], t(request, "Amount"), t(request, "Enter the amount.")),
+        lambda: _amount(
+            form["amount"], N_("Amount"), ValidationFailed("form.amount", "Enter the amount.")
+        ),
     )
-    orders = problems.check("orders", lambda: _orders(request, form["orders"]))
+    orders = problems.check("orders", lambda: _orders(form["orders"]))
+    currency = form["currency"] or settings.base_currency
+    # The record's own rules for whatever the form could read: every problem at once.
+    revenue.validate(
+        db,
+        problems,
+        campaign_id=campaign_id,
+        received_on=received_on,
+        amount=amount,
+        currency=currency,
+        reference=form["reference"],
+        orders=orders,
+    )
 
     def record() -> RevenueRecord:
         assert received_on is not None and amount is not None  # problems.raise_any ran first
@@ -534,14 +572,14 @@ def add_revenue(
             campaign_id=campaign_id,
             received_on=received_on,
             amount=amount,
-            currency=form["currency"] or settings.base_currency,
+            currency=currency,
             reference=form["reference"],
             orders=orders,
         )
 
     def again(errors: dict[str, str]) -> Response:
         # The page again with the form open, every input kept, each problem at its field.
-        context = _detail(db, settings, user, campaign_id)
+        context = _detail(request, db, settings, user, campaign_id)
         return render(
             request, "campaigns/detail.html", context | {"revenue_form": form, "errors": errors}
         )

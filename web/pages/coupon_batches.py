@@ -25,6 +25,7 @@ from core.errors import (
     ValidationFailed,
 )
 from core.settings import Settings
+from core.text import Phrase
 from loyalty import coupons, program, referrals, rewards
 from loyalty.models import Batch, CouponKind, Reward, Tier
 from web.actions import FORM, act, problems_of
@@ -33,7 +34,7 @@ from web.forms import FormFields
 from web.pages.campaigns import currency_choices
 from web.pages.program import also_chinese, amount_field, day_field, together, whole_field
 from web.pages.segments import restriction
-from web.rendering import render, t
+from web.rendering import N_, render, say, t
 
 router = APIRouter(prefix="/loyalty")
 Staff = Annotated[User, Depends(require_roles(Role.ADMIN, Role.MARKETER, Role.FINANCE))]
@@ -41,15 +42,20 @@ Planner = Annotated[User, Depends(require_roles(Role.ADMIN, Role.MARKETER))]
 BatchId = Annotated[int, Path(ge=1, le=bounds.MAX_ID)]
 
 
-def N_(message: str) -> str:
-    """A staff string marked for the catalog, translated where it is shown."""
-    return message
+def offer(request: Request, batch: Batch | coupons.BatchRow) -> str:
+    """The offer in words in the reader's language (`coupons.offer_wording`); the English
+    where a translation lost a placeholder."""
+    template, params = coupons.offer_wording(batch)
+    try:
+        return t(request, template, **params)
+    except (KeyError, ValueError, TypeError):
+        return template % params
 
 
 def _batch(db: Session, batch_id: int) -> Batch:
     batch = db.get(Batch, batch_id)
     if batch is None:
-        raise NotFound("batch.not_found", f"No coupon batch {batch_id}.")
+        raise NotFound("batch.not_found", "No coupon batch %(id)s.", id=batch_id)
     return batch
 
 
@@ -86,7 +92,7 @@ def _batches_page(
         request,
         "loyalty/coupons.html",
         {
-            "batches": [(b, coupons.offer(b)) for b in batches],
+            "batches": [(b, offer(request, b)) for b in batches],
             "counts": coupons.counts(db),
             "zero": coupons.BatchCounts(),
             "campaigns": campaigns,
@@ -137,7 +143,7 @@ def _batch_page(
         "loyalty/coupon_batch.html",
         {
             "batch": batch,
-            "offer": coupons.offer(batch),
+            "offer": offer(request, batch),
             "campaign": campaign,
             "count": coupons.counts(db, [batch.id]).get(batch.id, coupons.BatchCounts()),
             "tiers": _issue_tiers(db, batch),
@@ -165,13 +171,13 @@ def create_batch(
     zone = settings.zone
     problems = Problems()
 
-    def amount(name: str, label: str) -> Decimal | None:
+    def amount(name: str, label: Phrase) -> Decimal | None:
         return problems.check(name, lambda: amount_field(request, form[name], label))
 
-    def whole(name: str, label: str) -> int | None:
+    def whole(name: str, label: Phrase) -> int | None:
         return problems.check(name, lambda: whole_field(request, form[name], label, name))
 
-    def day(name: str, label: str) -> date | None:
+    def day(name: str, label: Phrase) -> date | None:
         return problems.check(name, lambda: day_field(request, form[name], label))
 
     campaign_id = problems.check(
@@ -212,7 +218,7 @@ def create_batch(
         db,
         lambda: together(problems, create),
         done=lambda b: (
-            t(request, "Batch %(name)s created: %(offer)s.", name=b.name, offer=coupons.offer(b))
+            t(request, "Batch %(name)s created: %(offer)s.", name=b.name, offer=offer(request, b))
             + also_chinese(request, b.name_zh)
         ),
         then=lambda b: f"/loyalty/coupons/{b.id}",
@@ -232,7 +238,7 @@ def generate(
         "count", lambda: whole_field(request, form["count"], N_("How many"), "count")
     )
     if "count" not in problems and count is None:
-        problems.add("count", t(request, "How many codes?"))
+        problems.add("count", "How many codes?")
 
     def run() -> int:
         assert count is not None  # problems.raise_any ran first
@@ -274,14 +280,14 @@ def issue(request: Request, user: Planner, db: Db, batch_id: BatchId, raw: FormF
         problems = Problems()
         expected = problems.check(
             "confirm",
-            lambda: bounds.parse_whole(str(raw.get("confirm", "")), "Members", low=0),
+            lambda: bounds.parse_whole(str(raw.get("confirm", "")), N_("Members"), low=0),
         )
         before = problems.check(
             "issued_before",
-            lambda: bounds.parse_whole(str(raw.get("issued_before", "")), "Coupons", low=0),
+            lambda: bounds.parse_whole(str(raw.get("issued_before", "")), N_("Coupons"), low=0),
         )
         if not problems and (expected is None or before is None):
-            problems.add(FORM, t(request, "Confirm how many members first."))
+            problems.add(FORM, "Confirm how many members first.")
 
         def run() -> int:
             return coupons.issue_to_members(
@@ -348,7 +354,7 @@ def _confirm_page(
             batch_id,
             failed="issue",
             form=form,
-            errors=problems_of(exc, ISSUE_FIELDS, ISSUE_CODES),
+            errors=problems_of(request, exc, ISSUE_FIELDS, ISSUE_CODES),
             status_code=422,
         )
     except RetainError as exc:  # the batch's state refuses an issue (switched off, full)
@@ -359,7 +365,7 @@ def _confirm_page(
             batch_id,
             failed="issue",
             form=form,
-            errors={FORM: exc.message},
+            errors={FORM: say(request, exc)},
             status_code=409,
         )
     tiers = {tier.code: tier.name for tier in program.ladder(db)}
@@ -369,7 +375,7 @@ def _confirm_page(
         "loyalty/coupon_issue_confirm.html",
         {
             "batch": batch,
-            "offer": coupons.offer(batch),
+            "offer": offer(request, batch),
             "plan": plan,
             "tier_names": [tiers.get(code, code) for code in plan.tiers],
             "chosen": [t for t in segment["tier_codes"] if t.strip()],
@@ -406,7 +412,7 @@ def _rewards_page(
         "loyalty/rewards.html",
         {
             "rewards": db.scalars(select(Reward).order_by(Reward.points_cost)).all(),
-            "batches": {b.id: f"{b.name} ({coupons.offer(b)})" for b in batches},
+            "batches": {b.id: f"{b.name} ({offer(request, b)})" for b in batches},
             "tiers": program.ladder(db),
             "can_plan": user.has_any(Role.ADMIN, Role.MARKETER),
             "form": form or {},

@@ -40,7 +40,7 @@ from loyalty import reports as loyalty_reports
 from web.deps import AppSettings, Db, StaffUser
 from web.health import database_ok
 from web.pages.reports import fix_of
-from web.rendering import htmx_block, render, t
+from web.rendering import htmx_block, render, say, t
 
 router = APIRouter()
 LIVE = ("planned", "active")
@@ -65,8 +65,9 @@ class Problem:
     fix: dict[str, str] | None = None
 
     @classmethod
-    def of(cls, exc: RetainError) -> Problem:
-        return cls(exc.message, fix_of(exc))
+    def of(cls, request: Request, exc: RetainError) -> Problem:
+        """`exc` in the reader's language, and who can fix it, where."""
+        return cls(say(request, exc), fix_of(exc))
 
 
 def _number(value: object) -> float | None:
@@ -108,14 +109,14 @@ def _roi(db: Session, settings: Settings, f: report_data.ReportFilter) -> RoiRep
     return campaign_costs.include(db, report, f, settings.zone, base=settings.base_currency)
 
 
-def budget_alerts(db: Session, settings: Settings) -> BudgetAlerts:
+def budget_alerts(request: Request, db: Session, settings: Settings) -> BudgetAlerts:
     """Live campaigns whose total cost (approved receipts and loyalty cost, as the ROI report's
     budget used) has passed 90% or 100% of their budget. When the report cannot be computed
     (e.g. a missing exchange rate), that is said, never "none"."""
     try:
         report = _roi(db, settings, report_data.ReportFilter(statuses=LIVE))
     except RetainError as exc:
-        return BudgetAlerts(problem=exc.message, fix=fix_of(exc))
+        return BudgetAlerts(problem=say(request, exc), fix=fix_of(exc))
     alerts = []
     for row in report.rows:
         used = row.values["budget_used_pct"]
@@ -194,7 +195,7 @@ def marketing(request: Request, db: Session, settings: Settings, day: date) -> M
             for _, _, start, end in spans
         ]
     except RetainError as exc:  # e.g. a missing exchange rate: say which, who fixes it, where
-        return Marketing(problem=Problem.of(exc))
+        return Marketing(problem=Problem.of(request, exc))
     shown = [
         PeriodFigures(key, title, start, end, report.total)
         for (key, title, start, end), report in zip(spans, reports, strict=True)
@@ -252,7 +253,7 @@ def finance(request: Request, db: Session, settings: Settings, day: date) -> Fin
             "approval": [_number(a.amount) for a in waiting.approval.ages],
             "payment": [_number(a.amount) for a in waiting.payment.ages],
         }
-    problem = None if waiting.problem is None else Problem.of(waiting.problem)
+    problem = None if waiting.problem is None else Problem.of(request, waiting.problem)
     return Finance(waiting, bands, queue.recent_months(db, day), problem, chart)
 
 
@@ -295,7 +296,7 @@ def dashboard(request: Request, user: StaffUser, db: Db, settings: AppSettings) 
     block = htmx_block(request, "dashboard.html")
     if block == "system_status":  # "Check again" re-renders the status alone: compute only it
         if not is_admin:
-            raise PermissionDenied("auth.role", t(request, "The system status is for admins."))
+            raise PermissionDenied("auth.role", "The system status is for admins.")
         return render(request, "dashboard.html", _status(db), block=block)
     day = today(settings)
     context: dict[str, Any] = {"roles": user.roles, "Role": Role, "today": day}
@@ -306,7 +307,7 @@ def dashboard(request: Request, user: StaffUser, db: Db, settings: AppSettings) 
     if Role.MARKETER in user.roles:
         context["marketing"] = marketing(request, db, settings, day)
     if user.has_any(Role.MARKETER, Role.FINANCE):
-        budget = budget_alerts(db, settings)
+        budget = budget_alerts(request, db, settings)
         context.update(alerts=budget.alerts, alerts_problem=budget.problem, alerts_fix=budget.fix)
     if Role.FINANCE in user.roles:
         context["finance"] = finance(request, db, settings, day)

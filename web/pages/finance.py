@@ -18,7 +18,7 @@ from core.money import format_decimal, parse_amount
 from web.actions import act
 from web.deps import AppSettings, Db, actor_for, require_roles
 from web.pages.campaigns import currency_choices
-from web.rendering import render, t, tn
+from web.rendering import N_, render, say, t, tn
 
 router = APIRouter()
 Finance = Annotated[User, Depends(require_roles(Role.FINANCE, Role.ADMIN))]
@@ -137,7 +137,7 @@ def _rate_date(value: str) -> date:
 def _rate(value: str) -> Decimal:
     if not value.strip():
         raise ValidationFailed("rate.rate", "Enter the rate.")
-    return parse_amount(value, "Rate")
+    return parse_amount(value, N_("Rate"))
 
 
 @router.post("/finance/rates")
@@ -154,6 +154,10 @@ def set_rate(
     problems = Problems()
     day = problems.check("rate_date", lambda: _rate_date(rate_date))
     value = problems.check("rate", lambda: _rate(rate))
+    # The rate's own rules for whatever the form could read: every problem at once.
+    rates.validate(
+        problems, currency=currency, rate_date=day, rate=value, base=settings.base_currency
+    )
 
     def save() -> ExchangeRate:
         assert day is not None and value is not None  # the problems were raised first
@@ -233,7 +237,7 @@ def run_import(
         except imports.ImportFailed as exc:  # the page lists every bad line: keep them
             failed.append(exc)
             raise
-        raise ValidationFailed("import.kind", f"Unknown import '{kind[:40]}'.")
+        raise ValidationFailed("import.kind", "Unknown import '%(kind)s'.", kind=kind[:40])
 
     def done(result: imports.ImportResult) -> str:
         if result.kind == "receipts":
@@ -262,13 +266,24 @@ def run_import(
         return "/imports"
 
     def again(errors: dict[str, str]) -> Response:
-        details = failed[0].details if failed else None
+        rows = failed[0].row_errors if failed else ()
+        details = failed[0].details if failed and rows else None
+        lines = [
+            {"line": row["line"], "message": say(request, error)}
+            for row, error in zip(details if isinstance(details, list) else [], rows, strict=True)
+        ]
+        message = (
+            tn(
+                request,
+                "%(num)s bad row; it is listed below with its line number.",
+                "%(num)s bad rows; each is listed below with its line number.",
+                len(lines),
+            )
+            if lines
+            else " ".join(errors.values())
+        )
         context = _import_context(
-            user,
-            failed=kind,
-            message=" ".join(errors.values()),
-            errors=details if isinstance(details, list) else [],
-            filename=file.filename,
+            user, failed=kind, message=message, errors=lines, filename=file.filename
         )
         return render(request, "finance/imports.html", context)
 

@@ -154,7 +154,9 @@ def parse_month(value: str, today: date) -> date:
     if month > first_of(today):
         raise ValidationFailed(
             "liability.month",
-            f"{month:%Y-%m} has not begun; choose {first_of(today):%Y-%m} or an earlier month.",
+            "%(month)s has not begun; choose %(latest)s or an earlier month.",
+            month=f"{month:%Y-%m}",
+            latest=f"{first_of(today):%Y-%m}",
         )
     return month
 
@@ -321,7 +323,9 @@ def build(db: Session, zone: ZoneInfo, base: str, month: date, method: liability
     except ValueError as exc:  # the ledger's facts do not tell one story: say so, never 500
         raise Conflict(
             "liability.facts",
-            f"The points liability cannot be computed to {month:%Y-%m}: {exc}.",
+            "The points liability cannot be computed to %(month)s: %(problem)s.",
+            month=f"{month:%Y-%m}",
+            problem=str(exc),
         ) from exc
     end = liability_facts.month_end(month, zone)
     return View(
@@ -662,7 +666,9 @@ def context_of(
         rate=percent(row["expected_rate"]),
         rate_note=rate_note(request, view),
         estimated=bool(view.expectation and view.expectation.estimated),
-        description=None if curve is None else curve.describe(),
+        description=None
+        if curve is None
+        else " ".join(t(request, template, **params) for template, params in curve.described()),
         curve=curve,
         curve_used=view.curve_used,
         curve_tables=None if curve is None else curve_tables(curve),
@@ -901,10 +907,12 @@ def _file(
     request: Request, fmt: str, settings: AppSettings, db: Db, now: datetime, what: str
 ) -> Response:
     if fmt not in MEDIA:
-        raise ValidationFailed("liability.format", t(request, "Export as .csv or .xlsx."))
+        raise ValidationFailed("liability.format", "Export as .csv or .xlsx.")
     choice = choose(request, dict(request.query_params), now.date())
     if choice.problems:  # a file is no place to say a value was ignored: refuse it instead
-        raise ValidationFailed("liability.filter", " ".join(choice.problems.values()))
+        raise ValidationFailed(
+            "liability.filter", "%(problems)s", problems=" ".join(choice.problems.values())
+        )
     view = build(db, settings.zone, settings.base_currency, choice.month, choice.method)
     if what == "journal":
         body = journal_file(view, fmt, now)

@@ -45,9 +45,10 @@ from core.accounts.models import Role, User
 from core.errors import Problems, RetainError, ValidationFailed
 from core.money import format_decimal, minor_units
 from core.settings import Settings
+from core.text import Phrase
 from loyalty import audiences
 from web.deps import AppSettings, Db, require_roles
-from web.rendering import N_, render, t
+from web.rendering import N_, render, say, say_each, t
 
 router = APIRouter()
 Reader = Annotated[User, Depends(require_roles(Role.ADMIN, Role.MARKETER, Role.FINANCE))]
@@ -66,7 +67,7 @@ FIGURE_LABELS = {
 }
 # The calculator's fields: label, default, and the bounds (in %) with whether each end is
 # allowed (`lift.sample_size`'s own bounds; the lift's upper end is ours).
-CALCULATOR: dict[str, tuple[str, Decimal, Decimal, bool, Decimal, bool]] = {
+CALCULATOR: dict[str, tuple[Phrase, Decimal, Decimal, bool, Decimal, bool]] = {
     "baseline": (
         N_("Baseline conversion rate"),
         Decimal(10),
@@ -116,10 +117,10 @@ class Calculator:
     values: dict[str, Decimal] | None = None  # as fractions of 1
 
 
-def _percent_field(request: Request, raw: str, name: str) -> Decimal:
-    """A percentage as typed ("12.5" or "12.5%"), held to the field's bounds; as a fraction."""
+def _percent_field(raw: str, name: str) -> Decimal:
+    """A percentage as typed ("12.5" or "12.5%"), held to the field's bounds; as a fraction.
+    A refusal names the field by its label (a `Phrase`: the page translates it)."""
     label, _, low, low_in, high, high_in = CALCULATOR[name]
-    shown = t(request, label)
     text = raw.strip().removesuffix("%").strip()
     try:
         value = Decimal(text) if len(text) <= 20 else Decimal("NaN")
@@ -127,30 +128,24 @@ def _percent_field(request: Request, raw: str, name: str) -> Decimal:
         value = Decimal("NaN")
     if not value.is_finite():
         raise ValidationFailed(
-            f"lift.{name}", t(request, "%(label)s must be a number such as 12.5.", label=shown)
+            f"lift.{name}", "%(label)s must be a number such as 12.5.", label=label
         )
     above = value >= low if low_in else value > low
     below = value <= high if high_in else value < high
     if not (above and below):
         raise ValidationFailed(
             f"lift.{name}",
-            t(
-                request,
-                "%(label)s must be between %(low)s%% and %(high)s%%.",
-                label=shown,
-                low=low,
-                high=high,
-            ),
+            "%(label)s must be between %(low)s%% and %(high)s%%.",
+            label=label,
+            low=low,
+            high=high,
         )
     if value != value.quantize(Decimal(1).scaleb(-PERCENT_PLACES)):
         raise ValidationFailed(
             f"lift.{name}",
-            t(
-                request,
-                "%(label)s has at most %(places)s decimal places.",
-                label=shown,
-                places=PERCENT_PLACES,
-            ),
+            "%(label)s has at most %(places)s decimal places.",
+            label=label,
+            places=PERCENT_PLACES,
         )
     return value / 100
 
@@ -165,22 +160,19 @@ def calculator(request: Request, defaults: dict[str, Decimal], query: dict[str, 
     problems = Problems()
     values: dict[str, Decimal] = {}
     for name in CALCULATOR:
-        found = problems.check(name, partial(_percent_field, request, form[name], name))
+        found = problems.check(name, partial(_percent_field, form[name], name))
         if found is not None:
             values[name] = found
     if not problems and values["baseline"] * (1 + values["lift"]) > 1:
         problems.add(
             "lift",
-            t(
-                request,
-                "A lift of %(lift)s%% over a baseline of %(baseline)s%% would convert more than "
-                "everybody; choose a smaller lift.",
-                lift=form["lift"],
-                baseline=form["baseline"],
-            ),
+            "A lift of %(lift)s%% over a baseline of %(baseline)s%% would convert more than "
+            "everybody; choose a smaller lift.",
+            lift=form["lift"],
+            baseline=form["baseline"],
         )
     if problems:
-        return Calculator(form, dict(problems.by_field), asked=asked)
+        return Calculator(form, say_each(request, problems.by_field, problems.errors), asked=asked)
     try:
         answer = lift.sample_size(
             float(values["baseline"]),
@@ -192,7 +184,7 @@ def calculator(request: Request, defaults: dict[str, Decimal], query: dict[str, 
     except ValidationFailed as exc:  # a rate above 100% once lifted
         field = exc.code.removeprefix("lift.").replace("minimum_detectable_lift", "lift")
         field = field if field in CALCULATOR else "lift"
-        return Calculator(form, {field: t(request, exc.message)}, asked=asked)
+        return Calculator(form, {field: say(request, exc)}, asked=asked)
     return Calculator(form, {}, answer, asked, values)
 
 
@@ -354,6 +346,7 @@ def lift_page(
         "found": found,
         "report": report,
         "problem": problem,
+        "problem_text": None if problem is None else say(request, problem),
         "currency": base,
         "started": segments.has_started(campaign, today(settings)),
         "calc": calc,

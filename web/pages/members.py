@@ -35,19 +35,15 @@ from web.actions import FORM, act
 from web.deps import AppSettings, Db, actor_for, require_roles
 from web.forms import FormFields, form_key
 from web.i18n import STAFF, Formatter, translations
+from web.pages.coupon_batches import offer
 from web.portal.explain import Voice, lines
-from web.rendering import flash, language, render, t
+from web.rendering import N_, flash, language, render, say, t
 
 router = APIRouter(prefix="/members")
 Staff = Annotated[User, Depends(require_roles(Role.ADMIN, Role.MARKETER, Role.FINANCE))]
 Books = Annotated[User, Depends(require_roles(Role.ADMIN, Role.FINANCE))]
 Planner = Annotated[User, Depends(require_roles(Role.ADMIN, Role.MARKETER))]
 PAGE = 50  # ledger entries per page
-
-
-def N_(message: str) -> str:
-    """A staff string marked for the catalog, translated where it is shown."""
-    return message
 
 
 # Stored words the pages show translated (`{{ _(member.status) }}`): statuses, genders, and
@@ -116,7 +112,7 @@ def members_page(request: Request, user: Staff, db: Db, q: str = "") -> Response
     try:
         found = members.search(db, q, limit=100)
     except ValidationFailed as exc:
-        flash(request, exc.message, "error")
+        flash(request, say(request, exc), "error")
         found, q, status = [], "", 422
     tiers = {t.id: t.name for t in db.scalars(select(Tier))}
     return render(
@@ -190,14 +186,14 @@ def new_member(request: Request, user: Planner, db: Db) -> Response:
     return _enrol_page(request, db, {"key": form_key()})
 
 
-def _birthday(request: Request, value: str) -> date | None:
+def _birthday(value: str) -> date | None:
     if not value.strip():
         return None
     try:
         return date.fromisoformat(value.strip())
     except ValueError:
         raise ValidationFailed(
-            "member.birthday", t(request, "Give the birthday as a date (year-month-day).")
+            "member.birthday", "Give the birthday as a date (year-month-day)."
         ) from None
 
 
@@ -217,7 +213,7 @@ def enrol(
 ) -> Response:
     form = {k: str(raw.get(k, "")) for k in ENROL_FIELDS}
     problems = Problems()
-    birthday = problems.check("birthday", lambda: _birthday(request, form["birthday"]))
+    birthday = problems.check("birthday", lambda: _birthday(form["birthday"]))
     channel_id = problems.check(
         "join_channel_id", lambda: bounds.parse_id(form["join_channel_id"], "channel")
     )
@@ -319,7 +315,7 @@ def _member_page(
             "history": history,
             "spend": spend.of_member(db, member.id),
             "money": format_amount,
-            "wallet": [(c, b, coupons.offer(b)) for c, b in coupons.wallet(db, member.id)],
+            "wallet": [(c, b, offer(request, b)) for c, b in coupons.wallet(db, member.id)],
             "referrals": referrals.of_member(db, member.id),
             "can_adjust": user.has_any(Role.ADMIN, Role.FINANCE),
             "can_plan": user.has_any(Role.ADMIN, Role.MARKETER),
@@ -405,16 +401,16 @@ def adjust(
         "points",
         lambda: bounds.parse_whole(
             form["points"],
-            t(request, "Points"),
+            N_("Points"),
             "points",
             low=-bounds.MAX_POINTS,
             high=bounds.MAX_POINTS,
         ),
     )
     if "points" not in problems and points is None:
-        problems.add("points", t(request, "Enter the points to add (or, with a minus, take)."))
+        problems.add("points", "Enter the points to add (or, with a minus, take).")
     if not form["reason"].strip():
-        problems.add("reason", t(request, "Say why the points change; the member sees it."))
+        problems.add("reason", "Say why the points change; the member sees it.")
 
     def run() -> LedgerEntry:
         assert points is not None  # problems.raise_any ran first
@@ -458,7 +454,7 @@ def give_coupon(
     problems = Problems()
     batch_id = problems.check("batch_id", lambda: bounds.parse_id(form["batch_id"], "batch"))
     if "batch_id" not in problems and batch_id is None:
-        problems.add("batch_id", t(request, "Choose the coupon batch to give."))
+        problems.add("batch_id", "Choose the coupon batch to give.")
 
     def run() -> Any:
         assert batch_id is not None  # problems.raise_any ran first

@@ -25,23 +25,19 @@ from core.errors import (
     ValidationFailed,
 )
 from core.money import parse_amount
+from core.text import Phrase
 from loyalty import program
 from loyalty.models import BonusRule, ExpiryPolicy, Tier, TierMetric
 from web.actions import act
 from web.deps import Db, actor_for, require_roles
 from web.forms import FormFields
-from web.rendering import render, t
+from web.rendering import N_, render, t
 
 T = TypeVar("T")
 router = APIRouter(prefix="/loyalty")
 Staff = Annotated[User, Depends(require_roles(Role.ADMIN, Role.MARKETER, Role.FINANCE))]
 Planner = Annotated[User, Depends(require_roles(Role.ADMIN, Role.MARKETER))]
 Admin = Annotated[User, Depends(require_roles(Role.ADMIN))]
-
-
-def N_(message: str) -> str:
-    """A staff string marked for the catalog, translated where it is shown."""
-    return message
 
 
 FIELDS = {  # form name → (label, kind)
@@ -142,8 +138,8 @@ def together(problems: Problems, run: Callable[[], T]) -> T:
     try:
         result = run()
     except Invalid as exc:
-        for field, message in exc.fields.items():
-            problems.add(field, message, exc.codes.get(field))
+        for field, error in exc.errors.items():  # each field's refusal, kept whole
+            problems.refuse(field, error)
         problems.raise_any()
         raise
     except (NotAuthenticated, PermissionDenied):
@@ -164,32 +160,34 @@ def also_chinese(request: Request, name_zh: str | None) -> str:
 
 # The form fields' parsers, shared by the loyalty pages: strict (`core.bounds.parse_whole`,
 # `core.money.parse_amount`), each refusal naming the field by its label as the form shows
-# it, in the page's language.
+# it (a `Phrase`, which the page translates).  Mid-sentence the label is written in lower
+# case ("Enter the rank."): a lower-cased word the catalog does not hold, so it is put in the
+# page's language here.
 
 
 def whole_field(
-    request: Request, value: str, label: str, field: str, *, required: bool = False
+    request: Request, value: str, label: Phrase, field: str, *, required: bool = False
 ) -> int | None:
     """A whole number typed in a form; None when left empty, unless it is `required`."""
-    number = bounds.parse_whole(value, t(request, label), field)
+    number = bounds.parse_whole(value, label, field)
     if number is None and required:
         raise ValidationFailed(
-            f"{field}.missing", t(request, "Enter %(label)s.", label=t(request, label).lower())
+            f"{field}.missing", "Enter %(label)s.", label=t(request, label).lower()
         )
     return number
 
 
 def amount_field(
-    request: Request, value: str, label: str, *, required: bool = False
+    request: Request, value: str, label: Phrase, *, required: bool = False
 ) -> Decimal | None:
     """An amount or other decimal typed in a form, read strictly ("1e5" and "7,85" are
     refused); None when left empty, unless it is `required`."""
     if not value.strip() and not required:
         return None
-    return parse_amount(value, label=t(request, label))
+    return parse_amount(value, label=label)
 
 
-def day_field(request: Request, value: str, label: str) -> date | None:
+def day_field(request: Request, value: str, label: Phrase) -> date | None:
     """A date field (year-month-day); None when left empty."""
     if not value.strip():
         return None
@@ -197,7 +195,7 @@ def day_field(request: Request, value: str, label: str) -> date | None:
         return date.fromisoformat(value.strip())
     except ValueError:
         raise ValidationFailed(
-            "form.date", t(request, "Enter %(label)s as a date.", label=t(request, label).lower())
+            "form.date", "Enter %(label)s as a date.", label=t(request, label).lower()
         ) from None
 
 
@@ -296,13 +294,13 @@ def save_rule(request: Request, user: Planner, db: Db, raw: FormFields) -> Respo
     form = {k: str(raw.get(k, "")) for k in (*RULE_FIELDS, "rule_id", "active")}
     problems = Problems()
 
-    def whole(name: str, label: str) -> int | None:
+    def whole(name: str, label: Phrase) -> int | None:
         return problems.check(name, lambda: whole_field(request, form[name], label, name))
 
-    def amount(name: str, label: str) -> Decimal | None:
+    def amount(name: str, label: Phrase) -> Decimal | None:
         return problems.check(name, lambda: amount_field(request, form[name], label))
 
-    def day(name: str, label: str) -> date | None:
+    def day(name: str, label: Phrase) -> date | None:
         return problems.check(name, lambda: day_field(request, form[name], label))
 
     rule_id = problems.check("rule_id", lambda: bounds.parse_id(form["rule_id"], "rule"))

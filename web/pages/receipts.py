@@ -36,11 +36,12 @@ from core.accounts.models import Role, User
 from core.errors import Problems, ValidationFailed
 from core.money import format_amount, format_decimal, minor_units, parse_amount
 from core.settings import Settings
+from core.text import Phrase
 from web.actions import FORM, act
 from web.deps import AppSettings, Db, actor_for, require_roles
 from web.forms import FormFields
 from web.pages.campaigns import currency_choices
-from web.rendering import flash, render, t
+from web.rendering import N_, flash, render, say, t
 
 router = APIRouter()
 Staff = Annotated[User, Depends(require_roles(Role.MARKETER, Role.FINANCE, Role.ADMIN))]
@@ -89,27 +90,28 @@ def _today(settings: Settings) -> date:
     return datetime.now(settings.zone).date()
 
 
-def _day(value: str, label: str, *, required: bool = True) -> date | None:
-    """A date field (YYYY-MM-DD, as a date input sends it), refused by its label."""
+def _day(value: str, label: Phrase, *, required: bool = True) -> date | None:
+    """A date field (YYYY-MM-DD, as a date input sends it), refused by its label (a word the
+    page translates, written as mid-sentence: "payment date")."""
     text = value.strip()
     if not text:
         if required:
-            raise ValidationFailed("form.date", f"Enter the {label}.")
+            raise ValidationFailed("form.date", "Enter the %(label)s.", label=label)
         return None
     try:
         return date.fromisoformat(text)
     except ValueError:
         raise ValidationFailed(
-            "form.date", f"Enter the {label} as a date like 2026-03-31."
+            "form.date", "Enter the %(label)s as a date like 2026-03-31.", label=label
         ) from None
 
 
-def _amount(value: str, label: str, *, required: bool = False) -> Decimal:
+def _amount(value: str, label: Phrase, *, missing: ValidationFailed | None = None) -> Decimal:
     """An amount field, "1234.56" or "1,234.56" (`money.parse_amount`), refused by its label;
-    an empty optional one is zero."""
+    an empty one is refused with `missing` (the field is required), else zero."""
     if not value.strip():
-        if required:
-            raise ValidationFailed("form.amount", f"Enter the {label.lower()}.")
+        if missing is not None:
+            raise missing
         return Decimal(0)
     return parse_amount(value, label)
 
@@ -210,11 +212,13 @@ def _files(
         try:
             kept = attachments.keep(actor, name, data, settings.data_dir)
         except ValidationFailed as exc:
-            refused.append(f"{name[:80]}: {exc.message}")
+            refused.append(
+                t(request, "%(file)s: %(problem)s", file=name[:80], problem=say(request, exc))
+            )
         else:
             found.setdefault(kept.sha256, kept)
     if refused:
-        problems.add("files", " ".join(refused), "attachment.type")
+        problems.add("files", "%(problems)s", "attachment.type", problems=" ".join(refused))
     return list(found.values())
 
 
@@ -279,14 +283,19 @@ def _input(
     page parses (dates, amounts, the campaign), then the receipt's own rules for every other
     field (`receipts.validate`), so every problem shows at once."""
     expense_date = problems.check(
-        "expense_date", lambda: _day(fields.get("expense_date", ""), "expense date")
+        "expense_date", lambda: _day(fields.get("expense_date", ""), N_("expense date"))
     )
     campaign_id = problems.check("campaign_id", lambda: _campaign(fields.get("campaign_id")))
     amount = problems.check(
-        "amount", lambda: _amount(fields.get("amount", ""), "Amount", required=True)
+        "amount",
+        lambda: _amount(
+            fields.get("amount", ""),
+            N_("Amount"),
+            missing=ValidationFailed("form.amount", "Enter the amount."),
+        ),
     )
     tax = problems.check(
-        "tax_amount", lambda: _amount(fields.get("tax_amount", ""), "Tax included")
+        "tax_amount", lambda: _amount(fields.get("tax_amount", ""), N_("Tax included"))
     )
     data = ReceiptInput(
         # Stand-ins where the field was refused: the rules then add nothing for it (a field's
@@ -506,10 +515,11 @@ def _detail(
         and user.has_any(*[Role(r) for r in receipts.TRANSITIONS[a][1]])
     ]
     # Four eyes: say why this person cannot approve, rather than offer a button that fails.
-    approve_blocked = None
+    approve_blocked: str | None = None
     if "approve" in allowed:
-        approve_blocked = receipts.four_eyes_problem(db, actor_for(request, user), receipt)
-        if approve_blocked:
+        refusal = receipts.four_eyes_error(db, actor_for(request, user), receipt)
+        if refusal is not None:
+            approve_blocked = say(request, refusal)
             allowed.remove("approve")
     people = {
         u.id: u.name
@@ -573,13 +583,13 @@ def receipt_action(
     raw: FormFields,
 ) -> Response:
     if action not in ACTIONS:
-        raise ValidationFailed("receipt.action", f"Unknown action '{action[:40]}'.")
+        raise ValidationFailed("receipt.action", "Unknown action '%(action)s'.", action=action[:40])
     form = {k: str(raw.get(k, "")) for k in ("reason", "paid_on", "payment_reference", "next")}
     actor = actor_for(request, user)
     problems = Problems()
     paid_on: date | None = None
     if action == "pay":
-        paid_on = problems.check("paid_on", lambda: _day(form["paid_on"], "payment date"))
+        paid_on = problems.check("paid_on", lambda: _day(form["paid_on"], N_("payment date")))
 
     def run() -> Receipt:
         if action != "pay":
@@ -705,6 +715,7 @@ def _queue(
             },
             "total": booked.total(booked.amounts),
             "problem": booked.problem,
+            "problem_text": None if booked.problem is None else say(request, booked.problem),
         }
 
     context = {
@@ -743,21 +754,27 @@ def finance_bulk(
         try:
             receipt_id = bounds.parse_id(value if isinstance(value, str) else "", "receipt")
         except ValidationFailed as exc:
-            bad.append(exc.message)
+            bad.append(say(request, exc))
         else:
             if receipt_id is not None:
                 ids.append(receipt_id)
     problems = Problems()
     if action not in ("approve", "reject", "pay") or not ids:
-        problems.add(FORM, t(request, "Tick at least one receipt, then choose what to do."))
+        problems.add(FORM, "Tick at least one receipt, then choose what to do.")
     paid_on: date | None = None
     if action == "pay":
-        paid_on = problems.check("paid_on", lambda: _day(form["paid_on"], "payment date"))
+        paid_on = problems.check("paid_on", lambda: _day(form["paid_on"], N_("payment date")))
     today = _today(settings)
     actor = actor_for(request, user)
 
     def done(result: receipts.Many) -> str:
-        refusals = [*bad, *(f"#{rid}: {message}" for rid, message in result.refused)]
+        refusals = [
+            *bad,
+            *(
+                f"#{rid}: {say(request, error)}"
+                for (rid, _), error in zip(result.refused, result.errors, strict=True)
+            ),
+        ]
         if len(refusals) <= 2:
             for message in refusals:
                 flash(request, message, "error")

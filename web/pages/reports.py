@@ -64,9 +64,10 @@ from core import bounds
 from core.accounts.models import Role, User
 from core.errors import RetainError, ValidationFailed
 from core.money import format_decimal, minor_units
+from core.text import Phrase
 from loyalty import campaign_costs
 from web.deps import AppSettings, Db, require_roles
-from web.rendering import render, t
+from web.rendering import N_, render, say, t
 
 router = APIRouter()
 STAFF = (Role.MARKETER, Role.FINANCE, Role.ADMIN)
@@ -76,57 +77,78 @@ def _shown(value: str) -> str:
     return value if len(value) <= 40 else value[:40] + "…"
 
 
-def filter_day(value: str, problems: list[str]) -> date | None:
+def _ignored(request: Request, exc: RetainError) -> str:
+    """A refusal as a filter's problem, in the reader's language: the page adds "; it was
+    ignored", so without its full stop."""
+    return say(request, exc).rstrip(".。")
+
+
+def filter_day(request: Request, value: str, problems: list[str]) -> date | None:
     """A filter's YYYY-MM-DD within the bounds of any date; a bad one is named and ignored."""
     if not value:
         return None
     try:
         return bounds.check_day(date.fromisoformat(value), "date", label=f"'{value}'")
     except ValueError:
-        problems.append(f"'{_shown(value)}' is not a date like 2026-03-31")
+        problems.append(
+            t(request, "'%(value)s' is not a date like 2026-03-31", value=_shown(value))
+        )
     except ValidationFailed as exc:
-        problems.append(exc.message.rstrip("."))
+        problems.append(_ignored(request, exc))
     return None
 
 
-def filter_text(value: str, label: str, size: int, problems: list[str]) -> str | None:
-    """A filter's text held to its column; a bad one is named and ignored."""
+def filter_text(
+    request: Request, value: str, label: Phrase, size: int, problems: list[str]
+) -> str | None:
+    """A filter's text held to its column; a bad one is named (by its `label`, a word the
+    catalog translates) and ignored."""
     if not value:
         return None
-    problem = bounds.text_problem(value, size)
-    if problem:
-        problems.append(f"{label} {problem}")
+    try:
+        return bounds.check_text(value, "filter", size, label=label)
+    except ValidationFailed as exc:
+        problems.append(_ignored(request, exc))
         return None
-    return value
 
 
-def filter_id(value: str, label: str, problems: list[str]) -> int | None:
+def filter_id(request: Request, value: str, label: str, problems: list[str]) -> int | None:
     """A filter's record id (a choice from a list); a bad one is named and ignored."""
     try:
         return bounds.parse_id(value, label)
     except ValidationFailed as exc:
-        problems.append(exc.message.rstrip("."))
+        problems.append(_ignored(request, exc))
         return None
 
 
-def parse_filter(params: dict[str, str]) -> tuple[report_data.ReportFilter, list[str]]:
-    """The report filter from query parameters; bad values are ignored and named. `from`
-    and `to` select documents by their own dates; `running_from` and `running_to` select
-    campaigns by their run dates."""
+def parse_filter(
+    request: Request, params: dict[str, str]
+) -> tuple[report_data.ReportFilter, list[str]]:
+    """The report filter from query parameters; bad values are ignored and named, in the
+    reader's language. `from` and `to` select documents by their own dates; `running_from`
+    and `running_to` select campaigns by their run dates."""
     problems: list[str] = []
     return (
         report_data.ReportFilter(
-            start=filter_day(params.get("from", ""), problems),
-            end=filter_day(params.get("to", ""), problems),
-            running_from=filter_day(params.get("running_from", ""), problems),
-            running_to=filter_day(params.get("running_to", ""), problems),
+            start=filter_day(request, params.get("from", ""), problems),
+            end=filter_day(request, params.get("to", ""), problems),
+            running_from=filter_day(request, params.get("running_from", ""), problems),
+            running_to=filter_day(request, params.get("running_to", ""), problems),
             channel=filter_text(
-                params.get("channel", ""), "The channel", bounds.length(Channel.code), problems
+                request,
+                params.get("channel", ""),
+                N_("The channel"),
+                bounds.length(Channel.code),
+                problems,
             ),
             status=filter_text(
-                params.get("status", ""), "The status", bounds.length(Campaign.status), problems
+                request,
+                params.get("status", ""),
+                N_("The status"),
+                bounds.length(Campaign.status),
+                problems,
             ),
-            owner_id=filter_id(params.get("owner", ""), "owner", problems),
+            owner_id=filter_id(request, params.get("owner", ""), "owner", problems),
         ),
         problems,
     )
@@ -248,7 +270,7 @@ def _sort_of(params: dict[str, str], request: Request, problems: list[str]) -> t
 
 def _parse(request: Request) -> RoiView:
     params = dict(request.query_params)
-    filters, problems = parse_filter(params)
+    filters, problems = parse_filter(request, params)
     group = params.get("group_by", "campaign")
     group_by: GroupBy = group if group in GROUPS else "campaign"
     sort, descending = _sort_of(params, request, problems)
@@ -575,32 +597,63 @@ def _holdout_campaigns(db: Db, view: RoiView) -> list[dict[str, Any]] | None:
     return [{"code": code, "href": f"/campaigns/{cid}/lift"} for cid, code in rows]
 
 
-def basis_words(view: RoiView) -> str | None:
-    """An attributed revenue basis in words, for the XLSX title block (English, as the rest
-    of it); None for the default, directly linked, whose file stays as it always was."""
+def basis_words(view: RoiView, translate: exports.Translate = exports.english) -> str | None:
+    """An attributed revenue basis in words, for the XLSX title block (in the reader's
+    language, as the rest of it); None for the default, directly linked, whose file stays as
+    it always was."""
     if view.basis == DIRECT:
         return None
     if view.basis == INCREMENTAL:
-        return (
-            "Incremental: for campaigns with a holdout group, what their members bought beyond"
-            " the holdout's rate over the campaign window; other campaigns directly linked;"
-            " revenue records kept"
+        return translate(
+            N_(
+                "Incremental: for campaigns with a holdout group, what their members bought"
+                " beyond the holdout's rate over the campaign window; other campaigns directly"
+                " linked; revenue records kept"
+            )
         )
+    model = translate(BASIS_NAMES[view.basis])
     runs = ""
     if view.attributed is not None:
         runs = ", ".join(f"#{r.id}" for r in view.attributed.runs[:12])
-        runs = f" (stored run {runs} by campaign)" if runs else ""
-    return (
-        f"{BASIS_NAMES[view.basis]} attribution{runs}: purchase revenue as the model credited"
-        " it, replacing the purchases linked by code or coupon; revenue records kept"
+    if runs:
+        return exports.fill(
+            translate,
+            N_(
+                "%(model)s attribution (stored run %(runs)s by campaign): purchase revenue as"
+                " the model credited it, replacing the purchases linked by code or coupon;"
+                " revenue records kept"
+            ),
+            model=model,
+            runs=runs,
+        )
+    return exports.fill(
+        translate,
+        N_(
+            "%(model)s attribution: purchase revenue as the model credited it, replacing the"
+            " purchases linked by code or coupon; revenue records kept"
+        ),
+        model=model,
     )
 
 
-def revenue_header(view: RoiView) -> str | None:
+def revenue_header(view: RoiView, translate: exports.Translate = exports.english) -> str | None:
     """What the exports' revenue column says of an attributed basis (None: the default)."""
     if view.basis == INCREMENTAL:
-        return "Incremental revenue"
-    return None if view.basis == DIRECT else f"{BASIS_NAMES[view.basis]} attribution"
+        return translate(N_("Incremental revenue"))
+    if view.basis == DIRECT:
+        return None
+    return exports.fill(
+        translate, N_("%(model)s attribution"), model=translate(BASIS_NAMES[view.basis])
+    )
+
+
+def reader(request: Request) -> exports.Translate:
+    """The staff catalog's words in the request's language, for a file made from the page."""
+
+    def translate(message: str) -> str:
+        return t(request, message)
+
+    return translate
 
 
 @router.get("/reports/roi")
@@ -628,7 +681,7 @@ def roi_page(request: Request, user: Staff, db: Db, settings: AppSettings, clock
     except NotComputed as exc:  # an attributed basis whose run is not stored: say so, link
         context.update(report=None, basis_missing=_missing_runs(exc))
     except RetainError as exc:  # e.g. a missing exchange rate: say which, who fixes it, where
-        context.update(report=None, error=exc.message, error_fix=fix_of(exc))
+        context.update(report=None, error=say(request, exc), error_fix=fix_of(exc))
     else:
         assert view.report is not None and view.unsorted is not None
         comparison = view.comparison
@@ -656,16 +709,30 @@ def roi_page(request: Request, user: Staff, db: Db, settings: AppSettings, clock
     return render(request, "reports/roi.html", context, status_code=422 if view.problems else 200)
 
 
-def _title(view: RoiView, options: dict[str, Any], at: datetime) -> exports.TitleBlock:
+def _title(
+    view: RoiView,
+    options: dict[str, Any],
+    at: datetime,
+    translate: exports.Translate = exports.english,
+) -> exports.TitleBlock:
     f = view.filters
     order = None
     if view.sort and view.report is not None:
         header = next(
             c.header
-            for c in exports.columns(view.report, view.comparison is not None, revenue_header(view))
+            for c in exports.columns(
+                view.report,
+                view.comparison is not None,
+                revenue_header(view, translate),
+                translate,
+            )
             if c.id == view.sort
         )
-        order = f"{header}, {'descending' if view.descending else 'ascending'}"
+        order = exports.fill(
+            translate,
+            N_("%(column)s, descending") if view.descending else N_("%(column)s, ascending"),
+            column=header,
+        )
     return exports.TitleBlock(
         start=f.start,
         end=f.end,
@@ -673,10 +740,11 @@ def _title(view: RoiView, options: dict[str, Any], at: datetime) -> exports.Titl
             f,
             channel_name=dict(options["channels"]).get(f.channel) if f.channel else None,
             owner_name=dict(options["owners"]).get(f.owner_id) if f.owner_id else None,
+            translate=translate,
         ),
         generated_at=at,
         order=order,
-        revenue_basis=basis_words(view),
+        revenue_basis=basis_words(view, translate),
     )
 
 
@@ -685,10 +753,10 @@ def roi_export(
     request: Request, fmt: str, user: Staff, db: Db, settings: AppSettings, clock: Now
 ) -> Response:
     if fmt not in ("csv", "xlsx"):
-        raise RetainError("report.format", t(request, "Export as .csv or .xlsx."))
+        raise RetainError("report.format", "Export as .csv or .xlsx.")
     view = _parse(request)
     if view.problems:  # a file is no place to say a filter was ignored: refuse it instead
-        raise ValidationFailed("report.filter", "; ".join(view.problems) + ".")
+        raise ValidationFailed("report.filter", "%(problems)s.", problems="; ".join(view.problems))
     _compute(db, settings, request, view)
     assert view.report is not None
     name = f"roi-by-{view.group_by}-{clock:%Y%m%d}"
@@ -696,15 +764,19 @@ def roi_export(
         name += f"-{view.basis}"
     if not view.loyalty:
         name += "-without-loyalty-cost"
+    # In the reader's language, as the page it was exported from (the API's and the CLI's
+    # files stay English).
+    translate = reader(request)
+    basis = revenue_header(view, translate)
     if fmt == "csv":
         return Response(
-            exports.to_csv(view.report, view.comparison, revenue_header(view)),
+            exports.to_csv(view.report, view.comparison, basis, translate),
             media_type="text/csv; charset=utf-8",
             headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
         )
-    title = _title(view, _options(db), clock)
+    title = _title(view, _options(db), clock, translate)
     return Response(
-        exports.to_xlsx(view.report, view.comparison, title, revenue_header(view)),
+        exports.to_xlsx(view.report, view.comparison, title, basis, translate),
         media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
         headers={"Content-Disposition": f'attachment; filename="{name}.xlsx"'},
     )

@@ -39,7 +39,7 @@ from web.actions import FORM, act
 from web.deps import AppSettings, Db, actor_for, require_roles
 from web.forms import FormFields
 from web.pages.program import amount_field, day_field, together
-from web.rendering import N_, render, t
+from web.rendering import N_, render, say, say_each, t
 
 router = APIRouter(prefix="/segments")
 Reader = Annotated[User, Depends(require_roles(Role.ADMIN, Role.MARKETER, Role.FINANCE))]
@@ -212,8 +212,8 @@ def _parsed(request: Request, form: dict[str, Any]) -> tuple[Criteria | None, Pr
     try:
         criteria = segments.parse(values)
     except Invalid as exc:
-        for name, message in exc.fields.items():
-            problems.add(name, message, exc.codes.get(name))
+        for name, error in exc.errors.items():  # each field's refusal, kept whole
+            problems.refuse(name, error)
         return None, problems
     return (None if problems else criteria), problems
 
@@ -242,12 +242,13 @@ def _match(
     """What the live count shows: how many members match and the first of them, or why
     they cannot be counted."""
     if criteria is None:
-        return {"count": None, "rows": [], "problems": list(problems.by_field.values())}
+        said = say_each(request, problems.by_field, problems.errors)
+        return {"count": None, "rows": [], "problems": list(said.values())}
     try:
         size = segments.count(db, criteria, today=today(settings), zone=settings.zone)
         first = segments.preview(db, criteria, today=today(settings), zone=settings.zone)
     except ValidationFailed as exc:
-        return {"count": None, "rows": [], "problems": [exc.message]}
+        return {"count": None, "rows": [], "problems": [say(request, exc)]}
     return {"count": size, "rows": first, "problems": []}
 
 
@@ -342,7 +343,7 @@ def match(
             {"match": found, "names": NAMES},
             block="segment_match",
         )
-    errors = dict(problems.by_field)
+    errors = say_each(request, problems.by_field, problems.errors)
     return _builder(
         request,
         db,
@@ -519,7 +520,7 @@ def set_target(
         "holdout_pct",
         lambda: bounds.parse_whole(
             str(raw.get("holdout_pct", "")),
-            t(request, "Hold out %"),
+            N_("Hold out %"),
             "holdout_pct",
             low=0,
             high=MAX_HOLDOUT_PCT,
@@ -575,12 +576,14 @@ def restriction(
         return {}, None
     segment = db.get(Segment, segment_id)
     if segment is None:  # a bad field of the form, not a missing page
-        raise ValidationFailed("segment_id.not_found", f"There is no saved segment {segment_id}.")
+        raise ValidationFailed(
+            "segment_id.not_found", "There is no saved segment %(id)s.", id=segment_id
+        )
     settings: Settings = request.app.state.settings
     try:
         query = segments.member_ids(
             db, segments.stored(segment), today=today(settings), zone=settings.zone
         )
     except ValidationFailed as exc:
-        raise ValidationFailed("segment_id.no_value_run", exc.message) from None
+        raise ValidationFailed("segment_id.no_value_run", exc.template, **exc.params) from None
     return {"members_in": query, "segment": f"{segment.name} (#{segment.id})"}, segment

@@ -722,17 +722,17 @@ def parse_compute(request: Request, form: Mapping[str, str], today: date) -> Par
     parsed = Parsed()
     problems = parsed.problems
 
-    def whole(name: str, low: int, high: int, message: str) -> None:
+    def whole(name: str, low: int, high: int, refusal: ValidationFailed) -> None:
         raw = form.get(name, "").strip()
         if _WHOLE.fullmatch(raw.replace(",", "")) and low <= int(raw.replace(",", "")) <= high:
             parsed.values[name] = int(raw.replace(",", ""))
         else:
-            problems.add(name, message, f"value.{name}")
+            problems.refuse(name, refusal)
 
     def decimal(
         name: str,
         check: Callable[[Decimal], bool],
-        message: str,
+        refusal: ValidationFailed,
         *,
         scale: int = 1,
         places: int = 4,
@@ -750,7 +750,7 @@ def parse_compute(request: Request, form: Mapping[str, str], today: date) -> Par
             or -exponent > places
             or not check(number)
         ):
-            problems.add(name, message, f"value.{name}")
+            problems.refuse(name, refusal)
             return
         parsed.values[name] = number / scale
 
@@ -762,19 +762,17 @@ def parse_compute(request: Request, form: Mapping[str, str], today: date) -> Par
         except ValueError:
             problems.add(
                 "as_of",
-                t(request, "'%(value)s' is not a date like 2026-03-31.", value=_shown(raw_day)),
+                "'%(value)s' is not a date like 2026-03-31.",
                 "value.as_of",
+                value=_shown(raw_day),
             )
         else:
             if not bounds.FIRST_DAY <= day <= today:
                 problems.add(
                     "as_of",
-                    t(
-                        request,
-                        "The as-of day must be between %(first)s and today.",
-                        first=bounds.FIRST_DAY.isoformat(),
-                    ),
+                    "The as-of day must be between %(first)s and today.",
                     "value.as_of",
+                    first=bounds.FIRST_DAY.isoformat(),
                 )
             else:
                 parsed.values["as_of"] = day
@@ -782,8 +780,8 @@ def parse_compute(request: Request, form: Mapping[str, str], today: date) -> Par
         "period_days",
         28,
         runs.MAX_PERIOD_DAYS,
-        t(
-            request,
+        ValidationFailed(
+            "value.period_days",
             "The period is a whole number of days from 28 to %(most)s.",
             most=runs.MAX_PERIOD_DAYS,
         ),
@@ -791,14 +789,14 @@ def parse_compute(request: Request, form: Mapping[str, str], today: date) -> Par
     decimal(
         "margin",
         lambda v: 0 <= v <= 100,
-        t(request, "The margin is a percentage from 0 to 100, such as 30."),
+        ValidationFailed("value.margin", "The margin is a percentage from 0 to 100, such as 30."),
         scale=100,
     )
     decimal(
         "point_value",
         lambda v: 0 <= v <= 1000,
-        t(
-            request,
+        ValidationFailed(
+            "value.point_value",
             "The value of a point is an amount from 0 to 1,000 with at most 4 decimals; leave"
             " it blank for the program's.",
         ),
@@ -807,28 +805,33 @@ def parse_compute(request: Request, form: Mapping[str, str], today: date) -> Par
     decimal(
         "yearly_service_cost",
         lambda v: 0 <= v <= 10**9,
-        t(
-            request,
+        ValidationFailed(
+            "value.yearly_service_cost",
             "The yearly service cost is an amount from 0 to 1,000,000,000 with at most 4 decimals.",
         ),
     )
     decimal(
         "top_share",
         lambda v: 0 < v <= 100,
-        t(request, "The top share is a percentage above 0 and at most 100, such as 50."),
+        ValidationFailed(
+            "value.top_share",
+            "The top share is a percentage above 0 and at most 100, such as 50.",
+        ),
         scale=100,
     )
     decimal(
         "growth_factor",
         lambda v: 1 <= v <= 100,
-        t(request, "The growth factor is a number from 1 to 100, such as 1.5."),
+        ValidationFailed(
+            "value.growth_factor", "The growth factor is a number from 1 to 100, such as 1.5."
+        ),
     )
     whole(
         "horizon_months",
         1,
         runs.MAX_HORIZON_MONTHS,
-        t(
-            request,
+        ValidationFailed(
+            "value.horizon_months",
             "The horizon is a whole number of months from 1 to %(most)s.",
             most=runs.MAX_HORIZON_MONTHS,
         ),
@@ -836,7 +839,10 @@ def parse_compute(request: Request, form: Mapping[str, str], today: date) -> Par
     decimal(
         "yearly_discount_rate",
         lambda v: 0 <= v <= 100,
-        t(request, "The discount rate is a percentage from 0 to 100, such as 10."),
+        ValidationFailed(
+            "value.yearly_discount_rate",
+            "The discount rate is a percentage from 0 to 100, such as 10.",
+        ),
         scale=100,
     )
     return parsed
@@ -1653,29 +1659,27 @@ def members_export(
     request: Request, fmt: str, user: Reader, db: Db, settings: AppSettings
 ) -> Response:
     if fmt not in ("csv", "xlsx"):
-        raise ValidationFailed("value.format", t(request, "Export as .csv or .xlsx."))
+        raise ValidationFailed("value.format", "Export as .csv or .xlsx.")
     values = dict(request.query_params)
     problems: dict[str, str] = {}
     view = choose_runs(request, db, {"run": values.get("run", "")})
     problems.update(view.problems)
     selection = parse_selection(request, values, problems)
     if problems:  # a file is no place to say a choice was ignored: refuse it instead
-        raise ValidationFailed("value.selection", " ".join(problems.values()))
+        raise ValidationFailed(
+            "value.selection", "%(problems)s", problems=" ".join(problems.values())
+        )
     run = view.run
     if run is None:
         raise ValidationFailed(
-            "value.no_run",
-            t(request, "No customer value has been computed yet: compute it first."),
+            "value.no_run", "No customer value has been computed yet: compute it first."
         )
     total = count_members(db, run.id, selection)
     if fmt == "xlsx" and total > XLSX_ROWS:
         raise ValidationFailed(
             "value.too_many",
-            t(
-                request,
-                "%(count)s members do not fit in one worksheet; export them as CSV.",
-                count=count(total),
-            ),
+            "%(count)s members do not fit in one worksheet; export them as CSV.",
+            count=count(total),
         )
     rows = list_members(db, run.id, selection, limit=max(total, 1), offset=0)
     now = to_zone(utcnow(), settings.zone)
