@@ -238,3 +238,20 @@ def test_a_kept_file_gone_from_storage_is_said_and_not_offered_again(
     assert 'id="f-files-error">The kept file scan.pdf is gone; attach it again.' in refused.text
     assert list(kept(refused.text)) == ["photo.png"]
     assert count(db, Receipt) == 0
+
+
+def test_a_receipt_no_rate_converts_is_saved_with_a_warning(
+    client: TestClient, campaign: Campaign, db: Session
+) -> None:
+    """Saved, and the person is told at once that the figures cannot count it until finance
+    enters the rate (the ROI report would otherwise be the first to say so); none for a
+    currency that converts."""
+    token = as_user(client, "marketer@example.com")
+    saved = client.post("/receipts", data=fields(campaign, token, currency="JPY"))
+    assert saved.status_code == 303
+    page = client.get(saved.headers["location"]).text
+    assert "toast-warning" in page and "Not in the figures yet" in page
+    assert "No exchange rate for JPY on or before 2026-03-05" in html.unescape(page)
+    plain = client.post("/receipts", data=fields(campaign, token, invoice_number="INV-10"))
+    assert "toast-warning" not in client.get(plain.headers["location"]).text
+    assert count(db, Receipt) == 2

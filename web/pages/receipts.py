@@ -85,6 +85,17 @@ CODES = {
 PAY_FIELDS = ("paid_on", "payment_reference")
 
 
+def _warn_without_rate(request: Request, db: Session, settings: Settings, r: Receipt) -> None:
+    """A receipt in a currency with no rate for its date is saved, but the ROI report, the
+    dashboard and the campaign's figures cannot convert it until finance enters the rate:
+    say so now, with who can fix it, rather than let the person find the report refused."""
+    try:
+        rates.to_base(db, r.amount, r.currency, r.expense_date, settings.base_currency)
+    except rates.MissingRate as exc:
+        why = say(request, exc)
+        flash(request, t(request, "Not in the figures yet: %(why)s", why=why), "warning")
+
+
 def _today(settings: Settings) -> date:
     """Today in the configured zone: the latest day a payment can be dated."""
     return datetime.now(settings.zone).date()
@@ -346,6 +357,7 @@ def _save(
         return receipt
 
     def done(receipt: Receipt) -> str:
+        _warn_without_rate(request, db, settings, receipt)
         stored = format_amount(receipt.amount, receipt.currency)
         if receipt.tax_amount:
             stored += t(
