@@ -32,7 +32,7 @@ from core.db import rowcount
 from core.errors import Conflict, NotFound, Problems, ValidationFailed
 from core.exports import safe_cell
 from core.money import minor_units, normalise_currency
-from core.text import N_
+from core.text import N_, Phrase
 from core.timeutil import utcnow
 from loyalty import audiences, codes
 from loyalty.models import (
@@ -1191,7 +1191,7 @@ def void(session: Session, actor: Actor, coupon_id: int, reason: str) -> Coupon:
             "coupon.state",
             "Coupon %(coupon)s is %(state)s; only issued ones can be voided.",
             coupon=coupon.code,
-            state=coupon.state,
+            state=Phrase(coupon.state),
         )
     coupon.state = CouponState.VOID
     session.flush()

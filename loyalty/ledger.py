@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from core.audit import Actor
 from core.errors import Conflict, NotFound, ValidationFailed
-from core.text import N_
+from core.text import N_, Phrase
 from loyalty import plans
 from loyalty.earning import Credit as Credit
 from loyalty.models import (
@@ -233,7 +233,7 @@ def debit(
                 "member.inactive",
                 "Member %(member)s is %(status)s.",
                 member=member.number,
-                status=member.status,
+                status=Phrase(member.status),
             )
         if member.available < 0:
             raise NegativeBalance(
