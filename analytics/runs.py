@@ -528,7 +528,7 @@ def run(
     session: Session, actor: Actor, params: ValueParams, *, base: str, zone: ZoneInfo
 ) -> ValueRun:
     """Compute and store a run (see the module docstring); one transaction is the caller's."""
-    actor.require("admin", "marketer", doing="compute customer value")
+    actor.require("admin", "marketer", doing=N_("compute customer value"))
     computed = compute(session, params, base=base, zone=zone)
     stored = ValueRun(
         as_of=computed.as_of,

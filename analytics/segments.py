@@ -713,7 +713,7 @@ def save(
     name another segment has is a conflict (`segment.name_taken`); score conditions need a
     value run. Given an API's Idempotency-Key, a retry answers the segment the first call
     created."""
-    actor.require("admin", "marketer", doing="save segments")
+    actor.require("admin", "marketer", doing=N_("save segments"))
     if key is not None and (not key.strip() or bounds.text_problem(key, KEY_LENGTH)):
         raise ValidationFailed(
             "segment.key",
@@ -819,7 +819,7 @@ def save(
 
 def delete_segment(session: Session, actor: Actor, segment_id: int) -> Segment:
     """Delete a saved segment; refused while a campaign targets it."""
-    actor.require("admin", "marketer", doing="delete segments")
+    actor.require("admin", "marketer", doing=N_("delete segments"))
     segment = get(session, segment_id)
     campaigns = targets_of(session, segment.id)
     if campaigns:
@@ -952,7 +952,7 @@ def set_campaign_target(
     campaign's audience, each treated or held out (`attribution.holdout.assign`); see the
     module docstring for when that may change. `today` is the local day the marketer acts on,
     which decides whether the campaign has started."""
-    actor.require("admin", "marketer", doing="set campaign targets")
+    actor.require("admin", "marketer", doing=N_("set campaign targets"))
     campaign = planning.get(session, campaign_id)
     share = holdout.check_share(holdout_share)
     if share != share.quantize(Decimal("0.01")):

@@ -75,7 +75,7 @@ def import_touchpoints(
     session: Session, actor: Actor, data: bytes, *, now: datetime | None = None
 ) -> TouchpointImport:
     """Import a touchpoints CSV (module docstring). Flushes; the caller commits."""
-    actor.require(*touchpoints.WRITERS, doing="import touchpoints")
+    actor.require(*touchpoints.WRITERS, doing=N_("import touchpoints"))
     errors: list[dict[str, Any]] = []
     items: list[TouchInput] = []
     lines: list[int] = []

@@ -762,7 +762,7 @@ def run_all(
     models: Iterable[str] = MODELS,
 ) -> Comparison:
     """`compare`, each model's result stored as its own run (one audit row each)."""
-    actor.require(*READERS, doing="run attribution models")
+    actor.require(*READERS, doing=N_("run attribution models"))
     computed = compare(session, params, base=base, zone=zone, models=models)
     stored = {model: _store(session, actor, run) for model, run in computed.runs.items()}
     return Comparison(params, stored)
@@ -772,7 +772,7 @@ def run(
     session: Session, actor: Actor, params: RunParams, *, base: str, zone: ZoneInfo
 ) -> StoredRun:
     """Load the period's data, apply `params.model`, store the run and its credits."""
-    actor.require(*READERS, doing="run attribution models")
+    actor.require(*READERS, doing=N_("run attribution models"))
     facts = _facts(session, params, zone)
     computed = _computed(session, facts, params, [params.model], base)
     return _store(session, actor, computed.runs[params.model])

@@ -381,7 +381,7 @@ def record_batch(
     now: datetime | None = None,
 ) -> BatchOutcome:
     """Record a batch of touchpoints, all or nothing (see the module docstring)."""
-    actor.require(*WRITERS, doing="record touchpoints")
+    actor.require(*WRITERS, doing=N_("record touchpoints"))
     if not 1 <= len(items) <= MAX_BATCH:
         raise ValidationFailed(
             "touchpoint.batch",
@@ -473,7 +473,7 @@ def link_visitor(
     at: datetime | None = None,
 ) -> LinkOutcome:
     """Tie an anonymous visitor id to a member, once (see the module docstring)."""
-    actor.require(*WRITERS, doing="link visitors to members")
+    actor.require(*WRITERS, doing=N_("link visitors to members"))
     visitor = visitor_id.strip()
     if not visitor:
         raise ValidationFailed("visitor.id", "Give the visitor id.")
@@ -561,7 +561,7 @@ _COLUMNS = (
 def derive(session: Session, actor: Actor) -> dict[str, int]:
     """Write the touchpoints the product's own records imply (module docstring), skipping
     those derived before; returns how many of each kind were added."""
-    actor.require(*WRITERS, doing="derive touchpoints")
+    actor.require(*WRITERS, doing=N_("derive touchpoints"))
     now = literal(utcnow(), Touchpoint.occurred_at.type)
     source = literal(DERIVED_SOURCE, String)
     added: dict[str, int] = {}

@@ -92,7 +92,7 @@ def create_batch(
 ) -> Batch:
     """A new batch. Every problem with the fields is named at once, under the keyword's
     name (`core.errors.Invalid`)."""
-    actor.require("admin", "marketer", doing="create coupon batches")
+    actor.require("admin", "marketer", doing=N_("create coupon batches"))
     problems = Problems()
 
     def checked_name() -> str:
@@ -351,7 +351,7 @@ def generate(
     session: Session, actor: Actor, batch_id: int, count: int, *, at: datetime | None = None
 ) -> int:
     """Add `count` bearer codes (no member) to a batch, set-based in chunks; returns count."""
-    actor.require("admin", "marketer", doing="generate coupon codes")
+    actor.require("admin", "marketer", doing=N_("generate coupon codes"))
     if not 1 <= count <= MAX_BATCH:
         raise ValidationFailed(
             "batch.count", "Generate between 1 and %(most)s codes.", most=f"{MAX_BATCH:,}"
@@ -488,7 +488,7 @@ def issue(
     anyone allowed to spend the member's points may issue the reward those points `paid`
     for. Either way an audit row names who did it."""
     if paid is None:
-        actor.require("admin", "marketer", doing="give coupons")
+        actor.require("admin", "marketer", doing=N_("give coupons"))
     elif paid.member_id != member.id:
         raise Conflict("coupon.paid", "The points that pay for this coupon are another member's.")
     reason = _reason(reason)
@@ -680,7 +680,7 @@ def plan_issue(
     (nothing is written). Refuses what the issue would refuse (switched off, public code,
     over the batch's total limit). `members_in` restricts the members to a query of ids
     (a saved segment's, built by the caller), which `segment` names."""
-    actor.require("admin", "marketer", doing="issue coupons")
+    actor.require("admin", "marketer", doing=N_("issue coupons"))
     batch = session.get(Batch, batch_id) if 1 <= batch_id <= bounds.MAX_ID else None
     if batch is None:
         raise NotFound("batch.not_found", "No coupon batch %(id)s.", id=batch_id)
@@ -724,7 +724,7 @@ def issue_to_members(
     nothing is issued unless the batch still holds `issued_before` coupons and the segment
     counts at most `expected` members. `members_in` restricts the members to a query of ids
     (a saved segment's, built by the caller); `segment` names it in the audit row."""
-    actor.require("admin", "marketer", doing="issue coupons")
+    actor.require("admin", "marketer", doing=N_("issue coupons"))
     reason = _reason(reason)
     at = at or utcnow()
     region, city = _blank(region), _blank(city)
@@ -1081,7 +1081,7 @@ def redeem(
     Only the till (finance, admin) redeems. A redemption on its own (over the API, at a
     till) writes an audit row naming who; one on a purchase is the purchase's, which every
     path records the same way."""
-    actor.require("admin", "finance", doing="redeem coupons")
+    actor.require("admin", "finance", doing=N_("redeem coupons"))
     at = at or utcnow()
     earlier = session.scalar(select(Redemption).where(Redemption.idempotency_key == key))
     if earlier is not None:
@@ -1181,7 +1181,7 @@ def wallet(session: Session, member_id: int) -> list[tuple[Coupon, Batch]]:
 
 
 def void(session: Session, actor: Actor, coupon_id: int, reason: str) -> Coupon:
-    actor.require("admin", "marketer", doing="void coupons")
+    actor.require("admin", "marketer", doing=N_("void coupons"))
     bounds.check_text(reason, "coupon.reason", NOTE_LENGTH, N_("The reason"))
     coupon = session.get(Coupon, coupon_id) if 1 <= coupon_id <= MAX_BIG else None
     if coupon is None:

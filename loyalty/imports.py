@@ -374,7 +374,7 @@ def import_purchases(
     """Check the file, then load it in chunks (each chunk one transaction). With `workers`
     > 1 on PostgreSQL, chunks load in parallel: `factory` must then open independent
     sessions (an engine's sessionmaker, not sessions sharing one connection)."""
-    actor.require(*purchases.ROLES, doing="import purchases")
+    actor.require(*purchases.ROLES, doing=N_("import purchases"))
     with factory() as session:
         frame = read(data, zone, session, base)
     report = ImportReport(rows=len(frame))

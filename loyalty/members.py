@@ -420,7 +420,7 @@ def update_profile(session: Session, actor: Actor, member_id: int, **changes: An
 
 
 def set_status(session: Session, actor: Actor, member_id: int, status: str, reason: str) -> Member:
-    actor.require("admin", "marketer", doing="suspend or reinstate members")
+    actor.require("admin", "marketer", doing=N_("suspend or reinstate members"))
     if status not in (MemberStatus.ACTIVE, MemberStatus.SUSPENDED):
         raise ValidationFailed("member.status", "Status is active or suspended.")
     bounds.check_text(reason, "member.reason", NOTE_LENGTH, N_("The reason"))

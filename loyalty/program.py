@@ -200,7 +200,7 @@ def snapshot(program: Program) -> dict[str, Any]:
 
 
 def update(session: Session, actor: Actor, **changes: Any) -> Program:
-    actor.require("admin", doing="change the loyalty program's settings")
+    actor.require("admin", doing=N_("change the loyalty program's settings"))
     program = get(session)
     unknown = set(changes) - set(EDITABLE)
     if unknown:
@@ -360,7 +360,7 @@ def save_tier(
 ) -> Tier:
     """Add a tier or change one (by code). Thresholds must rise with rank; each rank is one
     tier's. Every problem with the fields is named at once, under the keyword's name."""
-    actor.require("admin", "marketer", doing="configure tiers")
+    actor.require("admin", "marketer", doing=N_("configure tiers"))
     problems = Problems()
 
     def checked_code() -> str:
@@ -492,7 +492,7 @@ def save_rule(
 ) -> BonusRule:
     """Add a bonus rule or change one. Every problem with the fields is named at once, under
     the keyword's name (`core.errors.Invalid`)."""
-    actor.require("admin", "marketer", doing="configure bonus rules")
+    actor.require("admin", "marketer", doing=N_("configure bonus rules"))
     problems = Problems()
 
     def checked_name() -> str:

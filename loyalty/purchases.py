@@ -358,7 +358,7 @@ def record(
     base_currency: str,
     zone: ZoneInfo,
 ) -> Outcome:
-    actor.require(*ROLES, doing="record purchases")
+    actor.require(*ROLES, doing=N_("record purchases"))
     _check(data)
     source, external_id = data.source.strip(), data.external_id.strip()
     fingerprint = data.fingerprint()
@@ -672,7 +672,7 @@ def refund(
     """Refund all or part of a purchase; points go back in proportion. Idempotent by id.
     A refund is dated no earlier than its purchase, not in the future, and not in a closed
     month (`plans.check_open`)."""
-    actor.require(*ROLES, doing="record refunds")
+    actor.require(*ROLES, doing=N_("record refunds"))
     for name, (column, label) in REFUND_TEXT.items():
         _check_text(getattr(data, name), f"refund.{name}", column, label)
     bounds.check_text(data.reason, "refund.reason", NOTE_LENGTH, N_("The reason"))

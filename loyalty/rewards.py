@@ -60,7 +60,7 @@ def save(
 ) -> Reward:
     """Add a reward or change one. Every problem with the fields is named at once, under the
     keyword's name (`core.errors.Invalid`)."""
-    actor.require("admin", "marketer", doing="edit the reward catalog")
+    actor.require("admin", "marketer", doing=N_("edit the reward catalog"))
     problems = Problems()
 
     def checked_name() -> str:
@@ -177,7 +177,7 @@ def redeem(
     The member spends their own points in the portal; the till (finance, admin) for them."""
     member = ledger.lock_member(session, member_id)
     if not members.is_self(actor, member):
-        actor.require("admin", "finance", doing="redeem rewards for a member")
+        actor.require("admin", "finance", doing=N_("redeem rewards for a member"))
     bounds.check_id(reward_id, "reward_id")
     _check_key(key)
     entry_key = _entry_key(member.id, key)
@@ -218,7 +218,7 @@ def adjust(
 ) -> LedgerEntry:
     """A manual correction by admin or finance: a reason is required and an audit row written.
     A deduction may leave the balance negative (it becomes debt)."""
-    actor.require("admin", "finance", doing="adjust points")
+    actor.require("admin", "finance", doing=N_("adjust points"))
     reason = bounds.check_text(
         reason, "points.reason", bounds.length(LedgerEntry.reason), N_("The reason")
     ).strip()
