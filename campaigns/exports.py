@@ -41,7 +41,7 @@ from campaigns.report_data import ReportFilter
 from campaigns.reports import KEY_LABELS, LABELS, MONEY, RoiReport, TableRow
 from core.exports import safe_cell
 from core.money import minor_units
-from core.text import N_, Phrase
+from core.text import N_, Phrase, said
 
 Kind = Literal["text", "money", "ratio", "percent", "count", "ratio_change", "points"]
 Translate = Callable[[str], str]  # an English word or template → the reader's
@@ -55,14 +55,8 @@ def english(message: str) -> str:
 
 
 def fill(translate: Translate, template: str, **params: object) -> str:
-    """`template` in the reader's language, filled in; the English where a translation lost
-    a placeholder (a file is never refused for a catalog's slip)."""
-    if not params:
-        return translate(template)
-    try:
-        return translate(template) % params
-    except (KeyError, ValueError, TypeError):
-        return template % params
+    """`template` in the reader's language, filled in (`core.text.said`)."""
+    return said(translate, template, params)
 
 
 # The title and sheet name of each grouping.

@@ -19,7 +19,7 @@ from jinja2_fragments.fastapi import Jinja2Blocks
 
 from core.errors import RetainError
 from core.text import N_ as N_  # pages mark their words with the one marker
-from core.text import OR, Either, Phrase
+from core.text import said
 from core.timeutil import to_zone
 from web.csrf import csrf_token
 from web.i18n import LANGUAGES, NAMES, STAFF, from_accept_language, translations
@@ -63,19 +63,7 @@ def say(request: Request, error: RetainError) -> str:
     quoted in it stays as typed. A template the catalog lacks reads as the English."""
     if not error.template:
         return error.message
-    params = {name: _said(request, value) for name, value in error.params.items()}
-    try:
-        return t(request, error.template, **params)
-    except (KeyError, ValueError, TypeError):  # a translation that lost a placeholder
-        return error.message
-
-
-def _said(request: Request, value: Any) -> Any:
-    if isinstance(value, Phrase):
-        return t(request, value)
-    if isinstance(value, Either):
-        return t(request, OR).join(t(request, word) for word in value)
-    return value
+    return said(lambda message: t(request, message), error.template, error.params)
 
 
 def say_each(
