@@ -112,18 +112,23 @@ class Problems:
     `problems.raise_any()`. Field names are the service's keyword names, which the forms use."""
 
     def __init__(self) -> None:
-        self.by_field: dict[str, str] = {}
-        self.codes: dict[str, str] = {}
-        self.errors: dict[str, RetainError] = {}
+        self.errors: dict[str, RetainError] = {}  # each field's first refusal, in order
+
+    @property
+    def by_field(self) -> dict[str, str]:
+        """Each field's problem in English (`web.rendering.say_each` says it to a reader)."""
+        return {field: error.message for field, error in self.errors.items()}
+
+    @property
+    def codes(self) -> dict[str, str]:
+        return {field: error.code for field, error in self.errors.items()}
 
     def add(self, field: str, message: str, code: str | None = None, **params: Any) -> None:
         """Note `message` (a template like an error's, filled from `params`) against `field`."""
         self.refuse(field, ValidationFailed(code or f"{field}.invalid", message, **params))
 
     def refuse(self, field: str, error: RetainError) -> None:
-        if field not in self.by_field:  # a field's first problem is the one to fix
-            self.by_field[field] = error.message
-            self.codes[field] = error.code
+        if field not in self.errors:  # a field's first problem is the one to fix
             self.errors[field] = error
 
     def check(self, field: str, run: Callable[[], T]) -> T | None:
@@ -135,11 +140,11 @@ class Problems:
             return None
 
     def __contains__(self, field: str) -> bool:
-        return field in self.by_field
+        return field in self.errors
 
     def __bool__(self) -> bool:
-        return bool(self.by_field)
+        return bool(self.errors)
 
     def raise_any(self) -> None:
-        if self.by_field:
+        if self.errors:
             raise Invalid(self.by_field, self.codes, self.errors)
